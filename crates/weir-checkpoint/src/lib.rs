@@ -1,0 +1,27 @@
+//! The checkpoint protocol as plain state machines, with no I/O: tests drive them with plain
+//! inputs, and the job manager and the runtime wrap them with the network and storage.
+//!
+//! * [`aligner`]: what a multi-input task does with barriers (align or not, by guarantee);
+//! * [`coordinator`]: the job manager's bookkeeping of triggered, acknowledged, completed,
+//!   aborted and retained checkpoints;
+//! * [`metadata`]: the checkpoint's `_metadata` document, written last, which makes it complete;
+//! * [`twophase`]: which sink transactions to commit when, and which to abort on recovery.
+//!
+//! Architecture invariant: no async, no storage, no gRPC here.
+
+pub mod aligner;
+pub mod coordinator;
+pub mod metadata;
+pub mod twophase;
+
+pub use aligner::{AlignEvent, BarrierAligner};
+pub use coordinator::{AckOutcome, CheckpointCoordinator, CheckpointStats, CheckpointStatus, TriggerError};
+pub use metadata::{CheckpointMetadata, OperatorSnapshot, SubtaskHandle};
+pub use twophase::TxnLog;
+pub use weir_types::{CheckpointId, TaskKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("corrupt checkpoint metadata: {0}")]
+    CorruptMetadata(String),
+}

@@ -1,0 +1,130 @@
+//! Client library: build jobs in Rust ([`JobBuilder`]) and manage them on a job manager over
+//! gRPC ([`Client`]). The `weir` CLI is built on this.
+
+pub mod builder;
+
+pub use builder::{JobBuilder, OperatorBuilder};
+pub use weir_proto::{JobStatus, JobSummary, TaskManagerInfo};
+
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use weir_proto as pb;
+use weir_proto::job_manager_service_client::JobManagerServiceClient;
+use weir_types::JobSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the job manager at {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The job manager refused the request; the message says why.
+    #[error("{0}")]
+    Refused(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(s: tonic::Status) -> Self {
+        if s.code() == tonic::Code::Unavailable {
+            ClientError::Unreachable { addr: String::new(), reason: s.message().to_string() }
+        } else {
+            ClientError::Refused(s.message().to_string())
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Terminal job states.
+pub fn is_terminal(state: &str) -> bool {
+    matches!(state, "FINISHED" | "CANCELED" | "FAILED")
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: JobManagerServiceClient<Channel>,
+}
+
+impl Client {
+    /// Connects to a job manager, e.g. `http://127.0.0.1:6123` (a bare `host:port` works too).
+    pub async fn connect(addr: &str) -> Result<Self> {
+        let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+        let unreachable = |reason: String| ClientError::Unreachable { addr: url.clone(), reason };
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(Duration::from_secs(3));
+        let channel = endpoint.connect().await.map_err(|e| {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            unreachable(msg)
+        })?;
+        Ok(Self { inner: JobManagerServiceClient::new(channel) })
+    }
+
+    pub async fn submit(&self, spec: &JobSpec, restore_from: Option<&str>) -> Result<String> {
+        self.submit_json(&spec.to_json(), restore_from).await
+    }
+
+    /// Submits a job in its JSON form (validated by the job manager).
+    pub async fn submit_json(&self, job_json: &str, restore_from: Option<&str>) -> Result<String> {
+        let r = self
+            .inner
+            .clone()
+            .submit_job(pb::SubmitJobRequest { job_json: job_json.to_string(), restore_from: restore_from.unwrap_or_default().to_string() })
+            .await?;
+        Ok(r.into_inner().job_id)
+    }
+
+    pub async fn list(&self) -> Result<Vec<JobSummary>> {
+        Ok(self.inner.clone().list_jobs(pb::ListJobsRequest {}).await?.into_inner().jobs)
+    }
+
+    pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
+        Ok(self.inner.clone().get_job_status(pb::GetJobStatusRequest { job_id: job_id.to_string() }).await?.into_inner())
+    }
+
+    pub async fn cancel(&self, job_id: &str) -> Result<()> {
+        self.inner.clone().cancel_job(pb::CancelJobRequest { job_id: job_id.to_string() }).await?;
+        Ok(())
+    }
+
+    /// Takes a savepoint; returns its folder and id. With `stop`, the job then finishes.
+    pub async fn savepoint(&self, job_id: &str, target_dir: Option<&str>, stop: bool) -> Result<(String, u64)> {
+        let r = self
+            .inner
+            .clone()
+            .trigger_savepoint(pb::TriggerSavepointRequest {
+                job_id: job_id.to_string(),
+                target_dir: target_dir.unwrap_or_default().to_string(),
+                stop,
+            })
+            .await?
+            .into_inner();
+        Ok((r.location, r.checkpoint_id))
+    }
+
+    pub async fn cluster(&self) -> Result<Vec<TaskManagerInfo>> {
+        Ok(self.inner.clone().cluster_info(pb::ClusterInfoRequest {}).await?.into_inner().task_managers)
+    }
+
+    /// Polls until the job reaches a terminal state (or the timeout passes).
+    pub async fn wait(&self, job_id: &str, timeout: Option<Duration>) -> Result<JobStatus> {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.status(job_id).await?;
+            if is_terminal(&s.state) {
+                return Ok(s);
+            }
+            if let Some(t) = timeout {
+                if start.elapsed() > t {
+                    return Err(ClientError::Timeout(t));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! One job's lifecycle, driven by a task that owns it: wait for slots, deploy an attempt, run
+//! checkpoints, and on failure cancel, back off and redeploy from the last completed
+//! checkpoint, until the job finishes, is cancelled, or runs out of restarts.
+//!
+//! [`JobManager`] is the shared front: it starts drivers, routes task-manager events to them,
+//! and answers list and status from each driver's published [`JobView`].
+
+use crate::cluster::Cluster;
+use crate::store::{JobRecord, JobState, JobStore};
+use crate::{JmError, JobManagerConfig, Result};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, info_span, warn, Instrument};
+use weir_checkpoint::metadata::{checkpoint_dir_name, parse_checkpoint_dir_name, FORMAT_VERSION, METADATA_FILE};
+use weir_checkpoint::{AckOutcome, CheckpointCoordinator, CheckpointMetadata, CheckpointStats, SubtaskHandle};
+use weir_proto as pb;
+use weir_storage::Storage;
+use weir_types::{now_ms, CheckpointId, ExecutionPlan, JobId, JobSpec, TaskKey};
+
+pub type SavepointReply = oneshot::Sender<Result<(String, CheckpointId), String>>;
+
+pub enum JobEvent {
+    TaskState { attempt: u64, task: TaskKey, state: String, failure: String },
+    Ack { attempt: u64, task: TaskKey, checkpoint: CheckpointId, handles: Vec<(String, SubtaskHandle)> },
+    Decline { attempt: u64, checkpoint: CheckpointId, reason: String },
+    TaskManagerLost(String),
+    Cancel(oneshot::Sender<()>),
+    Savepoint { target: Option<String>, stop: bool, reply: SavepointReply },
+}
+
+/// What list and status show of a job.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub record: JobRecord,
+    pub checkpoints: Vec<CheckpointStats>,
+}
+
+struct JobHandle {
+    tx: UnboundedSender<JobEvent>,
+    view: Arc<Mutex<JobView>>,
+}
+
+pub struct JobManager {
+    pub cfg: JobManagerConfig,
+    pub cluster: Arc<Cluster>,
+    store: JobStore,
+    jobs: Mutex<HashMap<JobId, JobHandle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The newest completed checkpoint in a job's checkpoint folder: the highest `chk-N` with a
+/// `_metadata`. A metadata file that exists but cannot be read is an error, not a reason to
+/// fall back to an older checkpoint (whose output sinks may already have replaced).
+pub async fn latest_checkpoint(dir: &str) -> Result<(Option<(String, String)>, CheckpointId)> {
+    let storage = Storage::open(dir)?;
+    let mut ids: Vec<CheckpointId> = storage.list_dirs("").await?.iter().filter_map(|d| parse_checkpoint_dir_name(d)).collect();
+    ids.sort_unstable();
+    let max_id = ids.last().copied().unwrap_or(0);
+    for id in ids.iter().rev() {
+        let name = checkpoint_dir_name(*id);
+        match storage.get(&format!("{name}/{METADATA_FILE}")).await {
+            Ok(bytes) => {
+                CheckpointMetadata::from_json(&bytes)
+                    .map_err(|e| JmError::Unavailable(format!("checkpoint {}/{name}: {e}", storage.url())))?;
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                return Ok((Some((format!("{}/{name}", storage.url()), text)), max_id));
+            }
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((None, max_id))
+}
+
+/// Reads the metadata of a savepoint or checkpoint folder given by a user.
+pub async fn read_metadata(dir: &str) -> Result<String> {
+    let storage = Storage::open(dir)?;
+    let bytes = storage.get(METADATA_FILE).await.map_err(|e| {
+        JmError::InvalidRequest(format!("cannot restore from {dir}: no readable {METADATA_FILE} ({e})"))
+    })?;
+    CheckpointMetadata::from_json(&bytes).map_err(|e| JmError::InvalidRequest(format!("cannot restore from {dir}: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+impl JobManager {
+    pub async fn new(cfg: JobManagerConfig) -> Result<Self> {
+        let store = JobStore::open(&cfg.state_dir)?;
+        Ok(Self { cfg, cluster: Arc::new(Cluster::default()), store, jobs: Mutex::new(HashMap::new()) })
+    }
+
+    /// Watches heartbeats: a task manager silent for longer than the timeout is lost.
+    pub fn start_background(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                for (id, session) in self.cluster.expired(self.cfg.heartbeat_timeout) {
+                    if self.cluster.remove(&id, Some(session)) {
+                        warn!(tm = %id, "task manager missed its heartbeats; lost");
+                        self.task_manager_lost(&id);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Restarts the drivers of every job that was not finished when the job manager stopped.
+    pub async fn resume_jobs(&self) {
+        let records = match self.store.load_all().await {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %e, "cannot read job records; no jobs resumed");
+                return;
+            }
+        };
+        for r in records {
+            let terminal = r.state.is_terminal();
+            match JobSpec::from_json(&r.job_json) {
+                Ok(spec) => {
+                    if !terminal {
+                        info!(job = %r.job_id, attempt = r.attempt, "resuming job after job manager restart");
+                    }
+                    self.start_driver(r, spec, !terminal);
+                }
+                Err(e) => error!(job = %r.job_id, error = %e, "stored job spec is invalid; not resumed"),
+            }
+        }
+    }
+
+    pub async fn submit(&self, job_json: &str, restore_from: &str) -> Result<JobId> {
+        let spec = JobSpec::from_json(job_json).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
+        weir_runtime::planner::validate(&spec).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
+        let needed = spec.slots_needed();
+        let total = self.cluster.total_slots();
+        if needed > total {
+            return Err(JmError::Unavailable(format!(
+                "job {:?} needs {needed} slots; the cluster has {total} ({} task managers)",
+                spec.name,
+                self.cluster.list().len()
+            )));
+        }
+        let id = JobId::generate();
+        let storage = if spec.checkpoint.storage.is_empty() { self.cfg.default_checkpoint_dir.clone() } else { spec.checkpoint.storage.clone() };
+        let checkpoint_dir = format!("{}/{}", storage.trim_end_matches('/'), id);
+        let savepoint_dir = if spec.checkpoint.savepoint_dir.is_empty() {
+            format!("{}/savepoints", storage.trim_end_matches('/'))
+        } else {
+            spec.checkpoint.savepoint_dir.clone()
+        };
+        let ckpt = Storage::open(&checkpoint_dir)
+            .map_err(|e| JmError::Unavailable(format!("checkpoint storage: {e}")))?;
+        ckpt.check_writable().await.map_err(|e| JmError::Unavailable(format!("checkpoint storage is not writable: {e}")))?;
+        if !restore_from.is_empty() {
+            read_metadata(restore_from).await?;
+        }
+        let record = JobRecord {
+            job_id: id.0.clone(),
+            name: spec.name.clone(),
+            job_json: spec.to_json(),
+            state: JobState::Created,
+            attempt: 0,
+            restarts: 0,
+            submitted_at_ms: now_ms(),
+            failure: String::new(),
+            restore_from: restore_from.to_string(),
+            checkpoint_dir,
+            savepoint_dir,
+        };
+        self.store.save(&record).await?;
+        info!(job = %id, name = %spec.name, slots = needed, "job submitted");
+        self.start_driver(record, spec, true);
+        Ok(id)
+    }
+
+    fn start_driver(&self, record: JobRecord, spec: JobSpec, run: bool) {
+        let id = JobId(record.job_id.clone());
+        let view = Arc::new(Mutex::new(JobView { record: record.clone(), checkpoints: vec![] }));
+        let (tx, rx) = unbounded_channel();
+        lock(&self.jobs).insert(id.clone(), JobHandle { tx, view: view.clone() });
+        if !run {
+            return;
+        }
+        let plan = match ExecutionPlan::new(&spec) {
+            Ok(p) => p,
+            Err(e) => {
+                error!(job = %id, error = %e, "cannot plan job");
+                return;
+            }
+        };
+        let driver = Driver {
+            cfg: self.cfg.clone(),
+            cluster: self.cluster.clone(),
+            store: self.store.clone(),
+            record,
+            spec,
+            plan,
+            view,
+            rx,
+            attempt: None,
+            next_checkpoint_id: 1,
+        };
+        let span = info_span!("job", job = %id);
+        tokio::spawn(driver.run().instrument(span));
+    }
+
+    pub fn views(&self) -> Vec<JobView> {
+        let mut v: Vec<JobView> = lock(&self.jobs).values().map(|h| lock(&h.view).clone()).collect();
+        v.sort_by_key(|j| j.record.submitted_at_ms);
+        v
+    }
+
+    pub fn view(&self, id: &str) -> Result<JobView> {
+        lock(&self.jobs)
+            .get(&JobId(id.to_string()))
+            .map(|h| lock(&h.view).clone())
+            .ok_or_else(|| JmError::NotFound(id.to_string()))
+    }
+
+    fn send(&self, id: &str, ev: JobEvent) -> Result<()> {
+        let jobs = lock(&self.jobs);
+        let h = jobs.get(&JobId(id.to_string())).ok_or_else(|| JmError::NotFound(id.to_string()))?;
+        h.tx.send(ev).map_err(|_| JmError::InvalidRequest(format!("job {id} is no longer running")))
+    }
+
+    pub fn route(&self, id: &str, ev: JobEvent) {
+        let _ = self.send(id, ev);
+    }
+
+    pub fn task_manager_lost(&self, tm: &str) {
+        for h in lock(&self.jobs).values() {
+            let _ = h.tx.send(JobEvent::TaskManagerLost(tm.to_string()));
+        }
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.send(id, JobEvent::Cancel(tx))?;
+        rx.await.map_err(|_| JmError::InvalidRequest(format!("job {id} ended before it could be cancelled")))
+    }
+
+    pub async fn savepoint(&self, id: &str, target: Option<String>, stop: bool) -> Result<(String, CheckpointId)> {
+        let (reply, rx) = oneshot::channel();
+        self.send(id, JobEvent::Savepoint { target, stop, reply })?;
+        rx.await
+            .map_err(|_| JmError::Unavailable(format!("job {id} ended before the savepoint completed")))?
+            .map_err(JmError::Unavailable)
+    }
+}
+
+/// One deployed attempt.
+struct Attempt {
+    number: u64,
+    tms: BTreeSet<String>,
+    tasks: BTreeSet<TaskKey>,
+    sources: BTreeSet<TaskKey>,
+    coordinator: CheckpointCoordinator,
+    exhausted: HashSet<TaskKey>,
+    finished: HashSet<TaskKey>,
+    savepoints: HashMap<CheckpointId, (SavepointReply, bool)>,
+}
+
+enum Outcome {
+    Finished,
+    Canceled,
+    Failed(String),
+}
+
+struct Driver {
+    cfg: JobManagerConfig,
+    cluster: Arc<Cluster>,
+    store: JobStore,
+    record: JobRecord,
+    spec: JobSpec,
+    plan: ExecutionPlan,
+    view: Arc<Mutex<JobView>>,
+    rx: UnboundedReceiver<JobEvent>,
+    attempt: Option<Attempt>,
+    next_checkpoint_id: CheckpointId,
+}
+
+mod lifecycle;
+

@@ -1,0 +1,432 @@
+//! The driver's states: scheduling, running, restarting, and the terminal ones.
+
+use super::*;
+
+enum StartError {
+    /// Worth another attempt (no slots yet, a task manager refused the deployment).
+    Retry(String),
+    /// Pointless to retry (the checkpoint to restore is corrupt).
+    Fatal(String),
+    Canceled,
+}
+
+impl Driver {
+    pub(super) async fn run(mut self) {
+        loop {
+            match self.start_attempt().await {
+                Ok(()) => {}
+                Err(StartError::Canceled) => return self.terminate(JobState::Canceled, String::new()).await,
+                Err(StartError::Fatal(msg)) => return self.terminate(JobState::Failed, msg).await,
+                Err(StartError::Retry(msg)) => {
+                    if !self.restart_or_fail(msg).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            match self.run_attempt().await {
+                Outcome::Finished => return self.terminate(JobState::Finished, String::new()).await,
+                Outcome::Canceled => return self.terminate(JobState::Canceled, String::new()).await,
+                Outcome::Failed(msg) => {
+                    if !self.restart_or_fail(msg).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let mut v = lock(&self.view);
+        v.record = self.record.clone();
+        if let Some(a) = &self.attempt {
+            v.checkpoints = a.coordinator.history().cloned().collect();
+        }
+    }
+
+    async fn persist(&self) {
+        if let Err(e) = self.store.save(&self.record).await {
+            error!(error = %e, "cannot persist the job record");
+        }
+        self.publish();
+    }
+
+    async fn terminate(&mut self, state: JobState, failure: String) {
+        self.cancel_tasks().await;
+        self.cluster.release(&JobId(self.record.job_id.clone()));
+        if let Some(a) = self.attempt.as_mut() {
+            for (_, (reply, _)) in a.savepoints.drain() {
+                let _ = reply.send(Err(format!("job ended ({})", state.as_str())));
+            }
+        }
+        self.record.state = state;
+        self.record.failure = failure;
+        info!(state = state.as_str(), failure = %self.record.failure, "job ended");
+        self.persist().await;
+    }
+
+    /// Tells every task manager to drop this job's tasks (of this attempt and older ones).
+    async fn cancel_tasks(&self) {
+        let attempt = self.record.attempt;
+        for (_, mut client) in self.cluster.clients() {
+            let req = pb::CancelTasksRequest { job_id: self.record.job_id.clone(), attempt };
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.cancel_job(req)).await;
+        }
+    }
+
+    /// Waits for slots, persists the next attempt number, and deploys from the newest
+    /// completed checkpoint (or the savepoint the job was submitted with).
+    async fn start_attempt(&mut self) -> std::result::Result<(), StartError> {
+        let job = JobId(self.record.job_id.clone());
+        let tasks = self.plan.tasks();
+        let needed = tasks.len() as u32;
+        let deadline = tokio::time::Instant::now() + self.cfg.slot_wait;
+        let slots = loop {
+            if let Some(s) = self.cluster.allocate(&job, needed) {
+                break s;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StartError::Retry(format!(
+                    "not enough slots: the job needs {needed}, the cluster has {} in all",
+                    self.cluster.total_slots()
+                )));
+            }
+            let notified = self.cluster.changed.notified();
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                ev = self.rx.recv() => match ev {
+                    Some(JobEvent::Cancel(reply)) => { let _ = reply.send(()); return Err(StartError::Canceled); }
+                    Some(JobEvent::Savepoint { reply, .. }) => { let _ = reply.send(Err("the job is not running".into())); }
+                    _ => {}
+                }
+            }
+        };
+        let (latest, max_id) = latest_checkpoint(&self.record.checkpoint_dir)
+            .await
+            .map_err(|e| StartError::Fatal(format!("cannot restore: {e}")))?;
+        self.next_checkpoint_id = self.next_checkpoint_id.max(max_id + 1);
+        let restore = match latest {
+            Some(found) => Some(found),
+            None if !self.record.restore_from.is_empty() => {
+                let meta = read_metadata(&self.record.restore_from).await.map_err(|e| StartError::Fatal(e.to_string()))?;
+                Some((self.record.restore_from.clone(), meta))
+            }
+            None => None,
+        };
+        // The attempt number is durable before anything runs under it.
+        self.record.attempt += 1;
+        self.record.state = JobState::Running;
+        self.persist().await;
+        self.cancel_tasks_before(self.record.attempt).await;
+        let attempt = self.record.attempt;
+
+        let mut placement = HashMap::new();
+        let mut by_tm: BTreeMap<String, Vec<TaskKey>> = BTreeMap::new();
+        for (task, (tm, address)) in tasks.iter().zip(slots) {
+            placement.insert(*task, address);
+            by_tm.entry(tm).or_default().push(*task);
+        }
+        let pb_placement: Vec<pb::TaskLocation> = placement
+            .iter()
+            .map(|(t, a)| pb::TaskLocation { vertex: t.vertex, subtask: t.subtask, address: a.clone() })
+            .collect();
+        let (restore_dir, restore_meta) = restore.clone().unwrap_or_default();
+        for (tm, tm_tasks) in &by_tm {
+            let Some(mut client) = self.cluster.client(tm) else {
+                return Err(StartError::Retry(format!("task manager {tm} vanished during deployment")));
+            };
+            let req = pb::DeployTasksRequest {
+                job_id: self.record.job_id.clone(),
+                attempt,
+                job_json: self.record.job_json.clone(),
+                tasks: tm_tasks.iter().map(|t| pb::DeployedTask { vertex: t.vertex, subtask: t.subtask }).collect(),
+                placement: pb_placement.clone(),
+                restore_checkpoint: restore_dir.clone(),
+                restore_metadata_json: restore_meta.clone(),
+                checkpoint_dir: self.record.checkpoint_dir.clone(),
+            };
+            match tokio::time::timeout(Duration::from_secs(10), client.deploy_tasks(req)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(StartError::Retry(format!("deploying to {tm}: {}", e.message()))),
+                Err(_) => return Err(StartError::Retry(format!("deploying to {tm}: timed out"))),
+            }
+        }
+        let parallelism: BTreeMap<String, u32> = self.spec.operators.iter().map(|o| (o.id.clone(), o.parallelism)).collect();
+        let mut coordinator = CheckpointCoordinator::new(
+            tasks.iter().copied(),
+            parallelism,
+            self.next_checkpoint_id,
+            self.spec.checkpoint.timeout_ms,
+            self.spec.checkpoint.retained as usize,
+        );
+        if let Some((dir, _)) = &restore {
+            if let Some(id) = dir.rsplit('/').next().and_then(parse_checkpoint_dir_name) {
+                if dir.starts_with(self.record.checkpoint_dir.trim_end_matches('/')) {
+                    coordinator.adopt_completed(id, dir.clone());
+                }
+            }
+        }
+        let sources = tasks.iter().copied().filter(|t| self.plan.vertex(t.vertex).is_some_and(|v| v.is_source)).collect();
+        info!(attempt, tasks = tasks.len(), task_managers = by_tm.len(), restore = %restore_dir, "deployed");
+        self.attempt = Some(Attempt {
+            number: attempt,
+            tms: by_tm.keys().cloned().collect(),
+            tasks: tasks.into_iter().collect(),
+            sources,
+            coordinator,
+            exhausted: HashSet::new(),
+            finished: HashSet::new(),
+            savepoints: HashMap::new(),
+        });
+        self.publish();
+        Ok(())
+    }
+
+    async fn cancel_tasks_before(&self, attempt: u64) {
+        for (_, mut client) in self.cluster.clients() {
+            let req = pb::CancelTasksRequest { job_id: self.record.job_id.clone(), attempt: attempt - 1 };
+            let _ = tokio::time::timeout(Duration::from_secs(2), client.cancel_job(req)).await;
+        }
+    }
+
+    async fn run_attempt(&mut self) -> Outcome {
+        let interval_ms = self.spec.checkpoint.interval_ms;
+        let mut checkpoint_tick = tokio::time::interval(Duration::from_millis(interval_ms.max(50)));
+        checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        checkpoint_tick.tick().await;
+        let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                ev = self.rx.recv() => {
+                    let Some(ev) = ev else { return Outcome::Canceled };
+                    if let Some(outcome) = self.handle(ev).await {
+                        return outcome;
+                    }
+                }
+                _ = checkpoint_tick.tick(), if interval_ms > 0 => self.trigger(None, false).await,
+                _ = housekeeping.tick() => {
+                    self.expire_checkpoints();
+                    self.publish();
+                }
+            }
+        }
+    }
+
+    fn expire_checkpoints(&mut self) {
+        let Some(a) = self.attempt.as_mut() else { return };
+        for id in a.coordinator.expired(now_ms()) {
+            warn!(checkpoint = id, "checkpoint timed out; aborted");
+            a.coordinator.abort(id, "timed out", now_ms());
+            if let Some((reply, _)) = a.savepoints.remove(&id) {
+                let _ = reply.send(Err(format!("savepoint {id} timed out")));
+            }
+        }
+    }
+
+    /// Starts a checkpoint (or savepoint into `target`).
+    async fn trigger(&mut self, savepoint: Option<(Option<String>, SavepointReply)>, stop: bool) {
+        let job_id = self.record.job_id.clone();
+        let checkpoint_dir = self.record.checkpoint_dir.clone();
+        let savepoint_dir = self.record.savepoint_dir.clone();
+        let Some(a) = self.attempt.as_mut() else {
+            if let Some((_, reply)) = savepoint {
+                let _ = reply.send(Err("the job is not running".into()));
+            }
+            return;
+        };
+        // No checkpoint once a task has finished: it could not record that task's state.
+        if !a.finished.is_empty() {
+            if let Some((_, reply)) = savepoint {
+                let _ = reply.send(Err("the job is finishing".into()));
+            }
+            return;
+        }
+        let is_savepoint = savepoint.is_some();
+        let target_base = savepoint.as_ref().and_then(|(t, _)| t.clone()).unwrap_or(savepoint_dir);
+        let location = |id: CheckpointId| {
+            if is_savepoint {
+                format!("{}/sp-{job_id}-{id}", target_base.trim_end_matches('/'))
+            } else {
+                format!("{}/{}", checkpoint_dir.trim_end_matches('/'), checkpoint_dir_name(id))
+            }
+        };
+        let id = match a.coordinator.trigger(now_ms(), location, is_savepoint) {
+            Ok(id) => id,
+            Err(_) => return, // one periodic checkpoint at a time
+        };
+        self.next_checkpoint_id = id + 1;
+        let target_dir = a.coordinator.history().find(|s| s.id == id).map(|s| s.location.clone()).unwrap_or_default();
+        if let Some((_, reply)) = savepoint {
+            a.savepoints.insert(id, (reply, stop));
+        }
+        let req = pb::TriggerCheckpointRequest {
+            job_id: job_id.clone(),
+            attempt: a.number,
+            checkpoint_id: id,
+            timestamp_ms: now_ms(),
+            savepoint: is_savepoint,
+            target_dir,
+            stop,
+        };
+        for tm in &a.tms {
+            if let Some(mut c) = self.cluster.client(tm) {
+                let req = req.clone();
+                tokio::spawn(async move {
+                    let _ = c.trigger_checkpoint(req).await;
+                });
+            }
+        }
+    }
+
+    async fn handle(&mut self, ev: JobEvent) -> Option<Outcome> {
+        let current = self.attempt.as_ref().map(|a| a.number);
+        match ev {
+            JobEvent::TaskState { attempt, task, state, failure } if Some(attempt) == current => {
+                let a = self.attempt.as_mut()?;
+                match state.as_str() {
+                    "FAILED" => return Some(Outcome::Failed(format!("task {task} failed: {failure}"))),
+                    "EXHAUSTED" => {
+                        a.exhausted.insert(task);
+                        if a.sources.iter().all(|s| a.exhausted.contains(s)) && self.spec.checkpoint.interval_ms > 0 {
+                            info!("all sources reached their end; taking the final checkpoint");
+                            self.trigger(None, false).await;
+                        }
+                    }
+                    "FINISHED" => {
+                        a.finished.insert(task);
+                        let outcomes = a.coordinator.task_finished(task);
+                        for o in outcomes {
+                            self.finalize(o).await;
+                        }
+                        let a = self.attempt.as_ref()?;
+                        if a.finished.len() == a.tasks.len() {
+                            return Some(Outcome::Finished);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            JobEvent::Ack { attempt, task, checkpoint, handles } if Some(attempt) == current => {
+                let a = self.attempt.as_mut()?;
+                let outcome = a.coordinator.acknowledge(task, checkpoint, handles);
+                self.finalize(outcome).await;
+            }
+            JobEvent::Decline { attempt, checkpoint, reason } if Some(attempt) == current => {
+                let a = self.attempt.as_mut()?;
+                if a.coordinator.abort(checkpoint, &reason, now_ms()).is_some() {
+                    warn!(checkpoint, %reason, "checkpoint declined; aborted");
+                }
+                if let Some((reply, _)) = a.savepoints.remove(&checkpoint) {
+                    let _ = reply.send(Err(format!("savepoint {checkpoint} failed: {reason}")));
+                }
+            }
+            JobEvent::TaskManagerLost(tm) => {
+                if self.attempt.as_ref().is_some_and(|a| a.tms.contains(&tm)) {
+                    return Some(Outcome::Failed(format!("task manager {tm} lost")));
+                }
+            }
+            JobEvent::Cancel(reply) => {
+                let _ = reply.send(());
+                return Some(Outcome::Canceled);
+            }
+            JobEvent::Savepoint { target, stop, reply } => self.trigger(Some((target, reply)), stop).await,
+            _ => {} // events of an older attempt
+        }
+        None
+    }
+
+    /// Every ack of a checkpoint is in: write its metadata (which completes it), notify the
+    /// tasks so sinks commit, and delete checkpoints beyond the retained count.
+    async fn finalize(&mut self, outcome: AckOutcome) {
+        let AckOutcome::AllAcknowledged { id, location, savepoint, operators } = outcome else { return };
+        let Some(a) = self.attempt.as_mut() else { return };
+        let metadata = CheckpointMetadata {
+            version: FORMAT_VERSION,
+            job_id: self.record.job_id.clone(),
+            checkpoint_id: id,
+            attempt: a.number,
+            savepoint,
+            timestamp_ms: now_ms(),
+            max_parallelism: self.spec.max_parallelism,
+            operators,
+        };
+        let written = match Storage::open(&location) {
+            Ok(s) => s.put(METADATA_FILE, metadata.to_json()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            warn!(checkpoint = id, error = %e, "cannot write checkpoint metadata; aborted");
+            a.coordinator.abort(id, &format!("metadata write failed: {e}"), now_ms());
+            if let Some((reply, _)) = a.savepoints.remove(&id) {
+                let _ = reply.send(Err(format!("savepoint {id} failed: {e}")));
+            }
+            return;
+        }
+        let discard = a.coordinator.complete(id, now_ms());
+        info!(checkpoint = id, savepoint, bytes = metadata.total_bytes(), "checkpoint complete");
+        let req = pb::NotifyCheckpointCompleteRequest { job_id: self.record.job_id.clone(), attempt: a.number, checkpoint_id: id };
+        for tm in &a.tms {
+            if let Some(mut c) = self.cluster.client(tm) {
+                let req = req.clone();
+                tokio::spawn(async move {
+                    let _ = c.notify_checkpoint_complete(req).await;
+                });
+            }
+        }
+        if let Some((reply, _stop)) = a.savepoints.remove(&id) {
+            let _ = reply.send(Ok((location, id)));
+        }
+        if !discard.is_empty() {
+            tokio::spawn(async move {
+                for loc in discard {
+                    if let Ok(s) = Storage::open(&loc) {
+                        if let Err(e) = s.delete_prefix("").await {
+                            warn!(location = %loc, error = %e, "cannot delete old checkpoint");
+                        }
+                    }
+                }
+            });
+        }
+        self.publish();
+    }
+
+    /// Cancels the failed attempt and, if the restart strategy allows, waits before the next.
+    /// Returns false when the job has failed for good.
+    async fn restart_or_fail(&mut self, reason: String) -> bool {
+        warn!(%reason, attempt = self.record.attempt, "job attempt failed");
+        self.cancel_tasks().await;
+        self.cluster.release(&JobId(self.record.job_id.clone()));
+        if let Some(mut a) = self.attempt.take() {
+            for (_, (reply, _)) in a.savepoints.drain() {
+                let _ = reply.send(Err(format!("the job failed: {reason}")));
+            }
+            let mut v = lock(&self.view);
+            v.checkpoints = a.coordinator.history().cloned().collect();
+        }
+        let Some(delay) = self.spec.restart.delay_for(self.record.restarts) else {
+            self.terminate(JobState::Failed, format!("{reason} (no restarts left)")).await;
+            return false;
+        };
+        self.record.restarts += 1;
+        self.record.state = JobState::Restarting;
+        self.record.failure = reason;
+        self.persist().await;
+        let wake = tokio::time::Instant::now() + Duration::from_millis(delay);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => return true,
+                ev = self.rx.recv() => match ev {
+                    Some(JobEvent::Cancel(reply)) => {
+                        let _ = reply.send(());
+                        self.terminate(JobState::Canceled, String::new()).await;
+                        return false;
+                    }
+                    Some(JobEvent::Savepoint { reply, .. }) => { let _ = reply.send(Err("the job is restarting".into())); }
+                    Some(_) => {}
+                    None => return false,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The job manager's gRPC surface: the client API and the cluster API, served together.
+//! Only type conversion happens here.
+
+use crate::driver::{JobEvent, JobManager, JobView};
+use futures::Stream;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+use weir_checkpoint::SubtaskHandle;
+use weir_proto as pb;
+use weir_types::TaskKey;
+
+pub async fn serve(jm: Arc<JobManager>, listener: TcpListener, shutdown: CancellationToken) -> crate::Result<()> {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(pb::job_manager_service_server::JobManagerServiceServer::new(ClientApi { jm: jm.clone() }))
+        .add_service(pb::cluster_service_server::ClusterServiceServer::new(ClusterApi { jm }))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+pub struct ClientApi {
+    jm: Arc<JobManager>,
+}
+
+fn status_of(jm: &JobManager, v: JobView) -> pb::JobStatus {
+    let r = v.record;
+    let metrics = jm.cluster.job_metrics(&r.job_id, r.attempt);
+    let vertices = weir_types::JobSpec::from_json(&r.job_json)
+        .ok()
+        .and_then(|spec| {
+            let plan = weir_types::ExecutionPlan::new(&spec).ok()?;
+            Some(
+                plan.vertices
+                    .iter()
+                    .map(|vx| {
+                        let names: Vec<&str> = vx.operators.iter().map(|i| spec.operators[*i].id.as_str()).collect();
+                        let (records_in, records_out) = metrics.get(&vx.id).copied().unwrap_or_default();
+                        pb::VertexStatus { name: names.join(" -> "), parallelism: vx.parallelism, records_in, records_out }
+                    })
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    pb::JobStatus {
+        job_id: r.job_id,
+        name: r.name,
+        state: r.state.as_str().into(),
+        restarts: r.restarts,
+        attempt: r.attempt,
+        failure: r.failure,
+        checkpoints: v
+            .checkpoints
+            .into_iter()
+            .map(|c| pb::CheckpointInfo {
+                checkpoint_id: c.id,
+                state: c.status.as_str().into(),
+                savepoint: c.savepoint,
+                location: c.location,
+                state_bytes: c.state_bytes,
+                duration_ms: c.duration_ms,
+                failure: c.failure,
+                triggered_at_ms: c.triggered_at_ms,
+            })
+            .collect(),
+        vertices,
+        job_json: r.job_json,
+        submitted_at_ms: r.submitted_at_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::job_manager_service_server::JobManagerService for ClientApi {
+    async fn submit_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let r = req.into_inner();
+        let id = self.jm.submit(&r.job_json, r.restore_from.trim()).await?;
+        Ok(Response::new(pb::SubmitJobResponse { job_id: id.0 }))
+    }
+
+    async fn list_jobs(&self, _: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let jobs = self
+            .jm
+            .views()
+            .into_iter()
+            .map(|v| pb::JobSummary {
+                job_id: v.record.job_id,
+                name: v.record.name,
+                state: v.record.state.as_str().into(),
+                restarts: v.record.restarts,
+                submitted_at_ms: v.record.submitted_at_ms,
+            })
+            .collect();
+        Ok(Response::new(pb::ListJobsResponse { jobs }))
+    }
+
+    async fn get_job_status(&self, req: Request<pb::GetJobStatusRequest>) -> Result<Response<pb::JobStatus>, Status> {
+        let v = self.jm.view(&req.into_inner().job_id)?;
+        Ok(Response::new(status_of(&self.jm, v)))
+    }
+
+    async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
+        self.jm.cancel(&req.into_inner().job_id).await?;
+        Ok(Response::new(pb::CancelJobResponse {}))
+    }
+
+    async fn trigger_savepoint(&self, req: Request<pb::TriggerSavepointRequest>) -> Result<Response<pb::TriggerSavepointResponse>, Status> {
+        let r = req.into_inner();
+        let target = (!r.target_dir.is_empty()).then_some(r.target_dir);
+        let (location, checkpoint_id) = self.jm.savepoint(&r.job_id, target, r.stop).await?;
+        Ok(Response::new(pb::TriggerSavepointResponse { location, checkpoint_id }))
+    }
+
+    async fn cluster_info(&self, _: Request<pb::ClusterInfoRequest>) -> Result<Response<pb::ClusterInfoResponse>, Status> {
+        let task_managers = self
+            .jm
+            .cluster
+            .list()
+            .into_iter()
+            .map(|t| pb::TaskManagerInfo { free_slots: self.jm.cluster.free_slots(&t.id), id: t.id, address: t.address, slots: t.slots })
+            .collect();
+        Ok(Response::new(pb::ClusterInfoResponse { task_managers }))
+    }
+}
+
+pub struct ClusterApi {
+    jm: Arc<JobManager>,
+}
+
+fn task_key(t: Option<pb::TaskId>) -> Result<(String, u64, TaskKey), Status> {
+    let t = t.ok_or_else(|| Status::invalid_argument("missing task id"))?;
+    Ok((t.job_id, t.attempt, TaskKey { vertex: t.vertex, subtask: t.subtask }))
+}
+
+type HeartbeatStream = Pin<Box<dyn Stream<Item = Result<pb::HeartbeatResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::cluster_service_server::ClusterService for ClusterApi {
+    async fn register_task_manager(&self, req: Request<pb::RegisterTaskManagerRequest>) -> Result<Response<pb::RegisterTaskManagerResponse>, Status> {
+        let r = req.into_inner();
+        if r.slots == 0 {
+            return Err(Status::invalid_argument("a task manager needs at least one slot"));
+        }
+        let (session, replaced) = self.jm.cluster.register(&r.tm_id, &r.address, r.slots).map_err(Status::invalid_argument)?;
+        info!(tm = %r.tm_id, address = %r.address, slots = r.slots, "task manager registered");
+        if replaced {
+            self.jm.task_manager_lost(&r.tm_id);
+        }
+        Ok(Response::new(pb::RegisterTaskManagerResponse { jm_session: session.to_string(), heartbeat_interval_ms: 300 }))
+    }
+
+    type HeartbeatStream = HeartbeatStream;
+
+    async fn heartbeat(&self, req: Request<Streaming<pb::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
+        let mut inbound = req.into_inner();
+        let jm = self.jm.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut session: Option<(String, u64)> = None;
+            loop {
+                match inbound.next().await {
+                    Some(Ok(hb)) => {
+                        if session.is_none() {
+                            session = jm.cluster.list().into_iter().find(|t| t.id == hb.tm_id).map(|t| (t.id, t.session));
+                        }
+                        let known = session.as_ref().is_some_and(|(id, s)| jm.cluster.heartbeat(id, *s, hb.metrics));
+                        if tx.send(Ok(pb::HeartbeatResponse { reregister: !known })).await.is_err() || !known {
+                            break;
+                        }
+                    }
+                    Some(Err(_)) | None => break,
+                }
+            }
+            // The stream broke: the task manager is gone (or will register anew).
+            if let Some((id, s)) = session {
+                if jm.cluster.remove(&id, Some(s)) {
+                    warn!(tm = %id, "heartbeat stream closed; task manager lost");
+                    jm.task_manager_lost(&id);
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn report_task_state(&self, req: Request<pb::TaskStateReport>) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        let (job, attempt, task) = task_key(r.task)?;
+        self.jm.route(&job, JobEvent::TaskState { attempt, task, state: r.state, failure: r.failure });
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn acknowledge_checkpoint(&self, req: Request<pb::CheckpointAck>) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        let (job, attempt, task) = task_key(r.task)?;
+        let handles = r.handles.into_iter().map(|h| (h.operator_id, SubtaskHandle { path: h.path, size: h.size })).collect();
+        self.jm.route(&job, JobEvent::Ack { attempt, task, checkpoint: r.checkpoint_id, handles });
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn decline_checkpoint(&self, req: Request<pb::CheckpointDecline>) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        let (job, attempt, _) = task_key(r.task)?;
+        self.jm.route(&job, JobEvent::Decline { attempt, checkpoint: r.checkpoint_id, reason: r.reason });
+        Ok(Response::new(pb::Empty {}))
+    }
+}

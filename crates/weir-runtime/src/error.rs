@@ -1,0 +1,34 @@
+//! The runtime's errors.
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The job as written cannot run: unknown column, bad expression, wrong types.
+    #[error("{0}")]
+    Plan(String),
+    /// Reading or writing data failed (external system, storage).
+    #[error("storage: {0}")]
+    Storage(#[from] weir_storage::StorageError),
+    #[error("state: {0}")]
+    State(#[from] weir_state::StateError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("expression: {0}")]
+    Expr(String),
+    /// Bad records or files in the input.
+    #[error("bad input: {0}")]
+    Input(String),
+    /// A channel to another subtask closed without end-of-stream: that subtask failed.
+    #[error("channel closed: {0}")]
+    ChannelClosed(String),
+    /// A bug: an invariant of the runtime did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<datafusion::error::DataFusionError> for RuntimeError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        RuntimeError::Expr(e.to_string())
+    }
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

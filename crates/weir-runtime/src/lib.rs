@@ -1,0 +1,26 @@
+//! The data plane: operators on Arrow record batches, the channels between subtasks, and the
+//! subtask loop that handles barriers, snapshots and two-phase commits.
+//!
+//! * [`planner`] turns a job's operators into Arrow schemas and checks columns and expressions;
+//! * [`operators`] holds one file per operator (sources, transforms, sinks);
+//! * [`task`] runs one subtask: it reads its input channels, aligns barriers (per the job's
+//!   guarantee, using `weir_checkpoint::BarrierAligner`), runs its operator chain, writes its
+//!   outputs through [`output`] partitioners, and uploads snapshots asynchronously;
+//! * [`exchange`] encodes channel messages for the network (Arrow IPC).
+//!
+//! Architecture invariant: no gRPC and no knowledge of job or task managers here. A task
+//! reports through a [`task::TaskEvent`] channel and is driven through a [`task::TaskControl`]
+//! channel; whoever runs it (the task manager) wires channels and does the networking.
+
+pub mod error;
+pub mod exchange;
+pub mod expr;
+pub mod hashing;
+pub mod message;
+pub mod operators;
+pub mod output;
+pub mod planner;
+pub mod task;
+
+pub use error::{Result, RuntimeError};
+pub use message::{Barrier, Message};

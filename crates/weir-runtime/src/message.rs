@@ -1,0 +1,24 @@
+//! What flows through a channel between two subtasks.
+
+use arrow::record_batch::RecordBatch;
+use std::sync::Arc;
+use weir_types::CheckpointId;
+
+/// A checkpoint barrier: everything before it on a channel belongs to checkpoint `id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Barrier {
+    pub id: CheckpointId,
+    pub timestamp_ms: i64,
+    pub savepoint: bool,
+    /// Folder URL this checkpoint's state files go to.
+    pub target_dir: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Message {
+    Batch(RecordBatch),
+    Barrier(Barrier),
+    /// The sender will send nothing more. A channel that closes without it means the sender
+    /// failed.
+    EndOfStream,
+}

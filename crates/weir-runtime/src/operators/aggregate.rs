@@ -1,0 +1,262 @@
+//! Keyed running aggregates (count, sum, min, max) in keyed state.
+//!
+//! Each input row updates its key's accumulators and is emitted with the values after the
+//! update (Flink's rolling aggregation). Keys are hashed with `crate::hashing` to their key
+//! group, the same function the upstream hash partitioner used, so every key arriving here is
+//! in this subtask's key-group range. A single integer key column takes a fast path (`i64`
+//! keys); other keys are encoded to bytes.
+
+use super::{Operator, OperatorContext, Restored};
+use crate::error::{Result, RuntimeError};
+use crate::hashing::hash_columns;
+use crate::message::Barrier;
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::hash::Hash;
+use std::sync::Arc;
+use weir_state::KeyedState;
+use weir_types::keygroup::{key_group, key_group_range};
+use weir_types::{AggFn, AggSpec};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+enum Acc {
+    Int(i64),
+    Float(f64),
+    /// min/max before the first non-null value
+    Empty,
+}
+
+struct AggCol {
+    func: AggFn,
+    /// Index of the aggregated column, None for count(*)
+    column: Option<usize>,
+    float: bool,
+}
+
+/// How a key is read from a row.
+pub(super) trait KeyReader: Send + 'static {
+    type Key: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static;
+    fn prepare(&mut self, cols: &[ArrayRef]) -> Result<()>;
+    fn key(&self, row: usize) -> Self::Key;
+}
+
+/// One integer key column (any width), as i64.
+struct IntKey(Option<Int64Array>);
+
+impl KeyReader for IntKey {
+    type Key = i64;
+    fn prepare(&mut self, cols: &[ArrayRef]) -> Result<()> {
+        let c = cast(&cols[0], &DataType::Int64)?;
+        self.0 = Some(c.as_primitive::<Int64Type>().clone());
+        Ok(())
+    }
+    #[inline]
+    fn key(&self, row: usize) -> i64 {
+        self.0.as_ref().map(|a| a.value(row)).unwrap_or_default()
+    }
+}
+
+/// Any key columns, encoded to bytes with arrow's row format.
+struct RowKey {
+    converter: arrow::row::RowConverter,
+    rows: Option<arrow::row::Rows>,
+}
+
+impl KeyReader for RowKey {
+    type Key = Vec<u8>;
+    fn prepare(&mut self, cols: &[ArrayRef]) -> Result<()> {
+        self.rows = Some(self.converter.convert_columns(cols)?);
+        Ok(())
+    }
+    fn key(&self, row: usize) -> Vec<u8> {
+        self.rows.as_ref().map(|r| r.row(row).as_ref().to_vec()).unwrap_or_default()
+    }
+}
+
+pub struct KeyedAggregate<R: KeyReader> {
+    reader: R,
+    keys: Vec<usize>,
+    aggs: Vec<AggCol>,
+    state: KeyedState<R::Key, Vec<Acc>>,
+    max_parallelism: u32,
+    output: SchemaRef,
+    hashes: Vec<u64>,
+}
+
+pub fn build(
+    ctx: &OperatorContext,
+    keys: &[String],
+    aggregates: &[AggSpec],
+    input: &SchemaRef,
+    restored: Option<Restored>,
+) -> Result<Box<dyn Operator>> {
+    let key_idx = keys
+        .iter()
+        .map(|k| input.index_of(k).map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let aggs = aggregates
+        .iter()
+        .map(|a| {
+            let column = match &a.column {
+                Some(c) => Some(input.index_of(c).map_err(|_| RuntimeError::Plan(format!("unknown column {c:?}")))?),
+                None => None,
+            };
+            let t = crate::planner::agg_type(input, &ctx.op_id, a.func, a.column.as_deref())?;
+            Ok(AggCol { func: a.func, column, float: t == DataType::Float64 })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let single_int = key_idx.len() == 1 && input.field(key_idx[0]).data_type().is_integer();
+    if single_int {
+        Ok(Box::new(KeyedAggregate::new(ctx, IntKey(None), key_idx, aggs, restored)?))
+    } else {
+        let fields = key_idx
+            .iter()
+            .map(|i| arrow::row::SortField::new(input.field(*i).data_type().clone()))
+            .collect();
+        let converter = arrow::row::RowConverter::new(fields)?;
+        Ok(Box::new(KeyedAggregate::new(ctx, RowKey { converter, rows: None }, key_idx, aggs, restored)?))
+    }
+}
+
+impl<R: KeyReader> KeyedAggregate<R> {
+    fn new(ctx: &OperatorContext, reader: R, keys: Vec<usize>, aggs: Vec<AggCol>, restored: Option<Restored>) -> Result<Self> {
+        let range = key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism);
+        let mut state = KeyedState::new(range, ctx.max_parallelism);
+        if let Some(r) = restored {
+            for (_, bytes) in &r.snapshots {
+                state.restore_from(bytes)?;
+            }
+        }
+        Ok(Self {
+            reader,
+            keys,
+            aggs,
+            state,
+            max_parallelism: ctx.max_parallelism,
+            output: ctx.output_schema.clone(),
+            hashes: Vec::new(),
+        })
+    }
+
+    fn initial(&self) -> Vec<Acc> {
+        self.aggs
+            .iter()
+            .map(|a| match (a.func, a.float) {
+                (AggFn::Min | AggFn::Max, _) => Acc::Empty,
+                (_, true) => Acc::Float(0.0),
+                (_, false) => Acc::Int(0),
+            })
+            .collect()
+    }
+}
+
+enum Values {
+    None,
+    Int(Int64Array),
+    Float(Float64Array),
+}
+
+#[async_trait]
+impl<R: KeyReader> Operator for KeyedAggregate<R> {
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let rows = batch.num_rows();
+        let key_cols: Vec<ArrayRef> = self.keys.iter().map(|i| batch.column(*i).clone()).collect();
+        hash_columns(&key_cols, &mut self.hashes)?;
+        self.reader.prepare(&key_cols)?;
+        let values = self
+            .aggs
+            .iter()
+            .map(|a| match a.column {
+                None => Ok(Values::None),
+                Some(c) if a.float => Ok(Values::Float(cast(batch.column(c), &DataType::Float64)?.as_primitive::<Float64Type>().clone())),
+                Some(c) => Ok(Values::Int(cast(batch.column(c), &DataType::Int64)?.as_primitive::<Int64Type>().clone())),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut out: Vec<Vec<Acc>> = self.aggs.iter().map(|_| Vec::with_capacity(rows)).collect();
+        let init = self.initial();
+        for row in 0..rows {
+            let kg = key_group(self.hashes[row], self.max_parallelism);
+            if !self.state.owns(kg) {
+                return Err(RuntimeError::Internal(format!(
+                    "key group {kg} arrived at a subtask owning {:?}: upstream partitioning disagrees",
+                    self.state.key_groups()
+                )));
+            }
+            let accs = self.state.group_mut(kg).entry(self.reader.key(row)).or_insert_with(|| init.clone());
+            for (a, (agg, vals)) in self.aggs.iter().zip(&values).enumerate() {
+                let acc = &mut accs[a];
+                match (agg.func, vals) {
+                    (AggFn::Count, Values::None) => bump(acc),
+                    (AggFn::Count, Values::Int(v)) => {
+                        if v.is_valid(row) {
+                            bump(acc)
+                        }
+                    }
+                    (AggFn::Count, Values::Float(v)) => {
+                        if v.is_valid(row) {
+                            bump(acc)
+                        }
+                    }
+                    (f, Values::Int(v)) if v.is_valid(row) => fold_int(acc, f, v.value(row)),
+                    (f, Values::Float(v)) if v.is_valid(row) => fold_float(acc, f, v.value(row)),
+                    _ => {}
+                }
+                out[a].push(*acc);
+            }
+        }
+        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+        for (agg, vals) in self.aggs.iter().zip(out) {
+            cols.push(if agg.float {
+                Arc::new(Float64Array::from_iter_values(vals.into_iter().map(|v| match v {
+                    Acc::Float(f) => f,
+                    Acc::Int(i) => i as f64,
+                    Acc::Empty => 0.0,
+                })))
+            } else {
+                Arc::new(Int64Array::from_iter_values(vals.into_iter().map(|v| match v {
+                    Acc::Int(i) => i,
+                    Acc::Float(f) => f as i64,
+                    Acc::Empty => 0,
+                })))
+            });
+        }
+        Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))
+    }
+
+    async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
+        Ok(Some(self.state.snapshot()))
+    }
+}
+
+#[inline]
+fn bump(acc: &mut Acc) {
+    if let Acc::Int(n) = acc {
+        *n += 1;
+    }
+}
+
+#[inline]
+fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
+    *acc = match (f, *acc) {
+        (AggFn::Sum, Acc::Int(s)) => Acc::Int(s.wrapping_add(v)),
+        (AggFn::Min, Acc::Int(m)) => Acc::Int(m.min(v)),
+        (AggFn::Max, Acc::Int(m)) => Acc::Int(m.max(v)),
+        (AggFn::Min | AggFn::Max, Acc::Empty) => Acc::Int(v),
+        (_, other) => other,
+    }
+}
+
+#[inline]
+fn fold_float(acc: &mut Acc, f: AggFn, v: f64) {
+    *acc = match (f, *acc) {
+        (AggFn::Sum, Acc::Float(s)) => Acc::Float(s + v),
+        (AggFn::Min, Acc::Float(m)) => Acc::Float(m.min(v)),
+        (AggFn::Max, Acc::Float(m)) => Acc::Float(m.max(v)),
+        (AggFn::Min | AggFn::Max, Acc::Empty) => Acc::Float(v),
+        (_, other) => other,
+    }
+}

@@ -1,0 +1,260 @@
+//! The exactly-once file sink: two-phase commit over an object-store folder.
+//!
+//! Part files move through three states:
+//! * in progress: rows encoded into a buffer in memory;
+//! * pending: at a barrier (or when the buffer reaches `roll_bytes`) the buffer is written as
+//!   `_pending/part-<subtask>-a<attempt>-<seq>.<ext>`, and the names written since the last
+//!   barrier are pre-committed under that checkpoint in the sink's state;
+//! * committed: when the checkpoint completes, each pending file is copied to its final name
+//!   (`part-…` at the top of the folder) and the pending copy deleted.
+//!
+//! Readers of the folder only ever look at top-level `part-*` files, so they see committed
+//! output only. Commits are idempotent (a missing pending file whose final copy exists is
+//! already committed), so the restore path can replay them: subtask 0 of a restored job
+//! commits every file the restored checkpoint recorded, from all old subtasks, then deletes
+//! the pending files that no completed checkpoint recorded and that earlier attempts of this
+//! job (or any attempt of the job whose savepoint it started from) left behind. Names carry
+//! the job id and the attempt number, which grows with every deployment, so an attempt never
+//! reuses or deletes a name of its own, and jobs never collide.
+//!
+//! Without exactly-once (or with checkpoints off) parts are written straight to final names.
+
+use super::{Operator, OperatorContext, Restored};
+use crate::error::{Result, RuntimeError};
+use crate::message::Barrier;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use tracing::{debug, info, warn};
+use weir_checkpoint::TxnLog;
+use weir_storage::Storage;
+use weir_types::{CheckpointId, DeliveryGuarantee, FileFormat, FileSinkSpec};
+
+pub const PENDING_DIR: &str = "_pending";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SinkState {
+    pending: Vec<(CheckpointId, String)>,
+}
+
+pub struct FileSink {
+    storage: Storage,
+    format: FileFormat,
+    roll_bytes: u64,
+    transactional: bool,
+    job_id: String,
+    subtask: u32,
+    attempt: u64,
+    seq: u64,
+    buffer: Vec<u8>,
+    buffered_rows: u64,
+    /// Pending files written since the last barrier.
+    this_epoch: Vec<String>,
+    log: TxnLog<String>,
+}
+
+/// (job id, attempt) of a part file name made by [`FileSink::roll`].
+fn owner_of(name: &str) -> Option<(String, u64)> {
+    let file = name.rsplit('/').next()?.strip_prefix("part-")?;
+    let mut parts = file.rsplitn(4, '-');
+    let _seq = parts.next()?;
+    let attempt = parts.next()?.strip_prefix('a')?.parse().ok()?;
+    let _subtask = parts.next()?.strip_prefix('s')?;
+    Some((parts.next()?.to_string(), attempt))
+}
+
+/// The committed part files of a sink folder, sorted (what a reader of the output sees).
+pub async fn committed_files(storage: &Storage) -> Result<Vec<String>> {
+    Ok(storage
+        .list("")
+        .await?
+        .into_iter()
+        .filter(|p| !p.contains('/') && p.starts_with("part-"))
+        .collect())
+}
+
+impl FileSink {
+    pub async fn open(ctx: &OperatorContext, spec: &FileSinkSpec, restored: Option<Restored>) -> Result<Self> {
+        let storage = Storage::open(&spec.path)?;
+        let transactional = ctx.guarantee == DeliveryGuarantee::ExactlyOnce && ctx.checkpointing;
+        let mut sink = Self {
+            storage,
+            format: spec.format,
+            roll_bytes: spec.roll_bytes.max(1024),
+            transactional,
+            job_id: ctx.job_id.0.clone(),
+            subtask: ctx.subtask,
+            attempt: ctx.attempt,
+            seq: 0,
+            buffer: Vec::new(),
+            buffered_rows: 0,
+            this_epoch: Vec::new(),
+            log: TxnLog::default(),
+        };
+        if ctx.subtask == 0 {
+            sink.recover(restored).await?;
+        }
+        Ok(sink)
+    }
+
+    /// Commits what the restored checkpoint recorded (from every old subtask) and aborts the
+    /// pending files of earlier attempts that no completed checkpoint recorded.
+    async fn recover(&mut self, restored: Option<Restored>) -> Result<()> {
+        let mut logs = Vec::new();
+        let restored_job = restored.as_ref().map(|r| r.job_id.clone());
+        if let Some(r) = restored {
+            for (_, bytes) in &r.snapshots {
+                let s: SinkState = weir_state::decode(bytes)?;
+                logs.push(s.pending);
+            }
+        }
+        let (_, to_commit) = TxnLog::restore(logs);
+        let recorded: BTreeSet<String> = to_commit.iter().cloned().collect();
+        for name in &to_commit {
+            self.commit_file(name).await?;
+        }
+        let mut aborted = 0;
+        for name in self.storage.list(PENDING_DIR).await? {
+            let stray = match owner_of(&name) {
+                Some((job, attempt)) => {
+                    (job == self.job_id && attempt < self.attempt) || (restored_job.as_ref() == Some(&job) && job != self.job_id)
+                }
+                None => false,
+            };
+            if stray && !recorded.contains(&name) {
+                self.storage.delete(&name).await?;
+                aborted += 1;
+            }
+        }
+        if !to_commit.is_empty() || aborted > 0 {
+            info!(committed = to_commit.len(), aborted, "file sink recovered");
+        }
+        Ok(())
+    }
+
+    async fn commit_file(&self, pending: &str) -> Result<()> {
+        let final_name = pending
+            .strip_prefix(&format!("{PENDING_DIR}/"))
+            .ok_or_else(|| RuntimeError::Internal(format!("not a pending file: {pending}")))?;
+        match self.storage.copy(pending, final_name).await {
+            Ok(()) => self.storage.delete(pending).await?,
+            Err(e) if e.is_not_found() => {
+                if !self.storage.exists(final_name).await? {
+                    return Err(RuntimeError::Input(format!(
+                        "pre-committed file {pending} is gone and was never committed: output lost"
+                    )));
+                }
+                debug!(file = final_name, "already committed");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self.format {
+            FileFormat::Jsonl => {
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut self.buffer);
+                w.write(batch)?;
+                w.finish()?;
+            }
+            FileFormat::Csv => {
+                let header = self.buffer.is_empty();
+                let mut w = arrow::csv::WriterBuilder::new().with_header(header).build(&mut self.buffer);
+                w.write(batch)?;
+            }
+            FileFormat::Lines => {
+                let col = batch.column(0);
+                let lines = col.as_any().downcast_ref::<arrow::array::StringArray>().ok_or_else(|| {
+                    RuntimeError::Plan("the lines format needs a single string column".into())
+                })?;
+                for l in lines.iter().flatten() {
+                    self.buffer.extend_from_slice(l.as_bytes());
+                    self.buffer.push(b'\n');
+                }
+            }
+        }
+        self.buffered_rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Writes the in-progress buffer as a part file: pending (transactional) or final.
+    async fn roll(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let name = format!(
+            "part-{}-s{:04}-a{}-{:06}.{}",
+            self.job_id,
+            self.subtask,
+            self.attempt,
+            self.seq,
+            self.format.extension()
+        );
+        self.seq += 1;
+        let data = bytes::Bytes::from(std::mem::take(&mut self.buffer));
+        self.buffered_rows = 0;
+        if self.transactional {
+            let pending = format!("{PENDING_DIR}/{name}");
+            self.storage.put(&pending, data).await?;
+            self.this_epoch.push(pending);
+        } else {
+            self.storage.put(&name, data).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Operator for FileSink {
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        self.encode(&batch)?;
+        if self.buffer.len() as u64 >= self.roll_bytes {
+            self.roll().await?;
+        }
+        Ok(None)
+    }
+
+    async fn snapshot(&mut self, barrier: &Barrier) -> Result<Option<Vec<u8>>> {
+        self.roll().await?;
+        if self.transactional {
+            self.log.pre_commit(barrier.id, std::mem::take(&mut self.this_epoch));
+        }
+        Ok(Some(weir_state::encode(&SinkState { pending: self.log.pending() })))
+    }
+
+    async fn checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
+        for name in self.log.complete(id) {
+            self.commit_file(&name).await?;
+        }
+        Ok(())
+    }
+
+    fn awaiting_commit(&self) -> bool {
+        self.transactional && (!self.log.is_empty() || !self.this_epoch.is_empty() || !self.buffer.is_empty())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if self.transactional {
+            // Checkpoints are off or the job ends without a final checkpoint: nothing can make
+            // this output exactly-once any more; say so rather than silently dropping it.
+            warn!("exactly-once file sink finishing without a final checkpoint; committing directly");
+            self.transactional = false;
+        }
+        self.roll().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_is_read_from_names() {
+        assert_eq!(owner_of("_pending/part-j-00ff-s0001-a12-000003.jsonl"), Some(("j-00ff".into(), 12)));
+        assert_eq!(owner_of("part-j-1-s0001-a3-000000.csv"), Some(("j-1".into(), 3)));
+        assert_eq!(owner_of("other"), None);
+        assert_eq!(owner_of("part-x.csv"), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! Operators, one file each. Sources implement [`Source`] and are polled by their task;
+//! everything else implements [`Operator`]: batches in, at most one batch out, plus the
+//! checkpoint hooks (snapshot at the barrier, commit when the checkpoint completes).
+
+mod aggregate;
+mod file_sink;
+mod file_source;
+mod filter;
+mod generator;
+mod project;
+mod sinks;
+
+pub use file_sink::{committed_files, FileSink};
+pub use generator::Generator;
+
+use crate::error::{Result, RuntimeError};
+use crate::message::Barrier;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::time::Instant;
+use weir_types::{CheckpointId, DeliveryGuarantee, JobId, OperatorKind, OperatorSpec};
+
+/// What an operator instance knows about where it runs.
+#[derive(Debug, Clone)]
+pub struct OperatorContext {
+    pub job_id: JobId,
+    pub op_id: String,
+    pub subtask: u32,
+    pub parallelism: u32,
+    pub max_parallelism: u32,
+    /// Increases with every (re)deployment of the job, across job-manager restarts.
+    pub attempt: u64,
+    pub guarantee: DeliveryGuarantee,
+    pub checkpointing: bool,
+    pub input_schema: Option<SchemaRef>,
+    pub output_schema: SchemaRef,
+}
+
+/// The state an operator restores from: every old subtask's snapshot of it.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// The job whose checkpoint or savepoint this is (differs from ours after a restore from
+    /// another job's savepoint).
+    pub job_id: String,
+    pub old_parallelism: u32,
+    /// (old subtask index, snapshot bytes), by subtask.
+    pub snapshots: Vec<(u32, Bytes)>,
+}
+
+#[async_trait]
+pub trait Operator: Send {
+    /// Processes one batch; returns what it emits downstream, if anything.
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>>;
+
+    /// The barrier reached this operator: return its state (the synchronous part of the
+    /// snapshot; the upload happens elsewhere). Two-phase-commit sinks pre-commit here.
+    async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Checkpoint `id` is complete: sinks commit what they pre-committed up to it.
+    async fn checkpoint_complete(&mut self, _id: CheckpointId) -> Result<()> {
+        Ok(())
+    }
+
+    /// All inputs ended; emit anything buffered.
+    async fn end_of_input(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+
+    /// Whether the task must wait for a checkpoint to complete before it may finish.
+    fn awaiting_commit(&self) -> bool {
+        false
+    }
+
+    /// The task finishes with checkpointing off: make all output final now.
+    async fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub enum SourcePoll {
+    Batch(RecordBatch),
+    /// At-most-once: the source may emit nothing more until its task records a new lease
+    /// ([`Source::lease`]).
+    NeedLease,
+    /// Nothing before this instant (rate limit).
+    Wait(Instant),
+    Exhausted,
+}
+
+#[async_trait]
+pub trait Source: Send {
+    async fn poll_next(&mut self) -> Result<SourcePoll>;
+    /// The source's position, for the checkpoint.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>>;
+
+    /// At-most-once: allows `ahead` more records per partition and returns the position that
+    /// lease reaches, in snapshot form. The task makes it durable before the source emits
+    /// past its previous lease, so a restart resumes beyond anything ever emitted.
+    fn lease(&mut self, _ahead: u64) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+pub async fn build_source(ctx: &OperatorContext, spec: &OperatorSpec, restored: Option<Restored>) -> Result<Box<dyn Source>> {
+    match &spec.kind {
+        OperatorKind::Generator(g) => Ok(Box::new(Generator::new(ctx, g, restored)?)),
+        OperatorKind::FileSource(f) => Ok(Box::new(file_source::FileSource::open(ctx, f, restored).await?)),
+        other => Err(RuntimeError::Internal(format!("{} is not a source", other.type_name()))),
+    }
+}
+
+pub async fn build_operator(ctx: &OperatorContext, spec: &OperatorSpec, restored: Option<Restored>) -> Result<Box<dyn Operator>> {
+    let input = || {
+        ctx.input_schema
+            .clone()
+            .ok_or_else(|| RuntimeError::Internal(format!("operator {} has no input schema", ctx.op_id)))
+    };
+    Ok(match &spec.kind {
+        OperatorKind::Filter { predicate } => Box::new(filter::Filter::new(predicate, &input()?)?),
+        OperatorKind::Project { exprs } => Box::new(project::Project::new(exprs, &input()?, ctx.output_schema.clone())?),
+        OperatorKind::KeyedAggregate { keys, aggregates } => {
+            aggregate::build(ctx, keys, aggregates, &input()?, restored)?
+        }
+        OperatorKind::Union => Box::new(sinks::PassThrough),
+        OperatorKind::BlackholeSink => Box::new(sinks::Blackhole::default()),
+        OperatorKind::StdoutSink(s) => Box::new(sinks::Stdout::new(ctx, s.summary_only)),
+        OperatorKind::FileSink(f) => Box::new(FileSink::open(ctx, f, restored).await?),
+        OperatorKind::Generator(_) | OperatorKind::FileSource(_) => {
+            return Err(RuntimeError::Internal("a source cannot follow another operator".into()))
+        }
+    })
+}

@@ -1,0 +1,64 @@
+//! Simple sinks: blackhole (counts and drops), stdout (prints JSON lines), and the union's
+//! pass-through.
+
+use super::{Operator, OperatorContext};
+use crate::error::Result;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use std::io::Write;
+
+pub struct PassThrough;
+
+#[async_trait]
+impl Operator for PassThrough {
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        Ok(Some(batch))
+    }
+}
+
+#[derive(Default)]
+pub struct Blackhole {
+    rows: u64,
+}
+
+#[async_trait]
+impl Operator for Blackhole {
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        self.rows += batch.num_rows() as u64;
+        Ok(None)
+    }
+}
+
+pub struct Stdout {
+    prefix: String,
+    summary_only: bool,
+}
+
+impl Stdout {
+    pub fn new(ctx: &OperatorContext, summary_only: bool) -> Self {
+        let prefix = if ctx.parallelism > 1 { format!("{}> ", ctx.subtask) } else { String::new() };
+        Self { prefix, summary_only }
+    }
+}
+
+#[async_trait]
+impl Operator for Stdout {
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let mut buf = Vec::new();
+        if self.summary_only {
+            writeln!(buf, "{}{} rows", self.prefix, batch.num_rows()).ok();
+        } else {
+            let mut w = arrow::json::LineDelimitedWriter::new(Vec::new());
+            w.write(&batch)?;
+            w.finish()?;
+            for line in w.into_inner().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                buf.extend_from_slice(self.prefix.as_bytes());
+                buf.extend_from_slice(line);
+                buf.push(b'\n');
+            }
+        }
+        // A closed stdout (e.g. `| head`) is not a job failure.
+        let _ = std::io::stdout().lock().write_all(&buf);
+        Ok(None)
+    }
+}

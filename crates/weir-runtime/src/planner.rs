@@ -1,0 +1,228 @@
+//! Schemas and semantic checks: the Arrow schema every operator produces, and every column
+//! name, expression and type checked against it. The job manager calls [`validate`] at submit
+//! time, so a job with an unknown column or a bad expression is refused before it runs.
+
+use crate::error::{Result, RuntimeError};
+use crate::expr;
+use crate::hashing::is_key_type;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use std::sync::Arc;
+use weir_types::{AggFn, ExecutionPlan, JobSpec, OperatorKind, Partitioning};
+
+/// The generator's schema: `id`, `key`, `value`, `ts` (epoch milliseconds).
+pub fn generator_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("key", DataType::Int64, false),
+        Field::new("value", DataType::Int64, false),
+        Field::new("ts", DataType::Int64, false),
+    ]))
+}
+
+/// Parses a type name of a file source's schema.
+pub fn parse_type(name: &str) -> Result<DataType> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "int64" | "bigint" | "long" => DataType::Int64,
+        "int32" | "int" | "integer" => DataType::Int32,
+        "float64" | "double" => DataType::Float64,
+        "utf8" | "string" | "varchar" | "text" => DataType::Utf8,
+        "bool" | "boolean" => DataType::Boolean,
+        other => {
+            return Err(RuntimeError::Plan(format!(
+                "unknown column type {other:?} (use int64, int32, float64, utf8 or bool)"
+            )))
+        }
+    })
+}
+
+fn plan_err<T>(op: &str, msg: String) -> Result<T> {
+    Err(RuntimeError::Plan(format!("operator {op:?}: {msg}")))
+}
+
+fn column<'a>(schema: &'a Schema, op: &str, name: &str) -> Result<&'a Field> {
+    schema.field_with_name(name).or_else(|_| {
+        let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        plan_err(op, format!("unknown column {name:?} (columns: {})", have.join(", ")))
+    })
+}
+
+/// Output schema of each operator (sinks produce the schema they consume).
+pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
+    let mut out: Vec<SchemaRef> = Vec::with_capacity(spec.operators.len());
+    for op in &spec.operators {
+        let mut inputs = Vec::new();
+        for input in &op.inputs {
+            let i = spec
+                .operator_index(&input.from)
+                .ok_or_else(|| RuntimeError::Plan(format!("unknown operator {:?}", input.from)))?;
+            let s = out
+                .get(i)
+                .cloned()
+                .ok_or_else(|| RuntimeError::Plan("operators must follow their inputs".into()))?;
+            if let Partitioning::Hash(keys) = &input.partition {
+                for k in keys {
+                    let f = column(&s, &op.id, k)?;
+                    if !is_key_type(f.data_type()) {
+                        return plan_err(&op.id, format!("cannot partition by {k:?} of type {}", f.data_type()));
+                    }
+                }
+            }
+            inputs.push(s);
+        }
+        if let Some(first) = inputs.first() {
+            for other in &inputs[1..] {
+                if !same_columns(first, other) {
+                    return plan_err(&op.id, format!(
+                        "its inputs have different schemas: {:?} vs {:?}",
+                        field_list(first), field_list(other)
+                    ));
+                }
+            }
+        }
+        let input = inputs.first().cloned();
+        let schema = match &op.kind {
+            OperatorKind::Generator(_) => generator_schema(),
+            OperatorKind::FileSource(f) => {
+                if f.format == weir_types::FileFormat::Lines {
+                    Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)]))
+                } else {
+                    if f.schema.is_empty() {
+                        return plan_err(&op.id, "a csv or jsonl file source needs a \"schema\"".into());
+                    }
+                    let fields = f
+                        .schema
+                        .iter()
+                        .map(|(n, t)| Ok(Field::new(n, parse_type(t)?, true)))
+                        .collect::<Result<Vec<_>>>()?;
+                    Arc::new(Schema::new(fields))
+                }
+            }
+            OperatorKind::Filter { predicate } => {
+                let input = input.ok_or_else(|| RuntimeError::Internal("filter without input".into()))?;
+                let e = expr::compile(predicate, &input).or_else(|e| plan_err(&op.id, e.to_string()))?;
+                if e.data_type != DataType::Boolean {
+                    return plan_err(&op.id, format!("predicate {predicate:?} is {}, not boolean", e.data_type));
+                }
+                input
+            }
+            OperatorKind::Project { exprs } => {
+                let input = input.ok_or_else(|| RuntimeError::Internal("project without input".into()))?;
+                if exprs.is_empty() {
+                    return plan_err(&op.id, "a projection needs at least one expression".into());
+                }
+                let mut fields = Vec::new();
+                for p in exprs {
+                    let e = expr::compile(&p.expr, &input).or_else(|e| plan_err(&op.id, e.to_string()))?;
+                    if fields.iter().any(|f: &Field| f.name() == &p.name) {
+                        return plan_err(&op.id, format!("column {:?} is defined twice", p.name));
+                    }
+                    fields.push(Field::new(&p.name, e.data_type, e.nullable));
+                }
+                Arc::new(Schema::new(fields))
+            }
+            OperatorKind::KeyedAggregate { keys, aggregates } => {
+                let input = input.ok_or_else(|| RuntimeError::Internal("aggregate without input".into()))?;
+                for k in keys {
+                    let f = column(&input, &op.id, k)?;
+                    if !is_key_type(f.data_type()) {
+                        return plan_err(&op.id, format!("cannot key by {k:?} of type {}", f.data_type()));
+                    }
+                }
+                let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+                for a in aggregates {
+                    let t = agg_type(&input, &op.id, a.func, a.column.as_deref())?;
+                    if fields.iter().any(|f| f.name() == &a.name) {
+                        return plan_err(&op.id, format!("output column {:?} already exists", a.name));
+                    }
+                    fields.push(Field::new(&a.name, t, false));
+                }
+                Arc::new(Schema::new(fields))
+            }
+            OperatorKind::Union | OperatorKind::StdoutSink(_) | OperatorKind::BlackholeSink | OperatorKind::FileSink(_) => {
+                input.ok_or_else(|| RuntimeError::Internal("operator without input".into()))?
+            }
+        };
+        out.push(schema);
+    }
+    Ok(out)
+}
+
+/// The output type of an aggregate: count is int64; sum is int64 or float64; min and max keep
+/// the column's numeric type.
+pub fn agg_type(input: &Schema, op: &str, func: AggFn, col: Option<&str>) -> Result<DataType> {
+    if func == AggFn::Count {
+        return Ok(DataType::Int64);
+    }
+    let name = col.ok_or_else(|| RuntimeError::Plan(format!("operator {op:?}: {func:?} needs a column")))?;
+    let t = column(input, op, name)?.data_type().clone();
+    match t {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8
+        | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => Ok(DataType::Int64),
+        DataType::Float32 | DataType::Float64 => Ok(DataType::Float64),
+        other => plan_err(op, format!("cannot aggregate {name:?} of type {other}")),
+    }
+}
+
+fn same_columns(a: &Schema, b: &Schema) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields().iter().zip(b.fields()).all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+fn field_list(s: &Schema) -> Vec<String> {
+    s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
+}
+
+/// Everything checkable before running: structure (weir-types) and schemas (here).
+pub fn validate(spec: &JobSpec) -> Result<()> {
+    spec.validate().map_err(|e| RuntimeError::Plan(e.to_string()))?;
+    ExecutionPlan::new(spec).map_err(|e| RuntimeError::Plan(e.to_string()))?;
+    if spec.guarantee == weir_types::DeliveryGuarantee::AtMostOnce {
+        if let Some(op) = spec.operators.iter().find(|o| matches!(o.kind, OperatorKind::FileSource(_))) {
+            return Err(RuntimeError::Plan(format!(
+                "operator {:?}: file_source cannot give at_most_once yet (it has no position leases); use at_least_once or exactly_once",
+                op.id
+            )));
+        }
+    }
+    schemas(spec)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(ops: &str) -> JobSpec {
+        JobSpec::from_json(&format!(r#"{{"name":"t","operators":[{ops}]}}"#)).unwrap()
+    }
+
+    #[test]
+    fn schemas_flow_through_the_graph() {
+        let s = job(r#"{"id":"g","type":"generator"},
+            {"id":"p","type":"project","inputs":[{"from":"g"}],"exprs":[{"expr":"key","as":"k"},{"expr":"value * 2","as":"v2"}]},
+            {"id":"a","type":"keyed_aggregate","inputs":[{"from":"p","partition":{"hash":["k"]}}],"keys":["k"],
+             "aggregates":[{"fn":"count","as":"n"},{"fn":"sum","column":"v2","as":"total"}]},
+            {"id":"o","type":"blackhole_sink","inputs":[{"from":"a"}]}"#);
+        let schemas = schemas(&s).unwrap();
+        let names: Vec<_> = schemas[2].fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, vec!["k", "v2", "n", "total"]);
+    }
+
+    #[test]
+    fn unknown_columns_and_bad_predicates_are_named() {
+        let s = job(r#"{"id":"g","type":"generator"},
+            {"id":"f","type":"filter","inputs":[{"from":"g"}],"predicate":"colour = 'red'"},
+            {"id":"o","type":"blackhole_sink","inputs":[{"from":"f"}]}"#);
+        let err = validate(&s).unwrap_err().to_string();
+        assert!(err.contains("\"f\"") && err.contains("colour"), "{err}");
+        let s = job(r#"{"id":"g","type":"generator"},
+            {"id":"f","type":"filter","inputs":[{"from":"g"}],"predicate":"key + 1"},
+            {"id":"o","type":"blackhole_sink","inputs":[{"from":"f"}]}"#);
+        assert!(validate(&s).unwrap_err().to_string().contains("not boolean"));
+        let s = job(r#"{"id":"g","type":"generator"},
+            {"id":"a","type":"keyed_aggregate","inputs":[{"from":"g","partition":{"hash":["nokey"]}}],"keys":["nokey"],
+             "aggregates":[{"fn":"count","as":"n"}]},
+            {"id":"o","type":"blackhole_sink","inputs":[{"from":"a"}]}"#);
+        assert!(validate(&s).unwrap_err().to_string().contains("unknown column \"nokey\""));
+    }
+}

@@ -1,0 +1,497 @@
+//! One subtask: a chain of operators (optionally headed by a source), its input channels and
+//! its outputs.
+//!
+//! The loop reads control messages (checkpoint trigger for sources, checkpoint complete for
+//! everyone) and input messages. Barriers go through a `weir_checkpoint::BarrierAligner`:
+//! aligned (inputs block) for exactly-once, tracked only for the other guarantees. When the
+//! aligner says snapshot, every operator's state is taken synchronously, the barrier is
+//! forwarded, and the upload runs in a spawned task that acknowledges (or declines) to the
+//! checkpoint coordinator through the event channel; processing continues meanwhile.
+//!
+//! End of input: a source that runs dry flushes its chain and reports `SourceExhausted`; with
+//! checkpoints on it stays up until a checkpoint taken after that point completes (so
+//! two-phase-commit sinks commit everything), then sends end-of-stream. A task whose inputs all
+//! ended flushes, forwards end-of-stream, waits for pending commits, and finishes.
+//!
+//! An input channel that closes without end-of-stream means its sender failed: the task fails.
+
+use crate::error::{Result, RuntimeError};
+use crate::message::{Barrier, Message};
+use crate::operators::{build_operator, build_source, Operator, OperatorContext, Restored, Source, SourcePoll};
+use crate::output::Outputs;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver, UnboundedSender};
+use tracing::{debug, info_span, warn, Instrument};
+use weir_checkpoint::{AlignEvent, BarrierAligner, CheckpointMetadata, SubtaskHandle};
+use weir_storage::Storage;
+use weir_types::{CheckpointId, DeliveryGuarantee, ExecutionPlan, JobId, JobSpec, TaskKey};
+
+#[derive(Debug, Clone)]
+pub enum TaskControl {
+    /// Sources only: inject this barrier; with `stop`, produce nothing after it and end once
+    /// it completes (stop-with-savepoint).
+    TriggerCheckpoint { barrier: Barrier, stop: bool },
+    CheckpointComplete(CheckpointId),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskEventKind {
+    Running,
+    Acknowledged { checkpoint: CheckpointId, handles: Vec<(String, SubtaskHandle)> },
+    Declined { checkpoint: CheckpointId, reason: String },
+    SourceExhausted,
+    Finished,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEvent {
+    pub job_id: JobId,
+    pub attempt: u64,
+    pub task: TaskKey,
+    pub kind: TaskEventKind,
+}
+
+#[derive(Debug, Default)]
+pub struct TaskMetrics {
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+}
+
+/// Where a restored task reads its state.
+#[derive(Debug, Clone)]
+pub struct RestoreSource {
+    pub storage: Storage,
+    pub metadata: Arc<CheckpointMetadata>,
+}
+
+pub struct TaskSetup {
+    pub job_id: JobId,
+    pub attempt: u64,
+    pub task: TaskKey,
+    pub spec: Arc<JobSpec>,
+    pub plan: Arc<ExecutionPlan>,
+    pub schemas: Arc<Vec<SchemaRef>>,
+    pub inputs: Vec<Receiver<Message>>,
+    pub outputs: Outputs,
+    pub restore: Option<RestoreSource>,
+    /// At-most-once: where sources record their position leases (the job's checkpoint folder
+    /// `leases/`); `None` for the other guarantees.
+    pub lease_dir: Option<Storage>,
+    pub control: UnboundedReceiver<TaskControl>,
+    pub events: UnboundedSender<TaskEvent>,
+    pub metrics: Arc<TaskMetrics>,
+}
+
+struct Task {
+    job_id: JobId,
+    attempt: u64,
+    key: TaskKey,
+    op_ids: Vec<String>,
+    source: Option<Box<dyn Source>>,
+    chain: Vec<Box<dyn Operator>>,
+    outputs: Outputs,
+    events: UnboundedSender<TaskEvent>,
+    metrics: Arc<TaskMetrics>,
+    checkpointing: bool,
+    lease_dir: Option<Storage>,
+}
+
+/// Records a source may emit per partition beyond its durable lease (at-most-once).
+const LEASE_AHEAD: u64 = 8192;
+
+/// Adds the at-most-once leases of every earlier attempt to what a source restores from.
+async fn load_leases(dir: &Storage, op_id: &str, restored: Option<Restored>) -> Result<Option<Restored>> {
+    let files: Vec<String> = dir
+        .list("")
+        .await?
+        .into_iter()
+        .filter(|f| f.starts_with(&format!("{op_id}-")) && f.ends_with(".lease"))
+        .collect();
+    if files.is_empty() {
+        return Ok(restored);
+    }
+    let mut r = restored.unwrap_or_default();
+    for (name, bytes) in dir.get_many(files).await? {
+        debug!(lease = %name, "restoring at-most-once lease");
+        r.snapshots.push((u32::MAX, bytes));
+    }
+    Ok(Some(r))
+}
+
+/// Runs a subtask to its end; reports `Finished` or `Failed` on the event channel.
+pub async fn run_task(setup: TaskSetup) {
+    let span = info_span!("task", job = %setup.job_id, attempt = setup.attempt, vertex = setup.task.vertex, subtask = setup.task.subtask);
+    let events = setup.events.clone();
+    let (job_id, attempt, key) = (setup.job_id.clone(), setup.attempt, setup.task);
+    let result = async move {
+        let (mut task, inputs, control, guarantee) = Task::build(setup).await?;
+        task.event(TaskEventKind::Running);
+        if task.source.is_some() {
+            task.run_source(control).await
+        } else {
+            task.run_inputs(inputs, control, guarantee == DeliveryGuarantee::ExactlyOnce).await
+        }
+    }
+    .instrument(span)
+    .await;
+    let kind = match result {
+        Ok(()) => TaskEventKind::Finished,
+        Err(e) => {
+            warn!(job = %job_id, task = %key, error = %e, "task failed");
+            TaskEventKind::Failed(e.to_string())
+        }
+    };
+    let _ = events.send(TaskEvent { job_id, attempt, task: key, kind });
+}
+
+async fn load_restored(restore: &Option<RestoreSource>, op_id: &str) -> Result<Option<Restored>> {
+    let Some(r) = restore else { return Ok(None) };
+    let Some(snap) = r.metadata.operators.get(op_id) else { return Ok(None) };
+    let mut snapshots = Vec::new();
+    for (subtask, handle) in &snap.subtasks {
+        let bytes = r.storage.get(&handle.path).await?;
+        if bytes.len() as u64 != handle.size {
+            return Err(RuntimeError::Input(format!(
+                "state file {} has {} bytes, the checkpoint recorded {}: corrupt checkpoint",
+                handle.path,
+                bytes.len(),
+                handle.size
+            )));
+        }
+        snapshots.push((*subtask, bytes));
+    }
+    Ok(Some(Restored { job_id: r.metadata.job_id.clone(), old_parallelism: snap.parallelism, snapshots }))
+}
+
+impl Task {
+    async fn build(s: TaskSetup) -> Result<(Self, Vec<Receiver<Message>>, UnboundedReceiver<TaskControl>, DeliveryGuarantee)> {
+        let vertex = s
+            .plan
+            .vertex(s.task.vertex)
+            .ok_or_else(|| RuntimeError::Internal(format!("no vertex {}", s.task.vertex)))?
+            .clone();
+        let mut source = None;
+        let mut chain = Vec::new();
+        let mut op_ids = Vec::new();
+        for (pos, &op_index) in vertex.operators.iter().enumerate() {
+            let op = &s.spec.operators[op_index];
+            let input_schema = op
+                .inputs
+                .first()
+                .and_then(|i| s.spec.operator_index(&i.from))
+                .map(|i| s.schemas[i].clone())
+                .or_else(|| (pos > 0).then(|| s.schemas[vertex.operators[pos - 1]].clone()));
+            let ctx = OperatorContext {
+                job_id: s.job_id.clone(),
+                op_id: op.id.clone(),
+                subtask: s.task.subtask,
+                parallelism: op.parallelism,
+                max_parallelism: s.spec.max_parallelism,
+                attempt: s.attempt,
+                guarantee: s.spec.guarantee,
+                checkpointing: s.spec.checkpoint.interval_ms > 0,
+                input_schema,
+                output_schema: s.schemas[op_index].clone(),
+            };
+            let mut restored = load_restored(&s.restore, &op.id).await?;
+            if let (Some(dir), true) = (&s.lease_dir, op.kind.is_source()) {
+                restored = load_leases(dir, &op.id, restored).await?;
+            }
+            if pos == 0 && op.kind.is_source() {
+                source = Some(build_source(&ctx, op, restored).await?);
+            } else {
+                chain.push(build_operator(&ctx, op, restored).await?);
+            }
+            op_ids.push(op.id.clone());
+        }
+        let task = Task {
+            job_id: s.job_id,
+            attempt: s.attempt,
+            key: s.task,
+            op_ids,
+            source,
+            chain,
+            outputs: s.outputs,
+            events: s.events,
+            metrics: s.metrics,
+            checkpointing: s.spec.checkpoint.interval_ms > 0,
+            lease_dir: s.lease_dir,
+        };
+        Ok((task, s.inputs, s.control, s.spec.guarantee))
+    }
+
+    fn event(&self, kind: TaskEventKind) {
+        let _ = self.events.send(TaskEvent { job_id: self.job_id.clone(), attempt: self.attempt, task: self.key, kind });
+    }
+
+    /// Pushes a batch through the chain from operator `from` on, then to the outputs.
+    async fn push(&mut self, from: usize, batch: RecordBatch) -> Result<()> {
+        let mut current = Some(batch);
+        for op in &mut self.chain[from..] {
+            match current {
+                Some(b) => current = op.process(b).await?,
+                None => return Ok(()),
+            }
+        }
+        if let Some(b) = current {
+            self.metrics.records_out.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+            self.outputs.batch(b).await?;
+        }
+        Ok(())
+    }
+
+    /// End of input for the chain: each operator flushes into the ones after it.
+    async fn flush_chain(&mut self) -> Result<()> {
+        for i in 0..self.chain.len() {
+            if let Some(b) = self.chain[i].end_of_input().await? {
+                self.push(i + 1, b).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn awaiting_commit(&self) -> bool {
+        self.chain.iter().any(|op| op.awaiting_commit())
+    }
+
+    async fn complete(&mut self, id: CheckpointId) -> Result<()> {
+        for op in &mut self.chain {
+            op.checkpoint_complete(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_without_checkpoint(&mut self) -> Result<()> {
+        for op in &mut self.chain {
+            op.finish().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the snapshot for `barrier`, forwards the barrier, and uploads in the background.
+    async fn snapshot(&mut self, barrier: &Barrier) -> Result<()> {
+        let mut states: Vec<(String, Vec<u8>)> = Vec::new();
+        let chain_ids = if self.source.is_some() { &self.op_ids[1..] } else { &self.op_ids[..] };
+        if let Some(src) = &mut self.source {
+            if let Some(bytes) = src.snapshot()? {
+                states.push((self.op_ids[0].clone(), bytes));
+            }
+        }
+        for (op, id) in self.chain.iter_mut().zip(chain_ids) {
+            if let Some(bytes) = op.snapshot(barrier).await? {
+                states.push((id.clone(), bytes));
+            }
+        }
+        self.outputs.barrier(barrier).await?;
+        let (events, job_id, attempt, key) = (self.events.clone(), self.job_id.clone(), self.attempt, self.key);
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            let kind = match upload(&barrier, key, attempt, states).await {
+                Ok(handles) => TaskEventKind::Acknowledged { checkpoint: barrier.id, handles },
+                Err(e) => {
+                    warn!(checkpoint = barrier.id, task = %key, error = %e, "snapshot upload failed");
+                    TaskEventKind::Declined { checkpoint: barrier.id, reason: e.to_string() }
+                }
+            };
+            let _ = events.send(TaskEvent { job_id, attempt, task: key, kind });
+        });
+        Ok(())
+    }
+
+    /// Makes the source's next lease durable before it may emit under it.
+    async fn extend_lease(&mut self) -> Result<()> {
+        let (Some(dir), Some(src)) = (&self.lease_dir, &mut self.source) else {
+            return Err(RuntimeError::Internal("a source asked for a lease outside at-most-once".into()));
+        };
+        let bytes = src
+            .lease(LEASE_AHEAD)?
+            .ok_or_else(|| RuntimeError::Internal("source asked for a lease but gave none".into()))?;
+        dir.put(&format!("{}-{}-a{}.lease", self.op_ids[0], self.key.subtask, self.attempt), bytes).await?;
+        Ok(())
+    }
+
+    async fn run_source(&mut self, mut control: UnboundedReceiver<TaskControl>) -> Result<()> {
+        let mut exhausted = false;
+        let mut final_checkpoint: Option<CheckpointId> = None;
+        let mut wait_until: Option<tokio::time::Instant> = None;
+        loop {
+            let ctrl = if exhausted {
+                control.recv().await
+            } else if let Some(t) = wait_until {
+                tokio::select! {
+                    c = control.recv() => c,
+                    _ = tokio::time::sleep_until(t) => { wait_until = None; continue; }
+                }
+            } else {
+                match control.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                        let poll = match &mut self.source {
+                            Some(s) => s.poll_next().await?,
+                            None => return Err(RuntimeError::Internal("source task without source".into())),
+                        };
+                        match poll {
+                            SourcePoll::Batch(b) => {
+                                self.metrics.records_in.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                                self.push(0, b).await?;
+                            }
+                            SourcePoll::Wait(t) => wait_until = Some(t.into()),
+                            SourcePoll::NeedLease => self.extend_lease().await?,
+                            SourcePoll::Exhausted => {
+                                exhausted = true;
+                                self.flush_chain().await?;
+                                self.event(TaskEventKind::SourceExhausted);
+                                if !self.checkpointing {
+                                    self.finish_without_checkpoint().await?;
+                                    self.outputs.end_of_stream().await?;
+                                    return Ok(());
+                                }
+                                debug!("source exhausted; waiting for a final checkpoint");
+                            }
+                        }
+                        continue;
+                    }
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            match ctrl {
+                None => return Err(RuntimeError::ChannelClosed("control channel closed (task cancelled)".into())),
+                Some(TaskControl::TriggerCheckpoint { barrier, stop }) => {
+                    if stop && !exhausted {
+                        exhausted = true;
+                        self.flush_chain().await?;
+                        final_checkpoint = Some(barrier.id);
+                    } else if exhausted && final_checkpoint.is_none() {
+                        final_checkpoint = Some(barrier.id);
+                    }
+                    self.snapshot(&barrier).await?;
+                }
+                Some(TaskControl::CheckpointComplete(id)) => {
+                    self.complete(id).await?;
+                    if final_checkpoint.is_some_and(|f| id >= f) {
+                        self.outputs.end_of_stream().await?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_inputs(&mut self, mut inputs: Vec<Receiver<Message>>, mut control: UnboundedReceiver<TaskControl>, aligned: bool) -> Result<()> {
+        enum Next {
+            Control(Option<TaskControl>),
+            Input(usize, Option<Message>),
+        }
+        let n = inputs.len();
+        let mut aligner = BarrierAligner::new(n, aligned);
+        let mut ended = vec![false; n];
+        let mut ended_all = n == 0;
+        let mut pending_barrier: Option<Barrier> = None;
+        let mut start = 0usize;
+        let mut skip = vec![false; n];
+        loop {
+            for (i, s) in skip.iter_mut().enumerate() {
+                *s = ended[i] || aligner.is_blocked(i);
+            }
+            let next = poll_fn(|cx| {
+                if let Poll::Ready(c) = control.poll_recv(cx) {
+                    return Poll::Ready(Next::Control(c));
+                }
+                if !ended_all {
+                    for k in 0..n {
+                        let i = (start + k) % n;
+                        if skip[i] {
+                            continue;
+                        }
+                        if let Poll::Ready(m) = inputs[i].poll_recv(cx) {
+                            start = i + 1;
+                            return Poll::Ready(Next::Input(i, m));
+                        }
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            let align_events = match next {
+                Next::Control(None) => {
+                    return Err(RuntimeError::ChannelClosed("control channel closed (task cancelled)".into()))
+                }
+                Next::Control(Some(TaskControl::CheckpointComplete(id))) => {
+                    self.complete(id).await?;
+                    if ended_all && !self.awaiting_commit() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Next::Control(Some(TaskControl::TriggerCheckpoint { .. })) => continue,
+                Next::Input(i, None) => {
+                    return Err(RuntimeError::ChannelClosed(format!("input channel {i} closed without end of stream: an upstream task failed")))
+                }
+                Next::Input(_, Some(Message::Batch(b))) => {
+                    self.metrics.records_in.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                    self.push(0, b).await?;
+                    continue;
+                }
+                Next::Input(i, Some(Message::Barrier(b))) => {
+                    let ev = aligner.on_barrier(i, b.id);
+                    if pending_barrier.as_ref().is_none_or(|p| p.id < b.id) {
+                        pending_barrier = Some(b);
+                    }
+                    ev
+                }
+                Next::Input(i, Some(Message::EndOfStream)) => {
+                    ended[i] = true;
+                    aligner.on_end_of_input(i)
+                }
+            };
+            for ev in align_events {
+                match ev {
+                    AlignEvent::Snapshot(id) => {
+                        let b = pending_barrier
+                            .clone()
+                            .filter(|b| b.id == id)
+                            .ok_or_else(|| RuntimeError::Internal(format!("no barrier {id} to snapshot")))?;
+                        self.snapshot(&b).await?;
+                    }
+                    AlignEvent::Aborted(id) => {
+                        self.event(TaskEventKind::Declined { checkpoint: id, reason: "alignment abandoned for a newer barrier".into() });
+                    }
+                }
+            }
+            if !ended_all && aligner.all_ended() {
+                ended_all = true;
+                self.flush_chain().await?;
+                self.outputs.end_of_stream().await?;
+                if !self.checkpointing {
+                    self.finish_without_checkpoint().await?;
+                    return Ok(());
+                }
+                if !self.awaiting_commit() {
+                    return Ok(());
+                }
+                debug!("inputs ended; waiting for the final checkpoint to commit");
+            }
+        }
+    }
+}
+
+async fn upload(barrier: &Barrier, key: TaskKey, attempt: u64, states: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, SubtaskHandle)>> {
+    if states.is_empty() {
+        return Ok(vec![]);
+    }
+    let storage = Storage::open(&barrier.target_dir)?;
+    let mut handles = Vec::with_capacity(states.len());
+    for (op_id, bytes) in states {
+        let path = format!("{op_id}-{}-a{attempt}.state", key.subtask);
+        let size = bytes.len() as u64;
+        storage.put(&path, bytes).await?;
+        handles.push((op_id, SubtaskHandle { path, size }));
+    }
+    Ok(handles)
+}

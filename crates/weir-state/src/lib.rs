@@ -1,0 +1,218 @@
+//! Keyed state, partitioned into key groups.
+//!
+//! A keyed operator subtask owns a contiguous range of key groups (see
+//! `weir_types::keygroup`). [`KeyedState`] keeps one hash map per owned key group, so a snapshot
+//! is a list of (key group, entries) sections and a restore at a different parallelism keeps
+//! exactly the sections of the key groups the new subtask owns, from whichever old subtasks
+//! held them.
+//!
+//! This is the in-memory backend (the default). Snapshots are bincode; the synchronous part of
+//! a checkpoint is [`KeyedState::snapshot`], which serialises the maps; the upload happens
+//! elsewhere, asynchronously.
+//!
+//! Architecture invariant: no I/O; bytes in, bytes out.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::ops::Range;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("corrupt state snapshot: {0}")]
+    Corrupt(String),
+    #[error("state snapshot has max parallelism {found}, the job has {expected}")]
+    MaxParallelismMismatch { found: u32, expected: u32 },
+}
+
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// A fast hasher for keys already well distributed or short (FxHash-style, mixed at the end).
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        weir_types::keygroup::fmix64(self.0)
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(0x51_7cc1_b727_220a_95);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+    #[inline]
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64)
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot<K, V> {
+    max_parallelism: u32,
+    groups: Vec<(u32, Vec<(K, V)>)>,
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+/// Keyed state of one subtask: key -> value, per owned key group.
+#[derive(Debug, Clone)]
+pub struct KeyedState<K, V> {
+    range: Range<u32>,
+    max_parallelism: u32,
+    groups: Vec<FastMap<K, V>>,
+}
+
+impl<K, V> KeyedState<K, V>
+where
+    K: Hash + Eq + Serialize + DeserializeOwned + Clone,
+    V: Serialize + DeserializeOwned + Clone,
+{
+    pub fn new(range: Range<u32>, max_parallelism: u32) -> Self {
+        let groups = (range.start..range.end).map(|_| FastMap::default()).collect();
+        Self { range, max_parallelism, groups }
+    }
+
+    pub fn key_groups(&self) -> Range<u32> {
+        self.range.clone()
+    }
+
+    /// The map of one key group. Panics if the key group is not owned: routing guarantees it,
+    /// so a miss is a bug, not bad input.
+    #[inline]
+    pub fn group_mut(&mut self, key_group: u32) -> &mut FastMap<K, V> {
+        assert!(
+            self.range.contains(&key_group),
+            "key group {key_group} routed to a subtask owning {:?}",
+            self.range
+        );
+        &mut self.groups[(key_group - self.range.start) as usize]
+    }
+
+    pub fn owns(&self, key_group: u32) -> bool {
+        self.range.contains(&key_group)
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.groups.iter().flat_map(|g| g.iter())
+    }
+
+    /// Serialises all owned key groups.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let snap = Snapshot {
+            max_parallelism: self.max_parallelism,
+            groups: self
+                .range
+                .clone()
+                .zip(&self.groups)
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(kg, m)| (kg, m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+                .collect(),
+        };
+        bincode::serde::encode_to_vec(&snap, config()).unwrap_or_default()
+    }
+
+    /// Adds the key groups this subtask owns from one old subtask's snapshot.
+    pub fn restore_from(&mut self, bytes: &[u8]) -> Result<()> {
+        let (snap, _): (Snapshot<K, V>, usize) =
+            bincode::serde::decode_from_slice(bytes, config())
+                .map_err(|e| StateError::Corrupt(e.to_string()))?;
+        if snap.max_parallelism != self.max_parallelism {
+            return Err(StateError::MaxParallelismMismatch {
+                found: snap.max_parallelism,
+                expected: self.max_parallelism,
+            });
+        }
+        for (kg, entries) in snap.groups {
+            if kg >= self.max_parallelism {
+                return Err(StateError::Corrupt(format!("key group {kg} out of range")));
+            }
+            if self.owns(kg) {
+                self.group_mut(kg).extend(entries);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encodes any serde value the way operator (non-keyed) state is stored.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, config()).unwrap_or_default()
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    bincode::serde::decode_from_slice(bytes, config())
+        .map(|(v, _)| v)
+        .map_err(|e| StateError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_types::keygroup::{hash_i64, key_group, key_group_range};
+
+    fn fill(par: u32, max: u32, keys: i64) -> Vec<Vec<u8>> {
+        (0..par)
+            .map(|s| {
+                let mut st = KeyedState::<i64, u64>::new(key_group_range(s, max, par), max);
+                for k in 0..keys {
+                    let kg = key_group(hash_i64(k), max);
+                    if st.owns(kg) {
+                        st.group_mut(kg).insert(k, k as u64 * 10);
+                    }
+                }
+                st.snapshot()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rescale_2_to_3_keeps_every_key_exactly_once() {
+        let max = 128;
+        let snaps = fill(2, max, 1000);
+        let mut total = 0;
+        for s in 0..3 {
+            let mut st = KeyedState::<i64, u64>::new(key_group_range(s, max, 3), max);
+            for snap in &snaps {
+                st.restore_from(snap).unwrap();
+            }
+            for (k, v) in st.iter() {
+                assert_eq!(*v, *k as u64 * 10);
+                assert!(st.owns(key_group(hash_i64(*k), max)));
+            }
+            total += st.len();
+        }
+        assert_eq!(total, 1000);
+    }
+
+    #[test]
+    fn corrupt_and_mismatched_snapshots_are_errors() {
+        let mut st = KeyedState::<i64, u64>::new(0..64, 64);
+        assert!(matches!(st.restore_from(b"\xff\xff\xff"), Err(StateError::Corrupt(_))));
+        let other = fill(1, 128, 10).remove(0);
+        assert!(matches!(
+            st.restore_from(&other),
+            Err(StateError::MaxParallelismMismatch { found: 128, expected: 64 })
+        ));
+    }
+}

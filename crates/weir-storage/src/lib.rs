@@ -1,0 +1,275 @@
+//! Object storage for everything Weir keeps: checkpoints and savepoints, the job manager's job
+//! records, and the file sink's output. A [`Storage`] is a folder URL (`file:///…`, a plain
+//! path, or `s3://bucket/prefix` with the `s3` feature) with the few operations Weir needs.
+//!
+//! [`failing::FailingStore`] wraps any store and fails chosen operations on demand, for fault
+//! injection in tests.
+//!
+//! Architecture invariant: knows folders and bytes, nothing about checkpoints' meaning.
+
+pub mod failing;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid storage URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("{op} {path}: not found")]
+    NotFound { op: &'static str, path: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+impl StorageError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A folder in an object store.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    url: String,
+}
+
+/// Options for S3-compatible stores, taken from the environment the way AWS tools do
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// `AWS_ALLOW_HTTP`).
+fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path, String)> {
+    let invalid = |reason: String| StorageError::InvalidUrl { url: url.to_string(), reason };
+    if let Some(rest) = url.strip_prefix("s3://") {
+        #[cfg(feature = "s3")]
+        {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(invalid("no bucket".into()));
+            }
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_virtual_hosted_style_request(false);
+            if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+                b = b.with_endpoint(endpoint);
+            }
+            if std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1") {
+                b = b.with_allow_http(true);
+            }
+            let store = b.build().map_err(|e| invalid(e.to_string()))?;
+            return Ok((Arc::new(store), Path::from(prefix), url.trim_end_matches('/').to_string()));
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = rest;
+            return Err(invalid("this build of weir has no S3 support (cargo feature `s3`)".into()));
+        }
+    }
+    let local = if let Some(p) = url.strip_prefix("file://") {
+        std::path::PathBuf::from(p)
+    } else if url.contains("://") {
+        return Err(invalid("unsupported scheme; use file:// or s3://".into()));
+    } else {
+        std::path::PathBuf::from(url)
+    };
+    if local.as_os_str().is_empty() {
+        return Err(invalid("empty path".into()));
+    }
+    let abs = if local.is_absolute() {
+        local
+    } else {
+        std::env::current_dir().map_err(|e| invalid(e.to_string()))?.join(local)
+    };
+    std::fs::create_dir_all(&abs)
+        .map_err(|e| invalid(format!("cannot create folder {}: {e}", abs.display())))?;
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&abs)
+        .map_err(|e| invalid(e.to_string()))?;
+    let url = format!("file://{}", abs.display());
+    Ok((Arc::new(store), Path::default(), url))
+}
+
+impl Storage {
+    /// Opens a folder URL. Local folders are created if missing.
+    pub fn open(url: &str) -> Result<Self> {
+        let (store, root, url) = open_store(url.trim())?;
+        Ok(Self { store, root, url })
+    }
+
+    /// Wraps an existing store (tests: a failing store, an S3 client with custom settings).
+    pub fn from_store(store: Arc<dyn ObjectStore>, root: &str, url: &str) -> Self {
+        Self { store, root: Path::from(root), url: url.to_string() }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A sub-folder.
+    pub fn child(&self, rel: &str) -> Storage {
+        Storage {
+            store: self.store.clone(),
+            root: self.path(rel),
+            url: format!("{}/{}", self.url.trim_end_matches('/'), rel.trim_matches('/')),
+        }
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        let mut p = self.root.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        p
+    }
+
+    fn rel(&self, p: &Path) -> String {
+        p.prefix_match(&self.root)
+            .map(|parts| parts.map(|x| x.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+            .unwrap_or_else(|| p.to_string())
+    }
+
+    fn err(&self, op: &'static str, rel: &str, e: object_store::Error) -> StorageError {
+        let path = format!("{}/{}", self.url.trim_end_matches('/'), rel);
+        match e {
+            object_store::Error::NotFound { .. } => StorageError::NotFound { op, path },
+            source => StorageError::Io { op, path, source },
+        }
+    }
+
+    /// Writes an object atomically (readers see all of it or nothing).
+    pub async fn put(&self, rel: &str, bytes: impl Into<Bytes>) -> Result<()> {
+        self.store
+            .put(&self.path(rel), PutPayload::from_bytes(bytes.into()))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("write", rel, e))
+    }
+
+    pub async fn get(&self, rel: &str) -> Result<Bytes> {
+        let r = self.store.get(&self.path(rel)).await.map_err(|e| self.err("read", rel, e))?;
+        r.bytes().await.map_err(|e| self.err("read", rel, e))
+    }
+
+    pub async fn exists(&self, rel: &str) -> Result<bool> {
+        match self.store.head(&self.path(rel)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err("stat", rel, e)),
+        }
+    }
+
+    /// All objects below `prefix` (recursively), as paths relative to this folder, sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let p = self.path(prefix);
+        let mut out: Vec<String> = self
+            .store
+            .list(Some(&p))
+            .map_ok(|m| self.rel(&m.location))
+            .try_collect()
+            .await
+            .map_err(|e| self.err("list", prefix, e))?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// The immediate sub-folders of `prefix`, by name, sorted.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let p = self.path(prefix);
+        let res = self
+            .store
+            .list_with_delimiter(Some(&p))
+            .await
+            .map_err(|e| self.err("list", prefix, e))?;
+        let mut out: Vec<String> = res
+            .common_prefixes
+            .iter()
+            .filter_map(|c| c.filename().map(str::to_string))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes an object; deleting a missing object is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<()> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err("delete", rel, e)),
+        }
+    }
+
+    /// Deletes everything below `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        for rel in self.list(prefix).await? {
+            self.delete(&rel).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.store
+            .copy(&self.path(from), &self.path(to))
+            .await
+            .map_err(|e| self.err("copy", from, e))
+    }
+
+    /// Checks that the folder can be written, with a probe object it removes again.
+    pub async fn check_writable(&self) -> Result<()> {
+        let probe = format!("_probe-{}", std::process::id());
+        self.put(&probe, Bytes::from_static(b"ok")).await?;
+        self.delete(&probe).await
+    }
+
+    /// Streams the objects below `prefix` concurrently (bounded) and returns their bytes.
+    pub async fn get_many(&self, rels: Vec<String>) -> Result<Vec<(String, Bytes)>> {
+        futures::stream::iter(rels)
+            .map(|rel| async move {
+                let b = self.get(&rel).await?;
+                Ok::<_, StorageError>((rel, b))
+            })
+            .buffered(8)
+            .try_collect()
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_folder_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        assert!(s.url().starts_with("file:///"));
+        let c = s.child("job/chk-1");
+        c.put("a/x", Bytes::from_static(b"1")).await.unwrap();
+        c.put("b", Bytes::from_static(b"2")).await.unwrap();
+        assert_eq!(s.list("job").await.unwrap(), vec!["job/chk-1/a/x", "job/chk-1/b"]);
+        assert_eq!(c.list("").await.unwrap(), vec!["a/x", "b"]);
+        assert_eq!(s.list_dirs("job").await.unwrap(), vec!["chk-1"]);
+        assert_eq!(&c.get("b").await.unwrap()[..], b"2");
+        assert!(c.get("nope").await.unwrap_err().is_not_found());
+        c.copy("b", "c").await.unwrap();
+        assert!(c.exists("c").await.unwrap());
+        s.delete_prefix("job").await.unwrap();
+        assert!(s.list("").await.unwrap().is_empty());
+        s.check_writable().await.unwrap();
+        assert!(Storage::open("ftp://x").is_err());
+    }
+
+    #[tokio::test]
+    async fn unwritable_folder_is_a_clear_error() {
+        let err = Storage::open("/proc/weir-cannot-be-here").unwrap_err().to_string();
+        assert!(err.contains("cannot create folder"), "{err}");
+    }
+}

@@ -1,0 +1,142 @@
+//! The task manager's link to its job manager: register, keep a heartbeat stream open, and
+//! forward task events. When the stream breaks (the job manager died or restarted), every task
+//! is cancelled and the task manager registers again as soon as the job manager answers.
+
+use crate::tasks::TaskManagerState;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tracing::{info, warn};
+use weir_proto as pb;
+use weir_proto::cluster_service_client::ClusterServiceClient;
+use weir_runtime::task::{TaskEvent, TaskEventKind};
+
+type Client = ClusterServiceClient<Channel>;
+
+pub async fn run(state: Arc<TaskManagerState>, shutdown: CancellationToken) {
+    let client: Arc<Mutex<Option<Client>>> = Arc::new(Mutex::new(None));
+    if let Some(events) = state.take_events() {
+        tokio::spawn(forward_events(state.clone(), client.clone(), events, shutdown.clone()));
+    }
+    let mut logged_unreachable = false;
+    while !shutdown.is_cancelled() {
+        match session(&state, &client, &shutdown).await {
+            Ok(()) => {}
+            Err(e) => {
+                if !logged_unreachable {
+                    warn!(jobmanager = %state.cfg.jobmanager, error = %e, "job manager unreachable; retrying");
+                    logged_unreachable = true;
+                }
+            }
+        }
+        *client.lock().await = None;
+        state.cancel_all("lost the job manager");
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+}
+
+/// One registration and heartbeat stream; returns when the stream ends.
+async fn session(state: &Arc<TaskManagerState>, shared: &Arc<Mutex<Option<Client>>>, shutdown: &CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let endpoint = tonic::transport::Endpoint::from_shared(state.cfg.jobmanager.clone())?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true);
+    let channel = endpoint.connect().await?;
+    let mut client = ClusterServiceClient::new(channel);
+    client
+        .register_task_manager(pb::RegisterTaskManagerRequest {
+            tm_id: state.cfg.id.clone(),
+            address: state.address.clone(),
+            slots: state.cfg.slots,
+        })
+        .await?;
+    info!(jobmanager = %state.cfg.jobmanager, "registered with the job manager");
+    *shared.lock().await = Some(client.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::HeartbeatRequest>(4);
+    let id = state.cfg.id.clone();
+    let beat_state = state.clone();
+    let interval = state.cfg.heartbeat_interval;
+    let beats = tokio::spawn(async move {
+        loop {
+            let hb = pb::HeartbeatRequest { tm_id: id.clone(), metrics: beat_state.metrics() };
+            if tx.send(hb).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+    let result = async {
+        let mut responses = client.heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = responses.message() => match r? {
+                    Some(resp) if resp.reregister => return Ok(()),
+                    Some(_) => {}
+                    None => return Err("heartbeat stream closed by the job manager".into()),
+                }
+            }
+        }
+    }
+    .await;
+    beats.abort();
+    if let Err(e) = &result {
+        warn!(error = %e, "lost the job manager");
+    }
+    result
+}
+
+async fn forward_events(
+    state: Arc<TaskManagerState>,
+    client: Arc<Mutex<Option<Client>>>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<TaskEvent>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            ev = events.recv() => match ev { Some(ev) => ev, None => return },
+        };
+        if matches!(ev.kind, TaskEventKind::Finished | TaskEventKind::Failed(_)) {
+            state.task_ended(&ev.job_id, ev.attempt, ev.task);
+        }
+        let Some(mut c) = client.lock().await.clone() else {
+            continue; // no job manager: it will redeploy everything anyway
+        };
+        let task = Some(pb::TaskId { job_id: ev.job_id.0.clone(), attempt: ev.attempt, vertex: ev.task.vertex, subtask: ev.task.subtask });
+        let result = match ev.kind {
+            TaskEventKind::Acknowledged { checkpoint, handles } => c
+                .acknowledge_checkpoint(pb::CheckpointAck {
+                    task,
+                    checkpoint_id: checkpoint,
+                    handles: handles
+                        .into_iter()
+                        .map(|(op, h)| pb::StateHandle { operator_id: op, path: h.path, size: h.size })
+                        .collect(),
+                })
+                .await
+                .map(|_| ()),
+            TaskEventKind::Declined { checkpoint, reason } => c
+                .decline_checkpoint(pb::CheckpointDecline { task, checkpoint_id: checkpoint, reason })
+                .await
+                .map(|_| ()),
+            kind => {
+                let (state, failure) = match kind {
+                    TaskEventKind::Running => ("RUNNING", String::new()),
+                    TaskEventKind::SourceExhausted => ("EXHAUSTED", String::new()),
+                    TaskEventKind::Finished => ("FINISHED", String::new()),
+                    TaskEventKind::Failed(f) => ("FAILED", f),
+                    _ => continue,
+                };
+                c.report_task_state(pb::TaskStateReport { task, state: state.into(), failure }).await.map(|_| ())
+            }
+        };
+        if let Err(e) = result {
+            warn!(error = %e, "could not report to the job manager");
+        }
+    }
+}

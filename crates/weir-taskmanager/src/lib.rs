@@ -1,0 +1,73 @@
+//! The task manager: offers slots to a job manager, runs the subtasks it is given, and moves
+//! data to and from other task managers.
+//!
+//! * [`service`]: the thin tonic layer (deploy, cancel, checkpoint trigger/complete, exchange);
+//! * [`tasks`]: the logic: wiring channels (local or remote) and running `weir_runtime` tasks;
+//! * [`jm_link`]: registration, the heartbeat stream, and forwarding task events to the JM;
+//! * [`run`]: start-up, which takes an already-bound listener (tests bind 127.0.0.1:0).
+//!
+//! Architecture invariant: a task manager keeps nothing on local disk that must survive it;
+//! everything durable goes to object storage. Losing the job manager cancels all its tasks
+//! (the job manager redeploys from the last checkpoint when it is back).
+
+pub mod jm_link;
+pub mod service;
+pub mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TmError {
+    #[error("invalid deployment: {0}")]
+    Deploy(String),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = TmError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+pub struct TaskManagerConfig {
+    /// The job manager's cluster endpoint, e.g. `http://127.0.0.1:6123`.
+    pub jobmanager: String,
+    pub slots: u32,
+    /// Stable id; a restarted process with the same id replaces the old registration.
+    pub id: String,
+    /// Address other processes reach this one at; defaults to the listener's address.
+    pub advertise: Option<String>,
+    pub heartbeat_interval: Duration,
+    /// Capacity, in batches, of each channel between subtasks (the backpressure buffer).
+    pub channel_capacity: usize,
+}
+
+impl TaskManagerConfig {
+    pub fn new(jobmanager: impl Into<String>, slots: u32) -> Self {
+        Self {
+            jobmanager: jobmanager.into(),
+            slots,
+            id: format!("tm-{}-{}", std::process::id(), weir_types::JobId::generate().0.trim_start_matches("j-")),
+            advertise: None,
+            heartbeat_interval: Duration::from_millis(300),
+            channel_capacity: 16,
+        }
+    }
+}
+
+/// Runs a task manager until `shutdown` fires.
+pub async fn run(cfg: TaskManagerConfig, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+    let local: SocketAddr = listener.local_addr()?;
+    let address = cfg.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
+    let state = Arc::new(tasks::TaskManagerState::new(cfg.clone(), address.clone()));
+    tracing::info!(id = %cfg.id, %address, slots = cfg.slots, jobmanager = %cfg.jobmanager, "task manager starting");
+    let server = service::serve(state.clone(), listener, shutdown.clone());
+    let link = jm_link::run(state.clone(), shutdown.clone());
+    let (server_result, _) = tokio::join!(server, link);
+    state.cancel_all("task manager shutting down");
+    server_result
+}

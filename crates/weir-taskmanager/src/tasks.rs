@@ -1,0 +1,334 @@
+//! The task manager's logic: deploying a job attempt's subtasks, wiring their channels, routing
+//! control messages to them, and cancelling them.
+
+use crate::{Result, TaskManagerConfig, TmError};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::{self, Sender, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use weir_checkpoint::CheckpointMetadata;
+use weir_proto as pb;
+use weir_runtime::exchange::encode_batch;
+use weir_runtime::output::{EdgeOutput, Outputs};
+use weir_runtime::planner;
+use weir_runtime::task::{run_task, RestoreSource, TaskControl, TaskEvent, TaskMetrics, TaskSetup};
+use weir_runtime::{Barrier, Message};
+use weir_storage::Storage;
+use weir_types::{Channel, ExecutionPlan, JobId, JobSpec, Partitioning, TaskKey};
+
+/// Identifies one physical channel of one job attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelKey {
+    pub job_id: String,
+    pub attempt: u64,
+    pub channel: Channel,
+}
+
+pub struct RunningTask {
+    pub control: UnboundedSender<TaskControl>,
+    pub handle: JoinHandle<()>,
+    pub metrics: Arc<TaskMetrics>,
+    pub is_source: bool,
+}
+
+pub struct JobTasks {
+    pub attempt: u64,
+    pub tasks: HashMap<TaskKey, RunningTask>,
+}
+
+/// What a deployment asks for, converted from the wire.
+pub struct Deployment {
+    pub job_id: JobId,
+    pub attempt: u64,
+    pub job_json: String,
+    pub tasks: Vec<TaskKey>,
+    pub placement: HashMap<TaskKey, String>,
+    pub restore_dir: Option<String>,
+    pub restore_metadata: Option<String>,
+    pub checkpoint_dir: String,
+}
+
+pub struct TaskManagerState {
+    pub cfg: TaskManagerConfig,
+    pub address: String,
+    jobs: Mutex<HashMap<JobId, JobTasks>>,
+    inbound: Mutex<HashMap<ChannelKey, Sender<Message>>>,
+    inbound_changed: Notify,
+    events_tx: UnboundedSender<TaskEvent>,
+    events_rx: Mutex<Option<UnboundedReceiver<TaskEvent>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TaskManagerState {
+    pub fn new(cfg: TaskManagerConfig, address: String) -> Self {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        Self {
+            cfg,
+            address,
+            jobs: Mutex::new(HashMap::new()),
+            inbound: Mutex::new(HashMap::new()),
+            inbound_changed: Notify::new(),
+            events_tx,
+            events_rx: Mutex::new(Some(events_rx)),
+        }
+    }
+
+    pub fn take_events(&self) -> Option<UnboundedReceiver<TaskEvent>> {
+        lock(&self.events_rx).take()
+    }
+
+    pub fn used_slots(&self) -> u32 {
+        lock(&self.jobs).values().map(|j| j.tasks.values().filter(|t| !t.handle.is_finished()).count() as u32).sum()
+    }
+
+    pub fn metrics(&self) -> Vec<pb::TaskMetrics> {
+        use std::sync::atomic::Ordering;
+        let jobs = lock(&self.jobs);
+        jobs.iter()
+            .flat_map(|(job, j)| {
+                j.tasks.iter().map(move |(key, t)| pb::TaskMetrics {
+                    job_id: job.0.clone(),
+                    attempt: j.attempt,
+                    vertex: key.vertex,
+                    subtask: key.subtask,
+                    records_in: t.metrics.records_in.load(Ordering::Relaxed),
+                    records_out: t.metrics.records_out.load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+
+    /// A task ended: forget it (its slot is free again).
+    pub fn task_ended(&self, job: &JobId, attempt: u64, task: TaskKey) {
+        let mut jobs = lock(&self.jobs);
+        if let Some(j) = jobs.get_mut(job) {
+            if j.attempt == attempt {
+                j.tasks.remove(&task);
+                if j.tasks.is_empty() {
+                    jobs.remove(job);
+                }
+            }
+        }
+    }
+
+    pub fn cancel_job(&self, job: &JobId, attempt: Option<u64>) {
+        let removed = {
+            let mut jobs = lock(&self.jobs);
+            match jobs.get(job) {
+                Some(j) if attempt.is_none_or(|a| j.attempt <= a) => jobs.remove(job),
+                _ => None,
+            }
+        };
+        if let Some(j) = removed {
+            info!(job = %job, attempt = j.attempt, tasks = j.tasks.len(), "cancelling tasks");
+            for t in j.tasks.values() {
+                t.handle.abort();
+            }
+        }
+        lock(&self.inbound).retain(|k, _| k.job_id != job.0);
+    }
+
+    pub fn cancel_all(&self, why: &str) {
+        let jobs: Vec<JobId> = lock(&self.jobs).keys().cloned().collect();
+        if !jobs.is_empty() {
+            warn!(jobs = jobs.len(), why, "cancelling all tasks");
+        }
+        for j in jobs {
+            self.cancel_job(&j, None);
+        }
+    }
+
+    pub fn control(&self, job: &JobId, attempt: u64, sources_only: bool, msg: TaskControl) {
+        let jobs = lock(&self.jobs);
+        if let Some(j) = jobs.get(job) {
+            if j.attempt != attempt {
+                return;
+            }
+            for t in j.tasks.values() {
+                if !sources_only || t.is_source {
+                    let _ = t.control.send(msg.clone());
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) for the receiving end of a channel to be deployed here, and takes it.
+    pub async fn take_inbound(&self, key: &ChannelKey, wait: Duration) -> Option<Sender<Message>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.inbound_changed.notified();
+            if let Some(tx) = lock(&self.inbound).remove(key) {
+                return Some(tx);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    pub fn deploy(self: &Arc<Self>, d: Deployment) -> Result<()> {
+        let bad = |m: String| TmError::Deploy(m);
+        let spec = Arc::new(JobSpec::from_json(&d.job_json).map_err(|e| bad(e.to_string()))?);
+        let plan = Arc::new(ExecutionPlan::new(&spec).map_err(|e| bad(e.to_string()))?);
+        let schemas = Arc::new(planner::schemas(&spec).map_err(|e| bad(e.to_string()))?);
+        let restore = match (&d.restore_dir, &d.restore_metadata) {
+            (Some(dir), Some(meta)) => Some(RestoreSource {
+                storage: Storage::open(dir).map_err(|e| bad(e.to_string()))?,
+                metadata: Arc::new(CheckpointMetadata::from_json(meta.as_bytes()).map_err(|e| bad(e.to_string()))?),
+            }),
+            _ => None,
+        };
+        let lease_dir = if spec.guarantee == weir_types::DeliveryGuarantee::AtMostOnce {
+            Some(Storage::open(&format!("{}/leases", d.checkpoint_dir.trim_end_matches('/'))).map_err(|e| bad(e.to_string()))?)
+        } else {
+            None
+        };
+        let free = self.cfg.slots.saturating_sub(self.used_slots());
+        if d.tasks.len() as u32 > free {
+            return Err(bad(format!("{} tasks need slots, {free} free", d.tasks.len())));
+        }
+        self.cancel_job(&d.job_id, Some(d.attempt));
+        let cap = self.cfg.channel_capacity;
+        let is_local = |t: &TaskKey| d.placement.get(t).is_some_and(|a| *a == self.address);
+        // Receiving ends first: local senders kept for wiring, remote ones registered.
+        let mut local_senders: HashMap<Channel, Sender<Message>> = HashMap::new();
+        let mut task_inputs: HashMap<TaskKey, Vec<mpsc::Receiver<Message>>> = HashMap::new();
+        for key in &d.tasks {
+            let v = plan.vertex(key.vertex).ok_or_else(|| bad(format!("no vertex {}", key.vertex)))?;
+            let mut rxs = Vec::new();
+            for edge in &v.inputs {
+                for ch in plan.channels_into(*edge, key.subtask) {
+                    let (tx, rx) = mpsc::channel(cap);
+                    rxs.push(rx);
+                    let e = plan.edge(*edge).ok_or_else(|| bad(format!("no edge {edge}")))?;
+                    let sender = TaskKey { vertex: e.from_vertex, subtask: ch.from_subtask };
+                    if is_local(&sender) {
+                        local_senders.insert(ch, tx);
+                    } else {
+                        let k = ChannelKey { job_id: d.job_id.0.clone(), attempt: d.attempt, channel: ch };
+                        lock(&self.inbound).insert(k, tx);
+                    }
+                }
+            }
+            task_inputs.insert(*key, rxs);
+        }
+        self.inbound_changed.notify_waiters();
+        let mut job = JobTasks { attempt: d.attempt, tasks: HashMap::new() };
+        for key in &d.tasks {
+            let v = plan.vertex(key.vertex).ok_or_else(|| bad(format!("no vertex {}", key.vertex)))?;
+            let tail = *v.operators.last().ok_or_else(|| bad("empty vertex".into()))?;
+            let mut outputs = Outputs::default();
+            for edge in &v.outputs {
+                let e = plan.edge(*edge).ok_or_else(|| bad(format!("no edge {edge}")))?;
+                let key_columns = match &e.partitioning {
+                    Partitioning::Hash(keys) => keys
+                        .iter()
+                        .map(|k| schemas[tail].index_of(k).map_err(|_| bad(format!("no key column {k}"))))
+                        .collect::<Result<Vec<_>>>()?,
+                    _ => vec![],
+                };
+                let mut senders = Vec::new();
+                for ch in plan.channels_from(*edge, key.subtask) {
+                    let receiver = TaskKey { vertex: e.to_vertex, subtask: ch.to_subtask };
+                    if is_local(&receiver) {
+                        let tx = local_senders.remove(&ch).ok_or_else(|| bad(format!("no local receiver for {ch:?}")))?;
+                        senders.push(tx);
+                    } else {
+                        let addr = d.placement.get(&receiver).cloned().ok_or_else(|| bad(format!("{receiver} has no placement")))?;
+                        let (tx, rx) = mpsc::channel(cap);
+                        let header = pb::ChannelHeader {
+                            job_id: d.job_id.0.clone(),
+                            attempt: d.attempt,
+                            edge: ch.edge,
+                            from_subtask: ch.from_subtask,
+                            to_subtask: ch.to_subtask,
+                        };
+                        tokio::spawn(pump(addr, header, rx));
+                        senders.push(tx);
+                    }
+                }
+                outputs.edges.push(EdgeOutput::new(&e.partitioning, key_columns, spec.max_parallelism, senders));
+            }
+            let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+            let metrics = Arc::new(TaskMetrics::default());
+            let setup = TaskSetup {
+                job_id: d.job_id.clone(),
+                attempt: d.attempt,
+                task: *key,
+                spec: spec.clone(),
+                plan: plan.clone(),
+                schemas: schemas.clone(),
+                inputs: task_inputs.remove(key).unwrap_or_default(),
+                outputs,
+                restore: restore.clone(),
+                lease_dir: lease_dir.clone(),
+                control: ctl_rx,
+                events: self.events_tx.clone(),
+                metrics: metrics.clone(),
+            };
+            let handle = tokio::spawn(run_task(setup));
+            job.tasks.insert(*key, RunningTask { control: ctl_tx, handle, metrics, is_source: v.is_source });
+        }
+        info!(job = %d.job_id, attempt = d.attempt, tasks = d.tasks.len(), restore = ?d.restore_dir, "deployed");
+        lock(&self.jobs).insert(d.job_id, job);
+        Ok(())
+    }
+}
+
+pub fn barrier_from_proto(b: pb::Barrier) -> Barrier {
+    Barrier { id: b.checkpoint_id, timestamp_ms: b.timestamp_ms, savepoint: b.savepoint, target_dir: b.target_dir.into() }
+}
+
+fn frame(msg: Message) -> Option<pb::DataFrame> {
+    use pb::data_frame::Kind;
+    let kind = match msg {
+        Message::Batch(b) => match encode_batch(&b) {
+            Ok(bytes) => Kind::BatchIpc(bytes),
+            Err(e) => {
+                warn!(error = %e, "cannot encode batch; closing channel");
+                return None;
+            }
+        },
+        Message::Barrier(b) => Kind::Barrier(pb::Barrier {
+            checkpoint_id: b.id,
+            timestamp_ms: b.timestamp_ms,
+            savepoint: b.savepoint,
+            target_dir: b.target_dir.to_string(),
+        }),
+        Message::EndOfStream => Kind::EndOfStream(true),
+    };
+    Some(pb::DataFrame { kind: Some(kind) })
+}
+
+/// Streams one channel's messages to a remote task manager. If the stream fails, the channel
+/// closes and the sending task fails on its next send: the job restarts from its checkpoint.
+async fn pump(addr: String, header: pb::ChannelHeader, rx: mpsc::Receiver<Message>) {
+    let mut client = None;
+    for i in 0..20 {
+        match pb::task_manager_service_client::TaskManagerServiceClient::connect(addr.clone()).await {
+            Ok(c) => {
+                client = Some(c.max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20));
+                break;
+            }
+            Err(e) if i == 19 => warn!(%addr, error = %e, "cannot reach task manager for data exchange"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let Some(mut client) = client else { return };
+    let first = pb::DataFrame { kind: Some(pb::data_frame::Kind::Header(header.clone())) };
+    let rest = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(frame)
+        .take_while(|f| futures::future::ready(f.is_some()))
+        .filter_map(futures::future::ready);
+    let stream = futures::stream::once(futures::future::ready(first)).chain(rest);
+    if let Err(e) = client.exchange(stream).await {
+        warn!(%addr, edge = header.edge, from = header.from_subtask, to = header.to_subtask, error = %e, "data exchange failed");
+    }
+}

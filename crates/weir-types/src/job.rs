@@ -1,0 +1,537 @@
+//! The job specification: a graph of operators with their parallelism, the edges between them
+//! with their partitioning, and the job's checkpoint, delivery and restart settings.
+//!
+//! Its JSON form is what `weir submit job.json` reads; the client's builder produces the same
+//! struct. [`JobSpec::validate`] checks everything that can be checked without schemas; column
+//! and expression checks happen in the runtime's planner, which knows Arrow types.
+
+use crate::error::{Result, TypesError};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// Number of key groups when the job does not say (Flink's default is 128 as well).
+pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub name: String,
+    #[serde(default)]
+    pub guarantee: DeliveryGuarantee,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    /// Number of key groups: the upper bound for any keyed operator's parallelism, fixed for the
+    /// life of the job's state (savepoints restore at any parallelism up to it).
+    #[serde(default = "default_max_parallelism")]
+    pub max_parallelism: u32,
+    #[serde(default)]
+    pub restart: RestartStrategy,
+    pub operators: Vec<OperatorSpec>,
+}
+
+fn default_max_parallelism() -> u32 {
+    DEFAULT_MAX_PARALLELISM
+}
+
+/// The seed's three delivery guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryGuarantee {
+    /// Aligned barriers, state and source positions restored together, two-phase-commit sinks.
+    #[default]
+    ExactlyOnce,
+    /// Barriers are not aligned and sinks write at once: replays after a failure may duplicate.
+    AtLeastOnce,
+    /// After a failure sources resume from the furthest position they ever reached: records in
+    /// flight may be lost, none is delivered twice.
+    AtMostOnce,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// 0 turns periodic checkpoints off.
+    pub interval_ms: u64,
+    /// Folder URL (`file:///…`, `s3://…`); empty means the job manager's default.
+    pub storage: String,
+    /// How many completed checkpoints to keep; older ones are deleted.
+    pub retained: u32,
+    /// A checkpoint not complete after this long is aborted (the job keeps running).
+    pub timeout_ms: u64,
+    /// Where savepoints go when the request names no folder; empty: `<storage>/savepoints`.
+    pub savepoint_dir: String,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 0,
+            storage: String::new(),
+            retained: 3,
+            timeout_ms: 60_000,
+            savepoint_dir: String::new(),
+        }
+    }
+}
+
+/// What happens when a running job fails (Flink's fixed-delay and exponential-delay strategies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RestartStrategy {
+    None,
+    FixedDelay {
+        attempts: u32,
+        delay_ms: u64,
+    },
+    Exponential {
+        attempts: u32,
+        initial_ms: u64,
+        max_ms: u64,
+    },
+}
+
+impl Default for RestartStrategy {
+    fn default() -> Self {
+        RestartStrategy::FixedDelay {
+            attempts: 100,
+            delay_ms: 500,
+        }
+    }
+}
+
+impl RestartStrategy {
+    /// The delay before restart number `restarts + 1`, or `None` when no restart is left.
+    pub fn delay_for(&self, restarts: u32) -> Option<u64> {
+        match self {
+            RestartStrategy::None => None,
+            RestartStrategy::FixedDelay { attempts, delay_ms } => {
+                (restarts < *attempts).then_some(*delay_ms)
+            }
+            RestartStrategy::Exponential {
+                attempts,
+                initial_ms,
+                max_ms,
+            } => (restarts < *attempts)
+                .then(|| initial_ms.saturating_mul(1u64 << restarts.min(30)).min(*max_ms)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorSpec {
+    /// Unique name; other operators refer to it in `inputs`.
+    pub id: String,
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    #[serde(default)]
+    pub inputs: Vec<InputSpec>,
+    #[serde(flatten)]
+    pub kind: OperatorKind,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub from: String,
+    #[serde(default)]
+    pub partition: Partitioning,
+}
+
+/// How records of an edge are spread over the consumer's subtasks.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioning {
+    /// Subtask i feeds subtask i (needs equal parallelism); the default.
+    #[default]
+    Forward,
+    /// By key group of the named columns.
+    Hash(Vec<String>),
+    /// Round-robin by batch.
+    Rebalance,
+    /// Every record to every subtask.
+    Broadcast,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OperatorKind {
+    Generator(GeneratorSpec),
+    FileSource(FileSourceSpec),
+    /// Keeps rows for which the SQL predicate is true.
+    Filter {
+        predicate: String,
+    },
+    /// Computes new columns from SQL expressions.
+    Project {
+        exprs: Vec<ProjectExpr>,
+    },
+    /// Running aggregates per key, held in keyed state: each input row is emitted with the
+    /// aggregate values after it was applied (Flink's rolling `keyBy().sum()`).
+    KeyedAggregate {
+        keys: Vec<String>,
+        aggregates: Vec<AggSpec>,
+    },
+    /// Merges all its inputs.
+    Union,
+    StdoutSink(StdoutSinkSpec),
+    BlackholeSink,
+    FileSink(FileSinkSpec),
+}
+
+impl OperatorKind {
+    pub fn is_source(&self) -> bool {
+        matches!(self, OperatorKind::Generator(_) | OperatorKind::FileSource(_))
+    }
+    pub fn is_sink(&self) -> bool {
+        matches!(
+            self,
+            OperatorKind::StdoutSink(_) | OperatorKind::BlackholeSink | OperatorKind::FileSink(_)
+        )
+    }
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OperatorKind::Generator(_) => "generator",
+            OperatorKind::FileSource(_) => "file_source",
+            OperatorKind::Filter { .. } => "filter",
+            OperatorKind::Project { .. } => "project",
+            OperatorKind::KeyedAggregate { .. } => "keyed_aggregate",
+            OperatorKind::Union => "union",
+            OperatorKind::StdoutSink(_) => "stdout_sink",
+            OperatorKind::BlackholeSink => "blackhole_sink",
+            OperatorKind::FileSink(_) => "file_sink",
+        }
+    }
+}
+
+/// A deterministic event generator. Events are spread over `partitions` logical partitions
+/// (like a topic's); partition `p` produces ids `p, p + partitions, …` below `count`, so every id
+/// is unique and the set of ids is fixed by `count`. Columns: `id`, `key`, `value`, `ts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneratorSpec {
+    /// Number of events; `None` runs unbounded.
+    pub count: Option<u64>,
+    /// Key cardinality: `key` is in `0..keys`.
+    pub keys: u64,
+    /// Events per second over the whole source; 0 means as fast as possible.
+    pub rate: u64,
+    pub seed: u64,
+    /// Logical partitions; the unit of source rescaling. 0 means 32.
+    pub partitions: u32,
+    /// Rows per batch.
+    pub batch_size: u32,
+}
+
+impl Default for GeneratorSpec {
+    fn default() -> Self {
+        Self {
+            count: None,
+            keys: 1000,
+            rate: 0,
+            seed: 0,
+            partitions: 32,
+            batch_size: 8192,
+        }
+    }
+}
+
+/// Reads files under an object-store folder (or one file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceSpec {
+    pub path: String,
+    #[serde(default)]
+    pub format: FileFormat,
+    /// Column names and types (`int64`, `float64`, `utf8`, `bool`) for csv and jsonl; lines has
+    /// one `line` column.
+    #[serde(default)]
+    pub schema: Vec<(String, String)>,
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+}
+
+fn default_batch() -> u32 {
+    8192
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    #[default]
+    Jsonl,
+    Csv,
+    Lines,
+}
+
+impl FileFormat {
+    pub fn extension(&self) -> &'static str {
+        match self {
+            FileFormat::Jsonl => "jsonl",
+            FileFormat::Csv => "csv",
+            FileFormat::Lines => "txt",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectExpr {
+    pub expr: String,
+    #[serde(rename = "as")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggSpec {
+    #[serde(rename = "fn")]
+    pub func: AggFn,
+    /// The column aggregated; not needed for `count`.
+    #[serde(default)]
+    pub column: Option<String>,
+    #[serde(rename = "as")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggFn {
+    Count,
+    Sum,
+    Min,
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StdoutSinkSpec {
+    /// Print only every n-th batch's row count instead of rows (0: print rows).
+    pub summary_only: bool,
+}
+
+/// Exactly-once file sink: part files are written pending at the checkpoint barrier and become
+/// visible under their final name when the checkpoint completes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkSpec {
+    pub path: String,
+    #[serde(default)]
+    pub format: FileFormat,
+    /// Roll to a new part file when the open one reaches this size (bytes).
+    #[serde(default = "default_roll")]
+    pub roll_bytes: u64,
+}
+
+fn default_roll() -> u64 {
+    64 << 20
+}
+
+impl JobSpec {
+    pub fn from_json(text: &str) -> Result<Self> {
+        let spec: JobSpec =
+            serde_json::from_str(text).map_err(|e| TypesError::Json(e.to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Index of an operator by id.
+    pub fn operator_index(&self, id: &str) -> Option<usize> {
+        self.operators.iter().position(|o| o.id == id)
+    }
+
+    /// Total slots needed: one per subtask of every task vertex (chained operators share one).
+    pub fn slots_needed(&self) -> u32 {
+        crate::plan::ExecutionPlan::new(self)
+            .map(|p| p.vertices.iter().map(|v| v.parallelism).sum())
+            .unwrap_or(0)
+    }
+
+    /// Structural checks: ids, references, acyclicity, parallelism, partitioning.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TypesError::Invalid(m));
+        if self.name.trim().is_empty() {
+            return bad("the job needs a non-empty \"name\"".into());
+        }
+        if self.operators.is_empty() {
+            return bad("the job has no operators".into());
+        }
+        if self.max_parallelism == 0 || self.max_parallelism > 32_768 {
+            return bad(format!(
+                "max_parallelism must be in 1..=32768, got {}",
+                self.max_parallelism
+            ));
+        }
+        if self.checkpoint.retained == 0 {
+            return bad("checkpoint.retained must be at least 1".into());
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, op) in self.operators.iter().enumerate() {
+            if op.id.is_empty() {
+                return bad(format!("operator #{i} has an empty id"));
+            }
+            if seen.insert(&op.id, i).is_some() {
+                return bad(format!("operator id {:?} is used twice", op.id));
+            }
+            if op.parallelism == 0 || op.parallelism > self.max_parallelism {
+                return bad(format!(
+                    "operator {:?}: parallelism {} is outside 1..={} (max_parallelism)",
+                    op.id, op.parallelism, self.max_parallelism
+                ));
+            }
+        }
+        let mut consumed: HashSet<&str> = HashSet::new();
+        for op in &self.operators {
+            if op.kind.is_source() && !op.inputs.is_empty() {
+                return bad(format!("source {:?} cannot have inputs", op.id));
+            }
+            if !op.kind.is_source() && op.inputs.is_empty() {
+                return bad(format!(
+                    "operator {:?} ({}) needs at least one input",
+                    op.id,
+                    op.kind.type_name()
+                ));
+            }
+            for input in &op.inputs {
+                let Some(&from) = seen.get(input.from.as_str()) else {
+                    return bad(format!(
+                        "operator {:?} reads from unknown operator {:?}",
+                        op.id, input.from
+                    ));
+                };
+                let up = &self.operators[from];
+                if up.kind.is_sink() {
+                    return bad(format!(
+                        "operator {:?} reads from sink {:?}; sinks have no output",
+                        op.id, up.id
+                    ));
+                }
+                consumed.insert(&up.id);
+                match &input.partition {
+                    Partitioning::Forward if up.parallelism != op.parallelism => {
+                        return bad(format!(
+                            "forward edge {:?} -> {:?} needs equal parallelism ({} vs {}); use \"rebalance\" or \"hash\"",
+                            up.id, op.id, up.parallelism, op.parallelism
+                        ));
+                    }
+                    Partitioning::Hash(keys) if keys.is_empty() => {
+                        return bad(format!(
+                            "hash edge {:?} -> {:?} names no key columns",
+                            up.id, op.id
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            if let OperatorKind::KeyedAggregate { keys, aggregates } = &op.kind {
+                if keys.is_empty() {
+                    return bad(format!("keyed_aggregate {:?} names no keys", op.id));
+                }
+                if aggregates.is_empty() {
+                    return bad(format!("keyed_aggregate {:?} has no aggregates", op.id));
+                }
+                for input in &op.inputs {
+                    let ok = match &input.partition {
+                        Partitioning::Hash(k) => k == keys,
+                        Partitioning::Forward => op.parallelism == 1,
+                        _ => op.parallelism == 1,
+                    };
+                    if !ok {
+                        return bad(format!(
+                            "keyed_aggregate {:?} must read its input {:?} hash-partitioned by its keys {:?}",
+                            op.id, input.from, keys
+                        ));
+                    }
+                }
+                for a in aggregates {
+                    if a.func != AggFn::Count && a.column.is_none() {
+                        return bad(format!(
+                            "aggregate {:?} of {:?} needs a \"column\"",
+                            a.name, op.id
+                        ));
+                    }
+                }
+            }
+            if let OperatorKind::Generator(g) = &op.kind {
+                if g.keys == 0 {
+                    return bad(format!("generator {:?}: keys must be at least 1", op.id));
+                }
+                if g.batch_size == 0 {
+                    return bad(format!("generator {:?}: batch_size must be at least 1", op.id));
+                }
+            }
+        }
+        for op in &self.operators {
+            if !op.kind.is_sink() && !consumed.contains(op.id.as_str()) {
+                return bad(format!(
+                    "operator {:?} has no consumer; end every path in a sink",
+                    op.id
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOB: &str = r#"{
+      "name": "count",
+      "guarantee": "exactly_once",
+      "checkpoint": {"interval_ms": 1000},
+      "operators": [
+        {"id": "gen", "type": "generator", "parallelism": 2, "count": 100, "keys": 10},
+        {"id": "agg", "type": "keyed_aggregate", "parallelism": 2,
+         "inputs": [{"from": "gen", "partition": {"hash": ["key"]}}],
+         "keys": ["key"], "aggregates": [{"fn": "count", "as": "cnt"}]},
+        {"id": "out", "type": "file_sink", "parallelism": 2, "inputs": [{"from": "agg"}],
+         "path": "file:///tmp/out"}
+      ]
+    }"#;
+
+    #[test]
+    fn parses_and_round_trips() {
+        let spec = JobSpec::from_json(JOB).unwrap();
+        assert_eq!(spec.operators.len(), 3);
+        assert_eq!(
+            spec.operators[1].inputs[0].partition,
+            Partitioning::Hash(vec!["key".into()])
+        );
+        let again = JobSpec::from_json(&spec.to_json()).unwrap();
+        assert_eq!(spec, again);
+    }
+
+    #[test]
+    fn rejects_bad_jobs_with_clear_messages() {
+        let cases = [
+            (JOB.replace("\"gen\", \"partition\"", "\"nope\", \"partition\""), "unknown operator \"nope\""),
+            (JOB.replace("keyed_aggregate", "frobnicate"), "unknown variant `frobnicate`"),
+            (JOB.replace("\"parallelism\": 2, \"inputs\": [{\"from\": \"agg\"}]", "\"parallelism\": 3, \"inputs\": [{\"from\": \"agg\"}]"), "forward edge"),
+            (JOB.replace("{\"hash\": [\"key\"]}", "\"rebalance\""), "hash-partitioned by its keys"),
+            ("{not json".to_string(), "malformed job JSON"),
+        ];
+        for (text, want) in cases {
+            let err = JobSpec::from_json(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn restart_delays() {
+        let e = RestartStrategy::Exponential { attempts: 5, initial_ms: 100, max_ms: 1000 };
+        assert_eq!(e.delay_for(0), Some(100));
+        assert_eq!(e.delay_for(3), Some(800));
+        assert_eq!(e.delay_for(4), Some(1000));
+        assert_eq!(e.delay_for(5), None);
+        assert_eq!(RestartStrategy::None.delay_for(0), None);
+    }
+}

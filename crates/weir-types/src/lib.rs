@@ -1,0 +1,27 @@
+//! Weir's core vocabulary, shared by every other crate: ids, the job specification and its JSON
+//! form, the execution plan derived from it (tasks, edges, channels), and key groups.
+//!
+//! Architecture invariant: this crate does no I/O and knows nothing of Arrow, gRPC or storage.
+
+pub mod error;
+pub mod ids;
+pub mod job;
+pub mod keygroup;
+pub mod plan;
+
+pub use error::{Result, TypesError};
+pub use ids::{CheckpointId, JobId, TaskKey};
+pub use job::{
+    AggFn, AggSpec, CheckpointConfig, DeliveryGuarantee, FileFormat, FileSinkSpec, FileSourceSpec,
+    GeneratorSpec, InputSpec, JobSpec, OperatorKind, OperatorSpec, Partitioning, ProjectExpr,
+    RestartStrategy, StdoutSinkSpec,
+};
+pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};
+
+/// Milliseconds since the Unix epoch, for timestamps in records and status.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

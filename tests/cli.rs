@@ -1,0 +1,84 @@
+//! The `weir` command as a user runs it: the embedded default, and bad input of every kind
+//! getting a clear error and a non-zero exit while the job manager keeps running.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn weir_cmd(args: &[&str]) -> (bool, String) {
+    let out = Command::new(weir()).args(args).output().expect("run weir");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn embedded_run_commits_exact_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let job = dir.path().join("job.json");
+    std::fs::write(&job, count_job("embedded", "exactly_once", 200_000, 100, 0, &out, 2)).unwrap();
+    let state = dir.path().join("state");
+    let (ok, text) = weir_cmd(&["run", job.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("FINISHED"), "{text}");
+    let check = check_output(&read_committed(&out), 200_000, 100, 42);
+    assert_eq!((check.rows, check.missing, check.duplicated, check.bad_counts), (200_000, 0, 0, 0));
+    assert!(!out.join("_pending").exists() || std::fs::read_dir(out.join("_pending")).unwrap().next().is_none(), "nothing left pending");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["run", "jobmanager", "taskmanager", "submit", "list", "status", "cancel", "savepoint", "wait", "cluster"] {
+        let (ok, text) = weir_cmd(&[sub, "--help"]);
+        assert!(ok && text.contains("Usage"), "{sub}: {text}");
+    }
+}
+
+#[test]
+fn unreachable_job_manager_is_a_clear_error() {
+    let port = free_port();
+    let (ok, text) = weir_cmd(&["list", "--jobmanager", &format!("http://127.0.0.1:{port}")]);
+    assert!(!ok);
+    assert!(text.contains("cannot reach the job manager"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_jobs_are_refused_and_the_job_manager_keeps_running() {
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(2).await;
+    let jm = cluster.jm_url();
+    let dir = cluster.path("jobs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let submit = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        weir_cmd(&["submit", p.to_str().unwrap(), "--jobmanager", &jm])
+    };
+    let good = r#"{"name":"ok","operators":[{"id":"g","type":"generator","count":1000},{"id":"o","type":"blackhole_sink","inputs":[{"from":"g"}]}]}"#;
+    let cases = [
+        ("malformed.json", "{\"name\": \"x\", ".to_string(), "malformed job JSON"),
+        ("unknown-op.json", good.replace("blackhole_sink", "teleport_sink"), "unknown variant `teleport_sink`"),
+        (
+            "unknown-column.json",
+            good.replace(r#"{"id":"o""#, r#"{"id":"f","type":"filter","inputs":[{"from":"g"}],"predicate":"colour = 1"},{"id":"o""#)
+                .replace(r#""inputs":[{"from":"g"}]}]"#, r#""inputs":[{"from":"f"}]}]"#),
+            "colour",
+        ),
+        ("too-big.json", good.replace(r#""count":1000"#, r#""count":1000,"parallelism":3"#).replace(r#""type":"blackhole_sink","#, r#""type":"blackhole_sink","parallelism":3,"#), "needs 3 slots; the cluster has 2"),
+        ("unwritable.json", good.replace(r#""name":"ok","#, r#""name":"ok","checkpoint":{"interval_ms":1000,"storage":"/proc/weir-no"},"#), "checkpoint storage"),
+    ];
+    for (file, body, want) in cases {
+        let (ok, text) = submit(file, &body);
+        assert!(!ok, "{file} must fail: {text}");
+        assert!(text.contains(want), "{file}: expected {want:?} in {text:?}");
+    }
+    // Still alive and still accepting good jobs.
+    let (ok, text) = submit("good.json", good);
+    assert!(ok, "{text}");
+    let id = text.trim().to_string();
+    let status = client.wait(&id, Some(std::time::Duration::from_secs(60))).await.unwrap();
+    assert_eq!(status.state, "FINISHED", "{}", status.failure);
+    assert!(client.list().await.unwrap().iter().any(|j| j.job_id == id));
+}

@@ -1,0 +1,266 @@
+//! Test harness: real `weir` processes on 127.0.0.1, killed for real with SIGKILL, and
+//! readers of the committed output that check it record by record.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use weir_client::Client;
+
+pub fn weir() -> &'static str {
+    env!("CARGO_BIN_EXE_weir")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A child process, killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, args: &[&str], log: &Path) -> Proc {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(weir())
+            .args(args)
+            .env("WEIR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn weir");
+        Proc { name: name.to_string(), child }
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A job manager and task managers as separate OS processes.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub jm_port: u16,
+    pub jm: Option<Proc>,
+    pub tms: Vec<Proc>,
+    tm_count: usize,
+}
+
+impl TestCluster {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = TestCluster { dir, jm_port: free_port(), jm: None, tms: vec![], tm_count: 0 };
+        c.start_jm();
+        c
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn jm_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.jm_port)
+    }
+
+    pub fn start_jm(&mut self) {
+        let state = self.path("state");
+        let log = self.path(&format!("jm-{}.log", free_port()));
+        let port = self.jm_port.to_string();
+        self.jm = Some(Proc::spawn(
+            "jobmanager",
+            &["jobmanager", "--bind", &format!("127.0.0.1:{port}"), "--state-dir", state.to_str().expect("utf8")],
+            &log,
+        ));
+    }
+
+    pub fn kill_jm(&mut self) {
+        if let Some(mut jm) = self.jm.take() {
+            jm.kill9();
+        }
+    }
+
+    /// Starts a task manager; returns its index in `tms`.
+    pub fn start_tm(&mut self, slots: u32) -> usize {
+        self.tm_count += 1;
+        let id = format!("tm-{}", self.tm_count);
+        let log = self.path(&format!("{id}.log"));
+        self.tms.push(Proc::spawn(&id, &["taskmanager", "--jobmanager", &self.jm_url(), "--slots", &slots.to_string(), "--id", &id], &log));
+        self.tms.len() - 1
+    }
+
+    pub fn kill_tm(&mut self, i: usize) {
+        self.tms[i].kill9();
+    }
+
+    pub async fn client(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Client::connect(&self.jm_url()).await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("job manager did not come up: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    pub async fn wait_slots(&self, slots: u32) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let c = self.client().await;
+            if let Ok(tms) = c.cluster().await {
+                if tms.iter().map(|t| t.slots).sum::<u32>() >= slots {
+                    return c;
+                }
+            }
+            assert!(Instant::now() < deadline, "task managers did not register");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Prints the processes' logs (for a failing test's output).
+    pub fn dump_logs(&self) {
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "log") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    eprintln!("==== {} (last 40 lines)", p.display());
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Polls the job's status until `pred` holds (or panics after `secs`).
+pub async fn wait_until(client: &Client, job: &str, secs: u64, what: &str, pred: impl Fn(&weir_client::JobStatus) -> bool) -> weir_client::JobStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(s) = client.status(job).await {
+            if pred(&s) {
+                return s;
+            }
+            assert!(!weir_client::is_terminal(&s.state) || pred(&s), "job ended ({}) while waiting for {what}: {}", s.state, s.failure);
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn completed_checkpoints(s: &weir_client::JobStatus) -> usize {
+    s.checkpoints.iter().filter(|c| c.state == "COMPLETED" && !c.savepoint).count()
+}
+
+/// The job JSON used by the kill tests: generator -> hash(key) -> running count -> project
+/// (id, key, n) -> file sink (CSV), all at `parallelism`, checkpoints every second.
+pub fn count_job(name: &str, guarantee: &str, count: u64, keys: u64, rate: u64, out: &Path, parallelism: u32) -> String {
+    format!(
+        r#"{{
+  "name": "{name}",
+  "guarantee": "{guarantee}",
+  "checkpoint": {{ "interval_ms": 1000 }},
+  "restart": {{ "fixed_delay": {{ "attempts": 10, "delay_ms": 200 }} }},
+  "operators": [
+    {{ "id": "events", "type": "generator", "parallelism": 2, "count": {count}, "keys": {keys}, "rate": {rate}, "seed": 42 }},
+    {{ "id": "counts", "type": "keyed_aggregate", "parallelism": {parallelism},
+       "inputs": [{{ "from": "events", "partition": {{ "hash": ["key"] }} }}],
+       "keys": ["key"], "aggregates": [{{ "fn": "count", "as": "n" }}] }},
+    {{ "id": "slim", "type": "project", "parallelism": {parallelism}, "inputs": [{{ "from": "counts" }}],
+       "exprs": [{{ "expr": "id", "as": "id" }}, {{ "expr": "key", "as": "key" }}, {{ "expr": "n", "as": "n" }}] }},
+    {{ "id": "out", "type": "file_sink", "parallelism": {parallelism}, "inputs": [{{ "from": "slim" }}],
+       "path": "{}", "format": "csv" }}
+  ]
+}}"#,
+        out.display()
+    )
+}
+
+/// Rows (id, key, n) of every committed part file (top-level `part-*`) of a CSV sink folder.
+pub fn read_committed(dir: &Path) -> Vec<(i64, i64, i64)> {
+    let mut rows = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return rows };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-"))).collect();
+    files.sort();
+    for f in files {
+        let file = std::fs::File::open(&f).expect("open part");
+        for line in BufReader::new(file).lines() {
+            let line = line.expect("read part");
+            if line.starts_with("id,") || line.is_empty() {
+                continue;
+            }
+            let mut it = line.split(',').map(|x| x.parse::<i64>().expect("number"));
+            rows.push((it.next().expect("id"), it.next().expect("key"), it.next().expect("n")));
+        }
+    }
+    rows
+}
+
+/// The generator's key function, written out again here so the check does not trust the
+/// engine's own code: MurmurHash3 fmix64 of `id ^ rotl(seed, 17)`, modulo `keys`.
+pub fn expected_key(id: u64, seed: u64, keys: u64) -> i64 {
+    let mut k = id ^ seed.rotate_left(17);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^= k >> 33;
+    (k % keys) as i64
+}
+
+pub struct OutputCheck {
+    pub rows: usize,
+    pub distinct_ids: usize,
+    pub missing: usize,
+    pub duplicated: usize,
+    /// Keys whose running counts are not exactly 1..=N (N = events of that key).
+    pub bad_counts: usize,
+}
+
+/// Checks the committed output of a count job against what `count` events must produce.
+pub fn check_output(rows: &[(i64, i64, i64)], count: u64, keys: u64, seed: u64) -> OutputCheck {
+    let mut seen = vec![0u32; count as usize];
+    let mut per_key: HashMap<i64, Vec<i64>> = HashMap::new();
+    for &(id, key, n) in rows {
+        assert!(id >= 0 && (id as u64) < count, "id {id} out of range");
+        assert_eq!(key, expected_key(id as u64, seed, keys), "wrong key for id {id}");
+        seen[id as usize] += 1;
+        per_key.entry(key).or_default().push(n);
+    }
+    let mut expected_per_key: BTreeMap<i64, i64> = BTreeMap::new();
+    for id in 0..count {
+        *expected_per_key.entry(expected_key(id, seed, keys)).or_default() += 1;
+    }
+    let mut bad_counts = 0;
+    for (key, expected) in &expected_per_key {
+        let mut ns = per_key.remove(key).unwrap_or_default();
+        ns.sort_unstable();
+        if ns != (1..=*expected).collect::<Vec<_>>() {
+            bad_counts += 1;
+        }
+    }
+    OutputCheck {
+        rows: rows.len(),
+        distinct_ids: seen.iter().filter(|c| **c > 0).count(),
+        missing: seen.iter().filter(|c| **c == 0).count(),
+        duplicated: seen.iter().filter(|c| **c > 1).count(),
+        bad_counts,
+    }
+}
