@@ -8,7 +8,11 @@ use std::process::Command;
 
 fn weir_cmd(args: &[&str]) -> (bool, String) {
     let out = Command::new(weir()).args(args).output().expect("run weir");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -17,19 +21,54 @@ fn embedded_run_commits_exact_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let job = dir.path().join("job.json");
-    std::fs::write(&job, count_job("embedded", "exactly_once", 200_000, 100, 0, &out, 2)).unwrap();
+    std::fs::write(
+        &job,
+        count_job("embedded", "exactly_once", 200_000, 100, 0, &out, 2),
+    )
+    .unwrap();
     let state = dir.path().join("state");
-    let (ok, text) = weir_cmd(&["run", job.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
+    let (ok, text) = weir_cmd(&[
+        "run",
+        job.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
     assert!(ok, "{text}");
     assert!(text.contains("FINISHED"), "{text}");
     let check = check_output(&read_committed(&out), 200_000, 100, 42);
-    assert_eq!((check.rows, check.missing, check.duplicated, check.bad_counts), (200_000, 0, 0, 0));
-    assert!(!out.join("_pending").exists() || std::fs::read_dir(out.join("_pending")).unwrap().next().is_none(), "nothing left pending");
+    assert_eq!(
+        (
+            check.rows,
+            check.missing,
+            check.duplicated,
+            check.bad_counts
+        ),
+        (200_000, 0, 0, 0)
+    );
+    assert!(
+        !out.join("_pending").exists()
+            || std::fs::read_dir(out.join("_pending"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing left pending"
+    );
 }
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["run", "jobmanager", "taskmanager", "submit", "list", "status", "cancel", "savepoint", "wait", "cluster"] {
+    for sub in [
+        "run",
+        "jobmanager",
+        "taskmanager",
+        "submit",
+        "list",
+        "status",
+        "cancel",
+        "savepoint",
+        "wait",
+        "cluster",
+    ] {
         let (ok, text) = weir_cmd(&[sub, "--help"]);
         assert!(ok && text.contains("Usage"), "{sub}: {text}");
     }
@@ -78,7 +117,10 @@ async fn bad_jobs_are_refused_and_the_job_manager_keeps_running() {
     let (ok, text) = submit("good.json", good);
     assert!(ok, "{text}");
     let id = text.trim().to_string();
-    let status = client.wait(&id, Some(std::time::Duration::from_secs(60))).await.unwrap();
+    let status = client
+        .wait(&id, Some(std::time::Duration::from_secs(60)))
+        .await
+        .unwrap();
     assert_eq!(status.state, "FINISHED", "{}", status.failure);
     assert!(client.list().await.unwrap().iter().any(|j| j.job_id == id));
 }

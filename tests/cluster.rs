@@ -10,7 +10,14 @@ use std::time::Duration;
 const SEED: u64 = 42;
 
 /// Runs a count job on a 2-TM cluster; `disrupt` kills things mid-run. Returns the output check.
-async fn run_with<F, Fut>(name: &str, guarantee: &str, count: u64, keys: u64, rate: u64, disrupt: F) -> (OutputCheck, weir_client::JobStatus)
+async fn run_with<F, Fut>(
+    name: &str,
+    guarantee: &str,
+    count: u64,
+    keys: u64,
+    rate: u64,
+    disrupt: F,
+) -> (OutputCheck, weir_client::JobStatus)
 where
     F: FnOnce(TestCluster, weir_client::Client, String) -> Fut,
     Fut: std::future::Future<Output = TestCluster>,
@@ -46,75 +53,128 @@ where
 
 /// Waits until the job has completed `n` more checkpoints than now (so it is mid-run).
 async fn checkpoints_pass(client: &weir_client::Client, id: &str, n: usize) {
-    let now = client.status(id).await.map(|s| completed_checkpoints(&s)).unwrap_or(0);
-    wait_until(client, id, 60, "checkpoints", |s| s.state == "RUNNING" && completed_checkpoints(s) >= now + n).await;
+    let now = client
+        .status(id)
+        .await
+        .map(|s| completed_checkpoints(&s))
+        .unwrap_or(0);
+    wait_until(client, id, 60, "checkpoints", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= now + n
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_survives_task_manager_kill() {
     let count = 5_000_000;
-    let (check, status) = run_with("tm-kill", "exactly_once", count, 10_000, 250_000, |mut c, client, id| async move {
-        checkpoints_pass(&client, &id, 3).await;
-        c.kill_tm(0);
-        c.start_tm(2);
-        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
-        c
-    })
+    let (check, status) = run_with(
+        "tm-kill",
+        "exactly_once",
+        count,
+        10_000,
+        250_000,
+        |mut c, client, id| async move {
+            checkpoints_pass(&client, &id, 3).await;
+            c.kill_tm(0);
+            c.start_tm(2);
+            wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+            c
+        },
+    )
     .await;
     assert!(status.restarts >= 1, "the kill must have caused a restart");
-    assert_eq!((check.missing, check.duplicated, check.bad_counts), (0, 0, 0));
+    assert_eq!(
+        (check.missing, check.duplicated, check.bad_counts),
+        (0, 0, 0)
+    );
     assert_eq!(check.rows as u64, count);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_survives_two_task_manager_kills_in_a_row() {
     let count = 2_000_000;
-    let (check, status) = run_with("tm-kill-twice", "exactly_once", count, 10_000, 100_000, |mut c, client, id| async move {
-        checkpoints_pass(&client, &id, 2).await;
-        c.kill_tm(0);
-        let replacement = c.start_tm(2);
-        wait_until(&client, &id, 60, "first restart", |s| s.restarts >= 1).await;
-        checkpoints_pass(&client, &id, 2).await;
-        c.kill_tm(replacement);
-        c.start_tm(2);
-        wait_until(&client, &id, 60, "second restart", |s| s.restarts >= 2).await;
-        c
-    })
+    let (check, status) = run_with(
+        "tm-kill-twice",
+        "exactly_once",
+        count,
+        10_000,
+        100_000,
+        |mut c, client, id| async move {
+            checkpoints_pass(&client, &id, 2).await;
+            c.kill_tm(0);
+            let replacement = c.start_tm(2);
+            wait_until(&client, &id, 60, "first restart", |s| s.restarts >= 1).await;
+            checkpoints_pass(&client, &id, 2).await;
+            c.kill_tm(replacement);
+            c.start_tm(2);
+            wait_until(&client, &id, 60, "second restart", |s| s.restarts >= 2).await;
+            c
+        },
+    )
     .await;
     assert!(status.restarts >= 2);
-    assert_eq!((check.missing, check.duplicated, check.bad_counts), (0, 0, 0));
+    assert_eq!(
+        (check.missing, check.duplicated, check.bad_counts),
+        (0, 0, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_survives_job_manager_kill() {
     let count = 2_000_000;
-    let (check, status) = run_with("jm-kill", "exactly_once", count, 10_000, 100_000, |mut c, client, id| async move {
-        checkpoints_pass(&client, &id, 3).await;
-        c.kill_jm();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        c.start_jm();
-        let client = c.client().await;
-        wait_until(&client, &id, 60, "job resumed", |s| s.state == "RUNNING" && s.attempt >= 2).await;
-        c
-    })
+    let (check, status) = run_with(
+        "jm-kill",
+        "exactly_once",
+        count,
+        10_000,
+        100_000,
+        |mut c, client, id| async move {
+            checkpoints_pass(&client, &id, 3).await;
+            c.kill_jm();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            c.start_jm();
+            let client = c.client().await;
+            wait_until(&client, &id, 60, "job resumed", |s| {
+                s.state == "RUNNING" && s.attempt >= 2
+            })
+            .await;
+            c
+        },
+    )
     .await;
-    assert!(status.attempt >= 2, "the job must have been redeployed by the new job manager");
-    assert_eq!((check.missing, check.duplicated, check.bad_counts), (0, 0, 0));
+    assert!(
+        status.attempt >= 2,
+        "the job must have been redeployed by the new job manager"
+    );
+    assert_eq!(
+        (check.missing, check.duplicated, check.bad_counts),
+        (0, 0, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_least_once_loses_nothing_after_a_kill() {
     let count = 2_000_000;
-    let (check, status) = run_with("alo-kill", "at_least_once", count, 10_000, 100_000, |mut c, client, id| async move {
-        checkpoints_pass(&client, &id, 3).await;
-        c.kill_tm(1);
-        c.start_tm(2);
-        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
-        c
-    })
+    let (check, status) = run_with(
+        "alo-kill",
+        "at_least_once",
+        count,
+        10_000,
+        100_000,
+        |mut c, client, id| async move {
+            checkpoints_pass(&client, &id, 3).await;
+            c.kill_tm(1);
+            c.start_tm(2);
+            wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+            c
+        },
+    )
     .await;
     assert!(status.restarts >= 1);
-    eprintln!("at-least-once: {} duplicated ids after the kill (allowed), {} missing", check.duplicated, check.missing);
+    eprintln!(
+        "at-least-once: {} duplicated ids after the kill (allowed), {} missing",
+        check.duplicated, check.missing
+    );
     assert_eq!(check.missing, 0, "at-least-once must not lose records");
 }
 
@@ -134,15 +194,27 @@ async fn at_most_once_duplicates_nothing_after_a_kill() {
     cluster.kill_tm(0);
     cluster.start_tm(2);
     wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
-    let status = client.wait(&id, Some(Duration::from_secs(240))).await.expect("job ends");
+    let status = client
+        .wait(&id, Some(Duration::from_secs(240)))
+        .await
+        .expect("job ends");
     if status.state != "FINISHED" {
         cluster.dump_logs();
         panic!("job ended {}: {}", status.state, status.failure);
     }
     let check = check_output(&read_committed(&out), count, 10_000, SEED);
-    eprintln!("at-most-once: {} ids lost after the kill (allowed), {} duplicated", check.missing, check.duplicated);
-    assert_eq!(check.duplicated, 0, "at-most-once must not deliver a record twice");
-    assert!(check.missing > 0, "a kill mid-run loses the records in flight; finding none means the kill did not bite");
+    eprintln!(
+        "at-most-once: {} ids lost after the kill (allowed), {} duplicated",
+        check.missing, check.duplicated
+    );
+    assert_eq!(
+        check.duplicated, 0,
+        "at-most-once must not deliver a record twice"
+    );
+    assert!(
+        check.missing > 0,
+        "a kill mid-run loses the records in flight; finding none means the kill did not bite"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,20 +229,50 @@ async fn savepoint_at_parallelism_2_resumes_at_parallelism_3() {
     let first = count_job("rescale", "exactly_once", count, keys, 100_000, &out, 2);
     let id = client.submit_json(&first, None).await.expect("submit");
     checkpoints_pass(&client, &id, 2).await;
-    let (savepoint, _) = client.savepoint(&id, Some(cluster.path("savepoints").to_str().unwrap()), true).await.expect("stop with savepoint");
-    let s = client.wait(&id, Some(Duration::from_secs(60))).await.expect("first job ends");
+    let (savepoint, _) = client
+        .savepoint(
+            &id,
+            Some(cluster.path("savepoints").to_str().unwrap()),
+            true,
+        )
+        .await
+        .expect("stop with savepoint");
+    let s = client
+        .wait(&id, Some(Duration::from_secs(60)))
+        .await
+        .expect("first job ends");
     assert_eq!(s.state, "FINISHED", "{}", s.failure);
     let before = read_committed(&out).len();
-    assert!(before > 0 && (before as u64) < count, "the first run stopped mid-way ({before} rows)");
+    assert!(
+        before > 0 && (before as u64) < count,
+        "the first run stopped mid-way ({before} rows)"
+    );
 
     let second = count_job("rescale", "exactly_once", count, keys, 0, &out, 3);
-    let id2 = client.submit_json(&second, Some(&savepoint)).await.expect("submit from savepoint");
-    let s = client.wait(&id2, Some(Duration::from_secs(120))).await.expect("second job ends");
+    let id2 = client
+        .submit_json(&second, Some(&savepoint))
+        .await
+        .expect("submit from savepoint");
+    let s = client
+        .wait(&id2, Some(Duration::from_secs(120)))
+        .await
+        .expect("second job ends");
     if s.state != "FINISHED" {
         cluster.dump_logs();
         panic!("second job ended {}: {}", s.state, s.failure);
     }
     let check = check_output(&read_committed(&out), count, keys, SEED);
-    eprintln!("rescale: {before} rows before the savepoint, {} in all", check.rows);
-    assert_eq!((check.rows as u64, check.missing, check.duplicated, check.bad_counts), (count, 0, 0, 0));
+    eprintln!(
+        "rescale: {before} rows before the savepoint, {} in all",
+        check.rows
+    );
+    assert_eq!(
+        (
+            check.rows as u64,
+            check.missing,
+            check.duplicated,
+            check.bad_counts
+        ),
+        (count, 0, 0, 0)
+    );
 }

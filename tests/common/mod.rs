@@ -15,7 +15,10 @@ pub fn weir() -> &'static str {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A child process, killed (SIGKILL) when dropped.
@@ -36,7 +39,10 @@ impl Proc {
             .stderr(err)
             .spawn()
             .expect("spawn weir");
-        Proc { name: name.to_string(), child }
+        Proc {
+            name: name.to_string(),
+            child,
+        }
     }
 
     /// `kill -9`.
@@ -64,7 +70,13 @@ pub struct TestCluster {
 impl TestCluster {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = TestCluster { dir, jm_port: free_port(), jm: None, tms: vec![], tm_count: 0 };
+        let mut c = TestCluster {
+            dir,
+            jm_port: free_port(),
+            jm: None,
+            tms: vec![],
+            tm_count: 0,
+        };
         c.start_jm();
         c
     }
@@ -83,7 +95,13 @@ impl TestCluster {
         let port = self.jm_port.to_string();
         self.jm = Some(Proc::spawn(
             "jobmanager",
-            &["jobmanager", "--bind", &format!("127.0.0.1:{port}"), "--state-dir", state.to_str().expect("utf8")],
+            &[
+                "jobmanager",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--state-dir",
+                state.to_str().expect("utf8"),
+            ],
             &log,
         ));
     }
@@ -99,7 +117,19 @@ impl TestCluster {
         self.tm_count += 1;
         let id = format!("tm-{}", self.tm_count);
         let log = self.path(&format!("{id}.log"));
-        self.tms.push(Proc::spawn(&id, &["taskmanager", "--jobmanager", &self.jm_url(), "--slots", &slots.to_string(), "--id", &id], &log));
+        self.tms.push(Proc::spawn(
+            &id,
+            &[
+                "taskmanager",
+                "--jobmanager",
+                &self.jm_url(),
+                "--slots",
+                &slots.to_string(),
+                "--id",
+                &id,
+            ],
+            &log,
+        ));
         self.tms.len() - 1
     }
 
@@ -151,14 +181,25 @@ impl TestCluster {
 }
 
 /// Polls the job's status until `pred` holds (or panics after `secs`).
-pub async fn wait_until(client: &Client, job: &str, secs: u64, what: &str, pred: impl Fn(&weir_client::JobStatus) -> bool) -> weir_client::JobStatus {
+pub async fn wait_until(
+    client: &Client,
+    job: &str,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&weir_client::JobStatus) -> bool,
+) -> weir_client::JobStatus {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Ok(s) = client.status(job).await {
             if pred(&s) {
                 return s;
             }
-            assert!(!weir_client::is_terminal(&s.state) || pred(&s), "job ended ({}) while waiting for {what}: {}", s.state, s.failure);
+            assert!(
+                !weir_client::is_terminal(&s.state) || pred(&s),
+                "job ended ({}) while waiting for {what}: {}",
+                s.state,
+                s.failure
+            );
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -166,12 +207,23 @@ pub async fn wait_until(client: &Client, job: &str, secs: u64, what: &str, pred:
 }
 
 pub fn completed_checkpoints(s: &weir_client::JobStatus) -> usize {
-    s.checkpoints.iter().filter(|c| c.state == "COMPLETED" && !c.savepoint).count()
+    s.checkpoints
+        .iter()
+        .filter(|c| c.state == "COMPLETED" && !c.savepoint)
+        .count()
 }
 
 /// The job JSON used by the kill tests: generator -> hash(key) -> running count -> project
 /// (id, key, n) -> file sink (CSV), all at `parallelism`, checkpoints every second.
-pub fn count_job(name: &str, guarantee: &str, count: u64, keys: u64, rate: u64, out: &Path, parallelism: u32) -> String {
+pub fn count_job(
+    name: &str,
+    guarantee: &str,
+    count: u64,
+    keys: u64,
+    rate: u64,
+    out: &Path,
+    parallelism: u32,
+) -> String {
     format!(
         r#"{{
   "name": "{name}",
@@ -196,8 +248,19 @@ pub fn count_job(name: &str, guarantee: &str, count: u64, keys: u64, rate: u64, 
 /// Rows (id, key, n) of every committed part file (top-level `part-*`) of a CSV sink folder.
 pub fn read_committed(dir: &Path) -> Vec<(i64, i64, i64)> {
     let mut rows = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return rows };
-    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-"))).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return rows;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("part-"))
+        })
+        .collect();
     files.sort();
     for f in files {
         let file = std::fs::File::open(&f).expect("open part");
@@ -207,7 +270,11 @@ pub fn read_committed(dir: &Path) -> Vec<(i64, i64, i64)> {
                 continue;
             }
             let mut it = line.split(',').map(|x| x.parse::<i64>().expect("number"));
-            rows.push((it.next().expect("id"), it.next().expect("key"), it.next().expect("n")));
+            rows.push((
+                it.next().expect("id"),
+                it.next().expect("key"),
+                it.next().expect("n"),
+            ));
         }
     }
     rows
@@ -240,13 +307,19 @@ pub fn check_output(rows: &[(i64, i64, i64)], count: u64, keys: u64, seed: u64) 
     let mut per_key: HashMap<i64, Vec<i64>> = HashMap::new();
     for &(id, key, n) in rows {
         assert!(id >= 0 && (id as u64) < count, "id {id} out of range");
-        assert_eq!(key, expected_key(id as u64, seed, keys), "wrong key for id {id}");
+        assert_eq!(
+            key,
+            expected_key(id as u64, seed, keys),
+            "wrong key for id {id}"
+        );
         seen[id as usize] += 1;
         per_key.entry(key).or_default().push(n);
     }
     let mut expected_per_key: BTreeMap<i64, i64> = BTreeMap::new();
     for id in 0..count {
-        *expected_per_key.entry(expected_key(id, seed, keys)).or_default() += 1;
+        *expected_per_key
+            .entry(expected_key(id, seed, keys))
+            .or_default() += 1;
     }
     let mut bad_counts = 0;
     for (key, expected) in &expected_per_key {

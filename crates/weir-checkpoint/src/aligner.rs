@@ -157,7 +157,10 @@ mod tests {
         assert!(!a.is_blocked(0));
         assert!(a.on_barrier(1, 1).is_empty(), "stale barrier ignored");
         assert_eq!(a.on_barrier(0, 2), vec![AlignEvent::Snapshot(2)]);
-        assert!(a.on_barrier(0, 2).is_empty(), "repeat of a completed barrier ignored");
+        assert!(
+            a.on_barrier(0, 2).is_empty(),
+            "repeat of a completed barrier ignored"
+        );
     }
 
     #[test]

@@ -184,7 +184,10 @@ impl CheckpointCoordinator {
             let parallelism = self.parallelism.get(&op).copied().unwrap_or(1);
             p.operators
                 .entry(op)
-                .or_insert_with(|| OperatorSnapshot { parallelism, subtasks: BTreeMap::new() })
+                .or_insert_with(|| OperatorSnapshot {
+                    parallelism,
+                    subtasks: BTreeMap::new(),
+                })
                 .subtasks
                 .insert(task.subtask, handle);
         }
@@ -303,7 +306,10 @@ mod tests {
     use super::*;
 
     fn key(v: u32, s: u32) -> TaskKey {
-        TaskKey { vertex: v, subtask: s }
+        TaskKey {
+            vertex: v,
+            subtask: s,
+        }
     }
 
     fn coord(retained: usize) -> CheckpointCoordinator {
@@ -312,7 +318,10 @@ mod tests {
     }
 
     fn h(p: &str) -> SubtaskHandle {
-        SubtaskHandle { path: p.into(), size: 5 }
+        SubtaskHandle {
+            path: p.into(),
+            size: 5,
+        }
     }
 
     #[test]
@@ -322,9 +331,19 @@ mod tests {
         for round in 0..4 {
             let id = c.trigger(0, |id| format!("chk-{id}"), false).unwrap();
             assert_eq!(id, round + 1);
-            assert_eq!(c.acknowledge(key(0, 0), id, vec![("src".into(), h("a"))]), AckOutcome::Pending);
-            assert_eq!(c.acknowledge(key(0, 0), id, vec![]), AckOutcome::Ignored, "duplicate ack");
-            assert_eq!(c.acknowledge(key(0, 1), id, vec![("src".into(), h("b"))]), AckOutcome::Pending);
+            assert_eq!(
+                c.acknowledge(key(0, 0), id, vec![("src".into(), h("a"))]),
+                AckOutcome::Pending
+            );
+            assert_eq!(
+                c.acknowledge(key(0, 0), id, vec![]),
+                AckOutcome::Ignored,
+                "duplicate ack"
+            );
+            assert_eq!(
+                c.acknowledge(key(0, 1), id, vec![("src".into(), h("b"))]),
+                AckOutcome::Pending
+            );
             match c.acknowledge(key(1, 0), id, vec![]) {
                 AckOutcome::AllAcknowledged { operators, .. } => {
                     assert_eq!(operators["src"].parallelism, 2);
@@ -336,28 +355,46 @@ mod tests {
         }
         assert_eq!(discarded, vec!["chk-1", "chk-2"]);
         assert_eq!(c.latest_completed().unwrap().0, 4);
-        assert!(c.history().all(|s| s.status == CheckpointStatus::Completed && s.state_bytes == 10));
+        assert!(c
+            .history()
+            .all(|s| s.status == CheckpointStatus::Completed && s.state_bytes == 10));
     }
 
     #[test]
     fn no_overlap_timeouts_and_subsumption() {
         let mut c = coord(3);
         let a = c.trigger(0, |id| format!("chk-{id}"), false).unwrap();
-        assert_eq!(c.trigger(1, |id| format!("chk-{id}"), false), Err(TriggerError::InProgress(a)));
+        assert_eq!(
+            c.trigger(1, |id| format!("chk-{id}"), false),
+            Err(TriggerError::InProgress(a))
+        );
         let sp = c.trigger(2, |id| format!("sp-{id}"), true).unwrap();
         assert_eq!(c.expired(999), Vec::<u64>::new());
         assert_eq!(c.expired(1000), vec![a]);
         assert_eq!(c.abort(a, "timeout", 1000), Some("chk-1".into()));
-        assert_eq!(c.acknowledge(key(0, 0), a, vec![]), AckOutcome::Ignored, "late ack of aborted");
+        assert_eq!(
+            c.acknowledge(key(0, 0), a, vec![]),
+            AckOutcome::Ignored,
+            "late ack of aborted"
+        );
         let b = c.trigger(1001, |id| format!("chk-{id}"), false).unwrap();
         assert!(b > sp);
         for t in [key(0, 0), key(0, 1), key(1, 0)] {
             c.acknowledge(t, sp, vec![]);
         }
-        assert!(c.complete(sp, 1002).is_empty(), "savepoints are never discarded");
-        assert!(c.has_pending(), "a savepoint does not subsume periodic checkpoints");
+        assert!(
+            c.complete(sp, 1002).is_empty(),
+            "savepoints are never discarded"
+        );
+        assert!(
+            c.has_pending(),
+            "a savepoint does not subsume periodic checkpoints"
+        );
         let failed = c.history().find(|s| s.id == a).unwrap();
-        assert_eq!((failed.status, failed.failure.as_str()), (CheckpointStatus::Failed, "timeout"));
+        assert_eq!(
+            (failed.status, failed.failure.as_str()),
+            (CheckpointStatus::Failed, "timeout")
+        );
     }
 
     #[test]
@@ -367,6 +404,9 @@ mod tests {
         c.acknowledge(key(0, 0), id, vec![]);
         c.acknowledge(key(0, 1), id, vec![]);
         let out = c.task_finished(key(1, 0));
-        assert!(matches!(out.as_slice(), [AckOutcome::AllAcknowledged { .. }]));
+        assert!(matches!(
+            out.as_slice(),
+            [AckOutcome::AllAcknowledged { .. }]
+        ));
     }
 }

@@ -93,7 +93,14 @@ mod tests {
             "agg".to_string(),
             OperatorSnapshot {
                 parallelism: 2,
-                subtasks: [(0, SubtaskHandle { path: "agg-0".into(), size: 10 })].into(),
+                subtasks: [(
+                    0,
+                    SubtaskHandle {
+                        path: "agg-0".into(),
+                        size: 10,
+                    },
+                )]
+                .into(),
             },
         );
         let m = CheckpointMetadata {
@@ -110,6 +117,9 @@ mod tests {
         assert_eq!(m.total_bytes(), 10);
         let err = CheckpointMetadata::from_json(b"{\"version\":1").unwrap_err();
         assert!(err.to_string().contains("corrupt checkpoint metadata"));
-        assert_eq!(parse_checkpoint_dir_name(&checkpoint_dir_name(42)), Some(42));
+        assert_eq!(
+            parse_checkpoint_dir_name(&checkpoint_dir_name(42)),
+            Some(42)
+        );
     }
 }

@@ -21,7 +21,9 @@ pub struct TxnLog<T> {
 
 impl<T> Default for TxnLog<T> {
     fn default() -> Self {
-        Self { pending: BTreeMap::new() }
+        Self {
+            pending: BTreeMap::new(),
+        }
     }
 }
 
@@ -71,7 +73,10 @@ mod tests {
         log.pre_commit(3, vec!["d"]);
         assert_eq!(log.complete(2), vec!["a", "b", "c"]);
         assert_eq!(log.pending(), vec![(3, "d")]);
-        assert!(log.complete(2).is_empty(), "completing twice commits nothing twice");
+        assert!(
+            log.complete(2).is_empty(),
+            "completing twice commits nothing twice"
+        );
         assert_eq!(log.complete(3), vec!["d"]);
         assert!(log.is_empty());
     }

@@ -19,7 +19,10 @@
 //! assert_eq!(spec.slots_needed(), 4);
 //! ```
 
-use weir_types::{CheckpointConfig, DeliveryGuarantee, InputSpec, JobSpec, OperatorKind, OperatorSpec, Partitioning, RestartStrategy, TypesError};
+use weir_types::{
+    CheckpointConfig, DeliveryGuarantee, InputSpec, JobSpec, OperatorKind, OperatorSpec,
+    Partitioning, RestartStrategy, TypesError,
+};
 
 pub struct JobBuilder {
     spec: JobSpec,
@@ -35,7 +38,10 @@ impl OperatorBuilder<'_> {
         self
     }
     pub fn input(&mut self, from: &str, partition: Partitioning) -> &mut Self {
-        self.op.inputs.push(InputSpec { from: from.to_string(), partition });
+        self.op.inputs.push(InputSpec {
+            from: from.to_string(),
+            partition,
+        });
         self
     }
 }
@@ -75,7 +81,12 @@ impl JobBuilder {
     }
     /// Adds an operator (parallelism 1, no inputs until given).
     pub fn operator(&mut self, id: &str, kind: OperatorKind) -> OperatorBuilder<'_> {
-        self.spec.operators.push(OperatorSpec { id: id.to_string(), parallelism: 1, inputs: vec![], kind });
+        self.spec.operators.push(OperatorSpec {
+            id: id.to_string(),
+            parallelism: 1,
+            inputs: vec![],
+            kind,
+        });
         let op = self.spec.operators.last_mut().expect("just pushed");
         OperatorBuilder { op }
     }

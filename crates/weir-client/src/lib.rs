@@ -26,7 +26,10 @@ pub enum ClientError {
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
         if s.code() == tonic::Code::Unavailable {
-            ClientError::Unreachable { addr: String::new(), reason: s.message().to_string() }
+            ClientError::Unreachable {
+                addr: String::new(),
+                reason: s.message().to_string(),
+            }
         } else {
             ClientError::Refused(s.message().to_string())
         }
@@ -48,8 +51,15 @@ pub struct Client {
 impl Client {
     /// Connects to a job manager, e.g. `http://127.0.0.1:6123` (a bare `host:port` works too).
     pub async fn connect(addr: &str) -> Result<Self> {
-        let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let unreachable = |reason: String| ClientError::Unreachable { addr: url.clone(), reason };
+        let url = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let unreachable = |reason: String| ClientError::Unreachable {
+            addr: url.clone(),
+            reason,
+        };
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| unreachable(e.to_string()))?
             .connect_timeout(Duration::from_secs(3));
@@ -62,7 +72,9 @@ impl Client {
             }
             unreachable(msg)
         })?;
-        Ok(Self { inner: JobManagerServiceClient::new(channel) })
+        Ok(Self {
+            inner: JobManagerServiceClient::new(channel),
+        })
     }
 
     pub async fn submit(&self, spec: &JobSpec, restore_from: Option<&str>) -> Result<String> {
@@ -74,26 +86,52 @@ impl Client {
         let r = self
             .inner
             .clone()
-            .submit_job(pb::SubmitJobRequest { job_json: job_json.to_string(), restore_from: restore_from.unwrap_or_default().to_string() })
+            .submit_job(pb::SubmitJobRequest {
+                job_json: job_json.to_string(),
+                restore_from: restore_from.unwrap_or_default().to_string(),
+            })
             .await?;
         Ok(r.into_inner().job_id)
     }
 
     pub async fn list(&self) -> Result<Vec<JobSummary>> {
-        Ok(self.inner.clone().list_jobs(pb::ListJobsRequest {}).await?.into_inner().jobs)
+        Ok(self
+            .inner
+            .clone()
+            .list_jobs(pb::ListJobsRequest {})
+            .await?
+            .into_inner()
+            .jobs)
     }
 
     pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
-        Ok(self.inner.clone().get_job_status(pb::GetJobStatusRequest { job_id: job_id.to_string() }).await?.into_inner())
+        Ok(self
+            .inner
+            .clone()
+            .get_job_status(pb::GetJobStatusRequest {
+                job_id: job_id.to_string(),
+            })
+            .await?
+            .into_inner())
     }
 
     pub async fn cancel(&self, job_id: &str) -> Result<()> {
-        self.inner.clone().cancel_job(pb::CancelJobRequest { job_id: job_id.to_string() }).await?;
+        self.inner
+            .clone()
+            .cancel_job(pb::CancelJobRequest {
+                job_id: job_id.to_string(),
+            })
+            .await?;
         Ok(())
     }
 
     /// Takes a savepoint; returns its folder and id. With `stop`, the job then finishes.
-    pub async fn savepoint(&self, job_id: &str, target_dir: Option<&str>, stop: bool) -> Result<(String, u64)> {
+    pub async fn savepoint(
+        &self,
+        job_id: &str,
+        target_dir: Option<&str>,
+        stop: bool,
+    ) -> Result<(String, u64)> {
         let r = self
             .inner
             .clone()
@@ -108,7 +146,13 @@ impl Client {
     }
 
     pub async fn cluster(&self) -> Result<Vec<TaskManagerInfo>> {
-        Ok(self.inner.clone().cluster_info(pb::ClusterInfoRequest {}).await?.into_inner().task_managers)
+        Ok(self
+            .inner
+            .clone()
+            .cluster_info(pb::ClusterInfoRequest {})
+            .await?
+            .into_inner()
+            .task_managers)
     }
 
     /// Polls until the job reaches a terminal state (or the timeout passes).

@@ -42,7 +42,8 @@ impl Cluster {
     /// Registers (or re-registers) a task manager; returns its session number and, when it
     /// replaced an earlier registration of the same id, that one's id for failover.
     pub fn register(&self, id: &str, address: &str, slots: u32) -> Result<(u64, bool), String> {
-        let endpoint = Endpoint::from_shared(address.to_string()).map_err(|e| format!("bad address {address:?}: {e}"))?;
+        let endpoint = Endpoint::from_shared(address.to_string())
+            .map_err(|e| format!("bad address {address:?}: {e}"))?;
         let client = TaskManagerServiceClient::new(endpoint.tcp_nodelay(true).connect_lazy())
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20);
@@ -125,8 +126,14 @@ impl Cluster {
     }
 
     pub fn free_slots(&self, id: &str) -> u32 {
-        let used: u32 = lock(&self.allocations).values().filter_map(|a| a.get(id)).sum();
-        lock(&self.tms).get(id).map(|t| t.slots.saturating_sub(used)).unwrap_or(0)
+        let used: u32 = lock(&self.allocations)
+            .values()
+            .filter_map(|a| a.get(id))
+            .sum();
+        lock(&self.tms)
+            .get(id)
+            .map(|t| t.slots.saturating_sub(used))
+            .unwrap_or(0)
     }
 
     /// Reserves `n` slots for `job`, spread over the task managers with the most free slots.
@@ -138,7 +145,11 @@ impl Cluster {
             .values()
             .map(|t| {
                 let used: u32 = allocations.values().filter_map(|a| a.get(&t.id)).sum();
-                (t.id.clone(), t.address.clone(), t.slots.saturating_sub(used))
+                (
+                    t.id.clone(),
+                    t.address.clone(),
+                    t.slots.saturating_sub(used),
+                )
             })
             .collect();
         free.sort_by(|a, b| a.0.cmp(&b.0));
@@ -148,7 +159,9 @@ impl Cluster {
         let mut out = Vec::with_capacity(n as usize);
         let mut mine: HashMap<String, u32> = HashMap::new();
         while out.len() < n as usize {
-            let Some(best) = free.iter_mut().filter(|f| f.2 > 0).max_by_key(|f| f.2) else { break };
+            let Some(best) = free.iter_mut().filter(|f| f.2 > 0).max_by_key(|f| f.2) else {
+                break;
+            };
             best.2 -= 1;
             out.push((best.0.clone(), best.1.clone()));
             *mine.entry(best.0.clone()).or_default() += 1;
@@ -167,14 +180,21 @@ impl Cluster {
     }
 
     pub fn clients(&self) -> Vec<(String, TmClient)> {
-        lock(&self.tms).values().map(|t| (t.id.clone(), t.client.clone())).collect()
+        lock(&self.tms)
+            .values()
+            .map(|t| (t.id.clone(), t.client.clone()))
+            .collect()
     }
 
     /// Records in/out per (vertex) of a job attempt, summed over subtasks.
     pub fn job_metrics(&self, job: &str, attempt: u64) -> HashMap<u32, (u64, u64)> {
         let mut out: HashMap<u32, (u64, u64)> = HashMap::new();
         for tm in lock(&self.tms).values() {
-            for m in tm.metrics.iter().filter(|m| m.job_id == job && m.attempt == attempt) {
+            for m in tm
+                .metrics
+                .iter()
+                .filter(|m| m.job_id == job && m.attempt == attempt)
+            {
                 let e = out.entry(m.vertex).or_default();
                 e.0 += m.records_in;
                 e.1 += m.records_out;
@@ -195,7 +215,11 @@ mod tests {
         c.register("b", "http://127.0.0.1:2", 2).unwrap();
         let job = JobId("j".into());
         let slots = c.allocate(&job, 3).unwrap();
-        assert_eq!(slots.iter().filter(|s| s.0 == "a").count() + slots.iter().filter(|s| s.0 == "b").count(), 3);
+        assert_eq!(
+            slots.iter().filter(|s| s.0 == "a").count()
+                + slots.iter().filter(|s| s.0 == "b").count(),
+            3
+        );
         assert!(c.allocate(&JobId("k".into()), 2).is_none());
         c.release(&job);
         assert!(c.allocate(&JobId("k".into()), 4).is_some());

@@ -15,8 +15,12 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
-use weir_checkpoint::metadata::{checkpoint_dir_name, parse_checkpoint_dir_name, FORMAT_VERSION, METADATA_FILE};
-use weir_checkpoint::{AckOutcome, CheckpointCoordinator, CheckpointMetadata, CheckpointStats, SubtaskHandle};
+use weir_checkpoint::metadata::{
+    checkpoint_dir_name, parse_checkpoint_dir_name, FORMAT_VERSION, METADATA_FILE,
+};
+use weir_checkpoint::{
+    AckOutcome, CheckpointCoordinator, CheckpointMetadata, CheckpointStats, SubtaskHandle,
+};
 use weir_proto as pb;
 use weir_storage::Storage;
 use weir_types::{now_ms, CheckpointId, ExecutionPlan, JobId, JobSpec, TaskKey};
@@ -24,12 +28,30 @@ use weir_types::{now_ms, CheckpointId, ExecutionPlan, JobId, JobSpec, TaskKey};
 pub type SavepointReply = oneshot::Sender<Result<(String, CheckpointId), String>>;
 
 pub enum JobEvent {
-    TaskState { attempt: u64, task: TaskKey, state: String, failure: String },
-    Ack { attempt: u64, task: TaskKey, checkpoint: CheckpointId, handles: Vec<(String, SubtaskHandle)> },
-    Decline { attempt: u64, checkpoint: CheckpointId, reason: String },
+    TaskState {
+        attempt: u64,
+        task: TaskKey,
+        state: String,
+        failure: String,
+    },
+    Ack {
+        attempt: u64,
+        task: TaskKey,
+        checkpoint: CheckpointId,
+        handles: Vec<(String, SubtaskHandle)>,
+    },
+    Decline {
+        attempt: u64,
+        checkpoint: CheckpointId,
+        reason: String,
+    },
     TaskManagerLost(String),
     Cancel(oneshot::Sender<()>),
-    Savepoint { target: Option<String>, stop: bool, reply: SavepointReply },
+    Savepoint {
+        target: Option<String>,
+        stop: bool,
+        reply: SavepointReply,
+    },
 }
 
 /// What list and status show of a job.
@@ -60,15 +82,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// fall back to an older checkpoint (whose output sinks may already have replaced).
 pub async fn latest_checkpoint(dir: &str) -> Result<(Option<(String, String)>, CheckpointId)> {
     let storage = Storage::open(dir)?;
-    let mut ids: Vec<CheckpointId> = storage.list_dirs("").await?.iter().filter_map(|d| parse_checkpoint_dir_name(d)).collect();
+    let mut ids: Vec<CheckpointId> = storage
+        .list_dirs("")
+        .await?
+        .iter()
+        .filter_map(|d| parse_checkpoint_dir_name(d))
+        .collect();
     ids.sort_unstable();
     let max_id = ids.last().copied().unwrap_or(0);
     for id in ids.iter().rev() {
         let name = checkpoint_dir_name(*id);
         match storage.get(&format!("{name}/{METADATA_FILE}")).await {
             Ok(bytes) => {
-                CheckpointMetadata::from_json(&bytes)
-                    .map_err(|e| JmError::Unavailable(format!("checkpoint {}/{name}: {e}", storage.url())))?;
+                CheckpointMetadata::from_json(&bytes).map_err(|e| {
+                    JmError::Unavailable(format!("checkpoint {}/{name}: {e}", storage.url()))
+                })?;
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 return Ok((Some((format!("{}/{name}", storage.url()), text)), max_id));
             }
@@ -83,16 +111,24 @@ pub async fn latest_checkpoint(dir: &str) -> Result<(Option<(String, String)>, C
 pub async fn read_metadata(dir: &str) -> Result<String> {
     let storage = Storage::open(dir)?;
     let bytes = storage.get(METADATA_FILE).await.map_err(|e| {
-        JmError::InvalidRequest(format!("cannot restore from {dir}: no readable {METADATA_FILE} ({e})"))
+        JmError::InvalidRequest(format!(
+            "cannot restore from {dir}: no readable {METADATA_FILE} ({e})"
+        ))
     })?;
-    CheckpointMetadata::from_json(&bytes).map_err(|e| JmError::InvalidRequest(format!("cannot restore from {dir}: {e}")))?;
+    CheckpointMetadata::from_json(&bytes)
+        .map_err(|e| JmError::InvalidRequest(format!("cannot restore from {dir}: {e}")))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 impl JobManager {
     pub async fn new(cfg: JobManagerConfig) -> Result<Self> {
         let store = JobStore::open(&cfg.state_dir)?;
-        Ok(Self { cfg, cluster: Arc::new(Cluster::default()), store, jobs: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            cfg,
+            cluster: Arc::new(Cluster::default()),
+            store,
+            jobs: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Watches heartbeats: a task manager silent for longer than the timeout is lost.
@@ -132,14 +168,18 @@ impl JobManager {
                     }
                     self.start_driver(r, spec, !terminal);
                 }
-                Err(e) => error!(job = %r.job_id, error = %e, "stored job spec is invalid; not resumed"),
+                Err(e) => {
+                    error!(job = %r.job_id, error = %e, "stored job spec is invalid; not resumed")
+                }
             }
         }
     }
 
     pub async fn submit(&self, job_json: &str, restore_from: &str) -> Result<JobId> {
-        let spec = JobSpec::from_json(job_json).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
-        weir_runtime::planner::validate(&spec).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
+        let spec =
+            JobSpec::from_json(job_json).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
+        weir_runtime::planner::validate(&spec)
+            .map_err(|e| JmError::InvalidRequest(e.to_string()))?;
         let needed = spec.slots_needed();
         let total = self.cluster.total_slots();
         if needed > total {
@@ -150,7 +190,11 @@ impl JobManager {
             )));
         }
         let id = JobId::generate();
-        let storage = if spec.checkpoint.storage.is_empty() { self.cfg.default_checkpoint_dir.clone() } else { spec.checkpoint.storage.clone() };
+        let storage = if spec.checkpoint.storage.is_empty() {
+            self.cfg.default_checkpoint_dir.clone()
+        } else {
+            spec.checkpoint.storage.clone()
+        };
         let checkpoint_dir = format!("{}/{}", storage.trim_end_matches('/'), id);
         let savepoint_dir = if spec.checkpoint.savepoint_dir.is_empty() {
             format!("{}/savepoints", storage.trim_end_matches('/'))
@@ -159,7 +203,9 @@ impl JobManager {
         };
         let ckpt = Storage::open(&checkpoint_dir)
             .map_err(|e| JmError::Unavailable(format!("checkpoint storage: {e}")))?;
-        ckpt.check_writable().await.map_err(|e| JmError::Unavailable(format!("checkpoint storage is not writable: {e}")))?;
+        ckpt.check_writable().await.map_err(|e| {
+            JmError::Unavailable(format!("checkpoint storage is not writable: {e}"))
+        })?;
         if !restore_from.is_empty() {
             read_metadata(restore_from).await?;
         }
@@ -184,9 +230,18 @@ impl JobManager {
 
     fn start_driver(&self, record: JobRecord, spec: JobSpec, run: bool) {
         let id = JobId(record.job_id.clone());
-        let view = Arc::new(Mutex::new(JobView { record: record.clone(), checkpoints: vec![] }));
+        let view = Arc::new(Mutex::new(JobView {
+            record: record.clone(),
+            checkpoints: vec![],
+        }));
         let (tx, rx) = unbounded_channel();
-        lock(&self.jobs).insert(id.clone(), JobHandle { tx, view: view.clone() });
+        lock(&self.jobs).insert(
+            id.clone(),
+            JobHandle {
+                tx,
+                view: view.clone(),
+            },
+        );
         if !run {
             return;
         }
@@ -214,7 +269,10 @@ impl JobManager {
     }
 
     pub fn views(&self) -> Vec<JobView> {
-        let mut v: Vec<JobView> = lock(&self.jobs).values().map(|h| lock(&h.view).clone()).collect();
+        let mut v: Vec<JobView> = lock(&self.jobs)
+            .values()
+            .map(|h| lock(&h.view).clone())
+            .collect();
         v.sort_by_key(|j| j.record.submitted_at_ms);
         v
     }
@@ -228,8 +286,11 @@ impl JobManager {
 
     fn send(&self, id: &str, ev: JobEvent) -> Result<()> {
         let jobs = lock(&self.jobs);
-        let h = jobs.get(&JobId(id.to_string())).ok_or_else(|| JmError::NotFound(id.to_string()))?;
-        h.tx.send(ev).map_err(|_| JmError::InvalidRequest(format!("job {id} is no longer running")))
+        let h = jobs
+            .get(&JobId(id.to_string()))
+            .ok_or_else(|| JmError::NotFound(id.to_string()))?;
+        h.tx.send(ev)
+            .map_err(|_| JmError::InvalidRequest(format!("job {id} is no longer running")))
     }
 
     pub fn route(&self, id: &str, ev: JobEvent) {
@@ -245,14 +306,30 @@ impl JobManager {
     pub async fn cancel(&self, id: &str) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.send(id, JobEvent::Cancel(tx))?;
-        rx.await.map_err(|_| JmError::InvalidRequest(format!("job {id} ended before it could be cancelled")))
+        rx.await.map_err(|_| {
+            JmError::InvalidRequest(format!("job {id} ended before it could be cancelled"))
+        })
     }
 
-    pub async fn savepoint(&self, id: &str, target: Option<String>, stop: bool) -> Result<(String, CheckpointId)> {
+    pub async fn savepoint(
+        &self,
+        id: &str,
+        target: Option<String>,
+        stop: bool,
+    ) -> Result<(String, CheckpointId)> {
         let (reply, rx) = oneshot::channel();
-        self.send(id, JobEvent::Savepoint { target, stop, reply })?;
+        self.send(
+            id,
+            JobEvent::Savepoint {
+                target,
+                stop,
+                reply,
+            },
+        )?;
         rx.await
-            .map_err(|_| JmError::Unavailable(format!("job {id} ended before the savepoint completed")))?
+            .map_err(|_| {
+                JmError::Unavailable(format!("job {id} ended before the savepoint completed"))
+            })?
             .map_err(JmError::Unavailable)
     }
 }
@@ -289,4 +366,3 @@ struct Driver {
 }
 
 mod lifecycle;
-

@@ -84,7 +84,11 @@ impl JobManagerConfig {
 
 /// Runs a job manager until `shutdown` fires. The client API and the cluster API are both
 /// served on `listener`, which the caller has bound (tests bind 127.0.0.1:0).
-pub async fn run(cfg: JobManagerConfig, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    cfg: JobManagerConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let jm = Arc::new(driver::JobManager::new(cfg).await?);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, state_dir = %jm.cfg.state_dir, "job manager starting");

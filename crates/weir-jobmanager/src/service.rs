@@ -15,11 +15,21 @@ use weir_checkpoint::SubtaskHandle;
 use weir_proto as pb;
 use weir_types::TaskKey;
 
-pub async fn serve(jm: Arc<JobManager>, listener: TcpListener, shutdown: CancellationToken) -> crate::Result<()> {
+pub async fn serve(
+    jm: Arc<JobManager>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> crate::Result<()> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(pb::job_manager_service_server::JobManagerServiceServer::new(ClientApi { jm: jm.clone() }))
-        .add_service(pb::cluster_service_server::ClusterServiceServer::new(ClusterApi { jm }))
+        .add_service(
+            pb::job_manager_service_server::JobManagerServiceServer::new(ClientApi {
+                jm: jm.clone(),
+            }),
+        )
+        .add_service(pb::cluster_service_server::ClusterServiceServer::new(
+            ClusterApi { jm },
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;
     Ok(())
@@ -40,9 +50,19 @@ fn status_of(jm: &JobManager, v: JobView) -> pb::JobStatus {
                 plan.vertices
                     .iter()
                     .map(|vx| {
-                        let names: Vec<&str> = vx.operators.iter().map(|i| spec.operators[*i].id.as_str()).collect();
-                        let (records_in, records_out) = metrics.get(&vx.id).copied().unwrap_or_default();
-                        pb::VertexStatus { name: names.join(" -> "), parallelism: vx.parallelism, records_in, records_out }
+                        let names: Vec<&str> = vx
+                            .operators
+                            .iter()
+                            .map(|i| spec.operators[*i].id.as_str())
+                            .collect();
+                        let (records_in, records_out) =
+                            metrics.get(&vx.id).copied().unwrap_or_default();
+                        pb::VertexStatus {
+                            name: names.join(" -> "),
+                            parallelism: vx.parallelism,
+                            records_in,
+                            records_out,
+                        }
                     })
                     .collect(),
             )
@@ -77,13 +97,19 @@ fn status_of(jm: &JobManager, v: JobView) -> pb::JobStatus {
 
 #[tonic::async_trait]
 impl pb::job_manager_service_server::JobManagerService for ClientApi {
-    async fn submit_job(&self, req: Request<pb::SubmitJobRequest>) -> Result<Response<pb::SubmitJobResponse>, Status> {
+    async fn submit_job(
+        &self,
+        req: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
         let r = req.into_inner();
         let id = self.jm.submit(&r.job_json, r.restore_from.trim()).await?;
         Ok(Response::new(pb::SubmitJobResponse { job_id: id.0 }))
     }
 
-    async fn list_jobs(&self, _: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
+    async fn list_jobs(
+        &self,
+        _: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
         let jobs = self
             .jm
             .views()
@@ -99,30 +125,50 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
         Ok(Response::new(pb::ListJobsResponse { jobs }))
     }
 
-    async fn get_job_status(&self, req: Request<pb::GetJobStatusRequest>) -> Result<Response<pb::JobStatus>, Status> {
+    async fn get_job_status(
+        &self,
+        req: Request<pb::GetJobStatusRequest>,
+    ) -> Result<Response<pb::JobStatus>, Status> {
         let v = self.jm.view(&req.into_inner().job_id)?;
         Ok(Response::new(status_of(&self.jm, v)))
     }
 
-    async fn cancel_job(&self, req: Request<pb::CancelJobRequest>) -> Result<Response<pb::CancelJobResponse>, Status> {
+    async fn cancel_job(
+        &self,
+        req: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::CancelJobResponse>, Status> {
         self.jm.cancel(&req.into_inner().job_id).await?;
         Ok(Response::new(pb::CancelJobResponse {}))
     }
 
-    async fn trigger_savepoint(&self, req: Request<pb::TriggerSavepointRequest>) -> Result<Response<pb::TriggerSavepointResponse>, Status> {
+    async fn trigger_savepoint(
+        &self,
+        req: Request<pb::TriggerSavepointRequest>,
+    ) -> Result<Response<pb::TriggerSavepointResponse>, Status> {
         let r = req.into_inner();
         let target = (!r.target_dir.is_empty()).then_some(r.target_dir);
         let (location, checkpoint_id) = self.jm.savepoint(&r.job_id, target, r.stop).await?;
-        Ok(Response::new(pb::TriggerSavepointResponse { location, checkpoint_id }))
+        Ok(Response::new(pb::TriggerSavepointResponse {
+            location,
+            checkpoint_id,
+        }))
     }
 
-    async fn cluster_info(&self, _: Request<pb::ClusterInfoRequest>) -> Result<Response<pb::ClusterInfoResponse>, Status> {
+    async fn cluster_info(
+        &self,
+        _: Request<pb::ClusterInfoRequest>,
+    ) -> Result<Response<pb::ClusterInfoResponse>, Status> {
         let task_managers = self
             .jm
             .cluster
             .list()
             .into_iter()
-            .map(|t| pb::TaskManagerInfo { free_slots: self.jm.cluster.free_slots(&t.id), id: t.id, address: t.address, slots: t.slots })
+            .map(|t| pb::TaskManagerInfo {
+                free_slots: self.jm.cluster.free_slots(&t.id),
+                id: t.id,
+                address: t.address,
+                slots: t.slots,
+            })
             .collect();
         Ok(Response::new(pb::ClusterInfoResponse { task_managers }))
     }
@@ -134,46 +180,75 @@ pub struct ClusterApi {
 
 fn task_key(t: Option<pb::TaskId>) -> Result<(String, u64, TaskKey), Status> {
     let t = t.ok_or_else(|| Status::invalid_argument("missing task id"))?;
-    Ok((t.job_id, t.attempt, TaskKey { vertex: t.vertex, subtask: t.subtask }))
+    Ok((
+        t.job_id,
+        t.attempt,
+        TaskKey {
+            vertex: t.vertex,
+            subtask: t.subtask,
+        },
+    ))
 }
 
 type HeartbeatStream = Pin<Box<dyn Stream<Item = Result<pb::HeartbeatResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::cluster_service_server::ClusterService for ClusterApi {
-    async fn register_task_manager(&self, req: Request<pb::RegisterTaskManagerRequest>) -> Result<Response<pb::RegisterTaskManagerResponse>, Status> {
+    async fn register_task_manager(
+        &self,
+        req: Request<pb::RegisterTaskManagerRequest>,
+    ) -> Result<Response<pb::RegisterTaskManagerResponse>, Status> {
         let r = req.into_inner();
         if r.slots == 0 {
-            return Err(Status::invalid_argument("a task manager needs at least one slot"));
+            return Err(Status::invalid_argument(
+                "a task manager needs at least one slot",
+            ));
         }
-        let (session, replaced) = self.jm.cluster.register(&r.tm_id, &r.address, r.slots).map_err(Status::invalid_argument)?;
+        let (session, replaced) = self
+            .jm
+            .cluster
+            .register(&r.tm_id, &r.address, r.slots)
+            .map_err(Status::invalid_argument)?;
         info!(tm = %r.tm_id, address = %r.address, slots = r.slots, "task manager registered");
         if replaced {
             self.jm.task_manager_lost(&r.tm_id);
         }
-        Ok(Response::new(pb::RegisterTaskManagerResponse { jm_session: session.to_string(), heartbeat_interval_ms: 300 }))
+        Ok(Response::new(pb::RegisterTaskManagerResponse {
+            jm_session: session.to_string(),
+            heartbeat_interval_ms: 300,
+        }))
     }
 
     type HeartbeatStream = HeartbeatStream;
 
-    async fn heartbeat(&self, req: Request<Streaming<pb::HeartbeatRequest>>) -> Result<Response<Self::HeartbeatStream>, Status> {
+    async fn heartbeat(
+        &self,
+        req: Request<Streaming<pb::HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatStream>, Status> {
         let mut inbound = req.into_inner();
         let jm = self.jm.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut session: Option<(String, u64)> = None;
-            loop {
-                match inbound.next().await {
-                    Some(Ok(hb)) => {
-                        if session.is_none() {
-                            session = jm.cluster.list().into_iter().find(|t| t.id == hb.tm_id).map(|t| (t.id, t.session));
-                        }
-                        let known = session.as_ref().is_some_and(|(id, s)| jm.cluster.heartbeat(id, *s, hb.metrics));
-                        if tx.send(Ok(pb::HeartbeatResponse { reregister: !known })).await.is_err() || !known {
-                            break;
-                        }
-                    }
-                    Some(Err(_)) | None => break,
+            while let Some(Ok(hb)) = inbound.next().await {
+                if session.is_none() {
+                    session = jm
+                        .cluster
+                        .list()
+                        .into_iter()
+                        .find(|t| t.id == hb.tm_id)
+                        .map(|t| (t.id, t.session));
+                }
+                let known = session
+                    .as_ref()
+                    .is_some_and(|(id, s)| jm.cluster.heartbeat(id, *s, hb.metrics));
+                if tx
+                    .send(Ok(pb::HeartbeatResponse { reregister: !known }))
+                    .await
+                    .is_err()
+                    || !known
+                {
+                    break;
                 }
             }
             // The stream broke: the task manager is gone (or will register anew).
@@ -184,28 +259,74 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
-    async fn report_task_state(&self, req: Request<pb::TaskStateReport>) -> Result<Response<pb::Empty>, Status> {
+    async fn report_task_state(
+        &self,
+        req: Request<pb::TaskStateReport>,
+    ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         let (job, attempt, task) = task_key(r.task)?;
-        self.jm.route(&job, JobEvent::TaskState { attempt, task, state: r.state, failure: r.failure });
+        self.jm.route(
+            &job,
+            JobEvent::TaskState {
+                attempt,
+                task,
+                state: r.state,
+                failure: r.failure,
+            },
+        );
         Ok(Response::new(pb::Empty {}))
     }
 
-    async fn acknowledge_checkpoint(&self, req: Request<pb::CheckpointAck>) -> Result<Response<pb::Empty>, Status> {
+    async fn acknowledge_checkpoint(
+        &self,
+        req: Request<pb::CheckpointAck>,
+    ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         let (job, attempt, task) = task_key(r.task)?;
-        let handles = r.handles.into_iter().map(|h| (h.operator_id, SubtaskHandle { path: h.path, size: h.size })).collect();
-        self.jm.route(&job, JobEvent::Ack { attempt, task, checkpoint: r.checkpoint_id, handles });
+        let handles = r
+            .handles
+            .into_iter()
+            .map(|h| {
+                (
+                    h.operator_id,
+                    SubtaskHandle {
+                        path: h.path,
+                        size: h.size,
+                    },
+                )
+            })
+            .collect();
+        self.jm.route(
+            &job,
+            JobEvent::Ack {
+                attempt,
+                task,
+                checkpoint: r.checkpoint_id,
+                handles,
+            },
+        );
         Ok(Response::new(pb::Empty {}))
     }
 
-    async fn decline_checkpoint(&self, req: Request<pb::CheckpointDecline>) -> Result<Response<pb::Empty>, Status> {
+    async fn decline_checkpoint(
+        &self,
+        req: Request<pb::CheckpointDecline>,
+    ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         let (job, attempt, _) = task_key(r.task)?;
-        self.jm.route(&job, JobEvent::Decline { attempt, checkpoint: r.checkpoint_id, reason: r.reason });
+        self.jm.route(
+            &job,
+            JobEvent::Decline {
+                attempt,
+                checkpoint: r.checkpoint_id,
+                reason: r.reason,
+            },
+        );
         Ok(Response::new(pb::Empty {}))
     }
 }

@@ -37,7 +37,10 @@ pub enum JobState {
 
 impl JobState {
     pub fn is_terminal(&self) -> bool {
-        matches!(self, JobState::Finished | JobState::Canceled | JobState::Failed)
+        matches!(
+            self,
+            JobState::Finished | JobState::Canceled | JobState::Failed
+        )
     }
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -58,12 +61,17 @@ pub struct JobStore {
 
 impl JobStore {
     pub fn open(state_dir: &str) -> Result<Self> {
-        Ok(Self { storage: Storage::open(state_dir)?.child("jobs") })
+        Ok(Self {
+            storage: Storage::open(state_dir)?.child("jobs"),
+        })
     }
 
     pub async fn save(&self, r: &JobRecord) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(r).map_err(|e| crate::JmError::Internal(e.to_string()))?;
-        self.storage.put(&format!("{}/job.json", r.job_id), bytes).await?;
+        let bytes =
+            serde_json::to_vec_pretty(r).map_err(|e| crate::JmError::Internal(e.to_string()))?;
+        self.storage
+            .put(&format!("{}/job.json", r.job_id), bytes)
+            .await?;
         Ok(())
     }
 
@@ -75,7 +83,9 @@ impl JobStore {
             match self.storage.get(&path).await {
                 Ok(bytes) => match serde_json::from_slice::<JobRecord>(&bytes) {
                     Ok(r) => out.push(r),
-                    Err(e) => tracing::error!(%path, error = %e, "unreadable job record; leaving it alone"),
+                    Err(e) => {
+                        tracing::error!(%path, error = %e, "unreadable job record; leaving it alone")
+                    }
                 },
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),

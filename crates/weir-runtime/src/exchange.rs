@@ -33,7 +33,8 @@ mod tests {
     #[test]
     fn round_trip() {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
-        let b = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+        let b =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
         assert_eq!(decode_batch(&encode_batch(&b).unwrap()).unwrap(), b);
         assert!(decode_batch(b"garbage").is_err());
     }

@@ -33,7 +33,12 @@ pub fn compile(sql: &str, schema: &SchemaRef) -> Result<CompiledExpr> {
         .data_type(schema)
         .map_err(|e| RuntimeError::Plan(format!("expression {sql:?}: {}", short(&e))))?;
     let nullable = expr.nullable(schema).unwrap_or(true);
-    Ok(CompiledExpr { sql: sql.to_string(), expr, data_type, nullable })
+    Ok(CompiledExpr {
+        sql: sql.to_string(),
+        expr,
+        data_type,
+        nullable,
+    })
 }
 
 fn short(e: &datafusion::error::DataFusionError) -> String {
@@ -52,7 +57,9 @@ impl CompiledExpr {
         arr.as_any()
             .downcast_ref::<BooleanArray>()
             .cloned()
-            .ok_or_else(|| RuntimeError::Internal(format!("predicate {:?} is not boolean", self.sql)))
+            .ok_or_else(|| {
+                RuntimeError::Internal(format!("predicate {:?} is not boolean", self.sql))
+            })
     }
 }
 
@@ -64,15 +71,23 @@ mod tests {
 
     #[test]
     fn compiles_and_evaluates() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 5, 10]))]).unwrap();
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1, 5, 10]))],
+        )
+        .unwrap();
         let p = compile("x % 5 = 0 AND x > 1", &schema).unwrap();
         assert_eq!(p.data_type, DataType::Boolean);
         let mask = p.evaluate_predicate(&batch).unwrap();
         assert_eq!(mask, BooleanArray::from(vec![false, true, true]));
         let e = compile("x * 2 + 1", &schema).unwrap();
         let out = e.evaluate(&batch).unwrap();
-        assert_eq!(out.as_any().downcast_ref::<Int64Array>().unwrap().values(), &[3, 11, 21]);
+        assert_eq!(
+            out.as_any().downcast_ref::<Int64Array>().unwrap().values(),
+            &[3, 11, 21]
+        );
         let err = compile("nope > 1", &schema).unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
     }

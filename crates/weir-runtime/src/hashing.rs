@@ -3,7 +3,10 @@
 
 use crate::error::{Result, RuntimeError};
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
+use arrow::datatypes::{
+    DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type,
+    UInt8Type,
+};
 use weir_types::keygroup::{combine, hash_bytes, hash_i64};
 
 /// Whether a column type can be a key.
@@ -72,7 +75,9 @@ pub fn hash_columns(cols: &[ArrayRef], out: &mut Vec<u64>) -> Result<()> {
                 }
             }
             other => {
-                return Err(RuntimeError::Plan(format!("cannot hash a key column of type {other}")))
+                return Err(RuntimeError::Plan(format!(
+                    "cannot hash a key column of type {other}"
+                )))
             }
         }
     }

@@ -14,9 +14,16 @@ use weir_types::Partitioning;
 
 pub enum Router {
     Forward,
-    Rebalance { next: usize },
+    Rebalance {
+        next: usize,
+    },
     Broadcast,
-    Hash { columns: Vec<usize>, max_parallelism: u32, hashes: Vec<u64>, buckets: Vec<Vec<u32>> },
+    Hash {
+        columns: Vec<usize>,
+        max_parallelism: u32,
+        hashes: Vec<u64>,
+        buckets: Vec<Vec<u32>>,
+    },
 }
 
 pub struct EdgeOutput {
@@ -27,7 +34,12 @@ pub struct EdgeOutput {
 
 impl EdgeOutput {
     /// `key_columns` are the hash keys' column indices in the batches this edge carries.
-    pub fn new(partitioning: &Partitioning, key_columns: Vec<usize>, max_parallelism: u32, channels: Vec<Sender<Message>>) -> Self {
+    pub fn new(
+        partitioning: &Partitioning,
+        key_columns: Vec<usize>,
+        max_parallelism: u32,
+        channels: Vec<Sender<Message>>,
+    ) -> Self {
         let router = match partitioning {
             Partitioning::Forward => Router::Forward,
             Partitioning::Rebalance => Router::Rebalance { next: 0 },
@@ -43,10 +55,9 @@ impl EdgeOutput {
     }
 
     async fn send_to(&self, i: usize, msg: Message) -> Result<()> {
-        self.channels[i]
-            .send(msg)
-            .await
-            .map_err(|_| RuntimeError::ChannelClosed(format!("output channel to subtask {i} closed")))
+        self.channels[i].send(msg).await.map_err(|_| {
+            RuntimeError::ChannelClosed(format!("output channel to subtask {i} closed"))
+        })
     }
 
     pub async fn send_batch(&mut self, batch: RecordBatch) -> Result<()> {
@@ -63,15 +74,22 @@ impl EdgeOutput {
                 }
                 Ok(())
             }
-            Router::Hash { columns, max_parallelism, hashes, buckets } => {
+            Router::Hash {
+                columns,
+                max_parallelism,
+                hashes,
+                buckets,
+            } => {
                 let n = buckets.len() as u32;
-                let cols: Vec<ArrayRef> = columns.iter().map(|c| batch.column(*c).clone()).collect();
+                let cols: Vec<ArrayRef> =
+                    columns.iter().map(|c| batch.column(*c).clone()).collect();
                 hash_columns(&cols, hashes)?;
                 for b in buckets.iter_mut() {
                     b.clear();
                 }
                 for (row, h) in hashes.iter().enumerate() {
-                    let target = subtask_for_key_group(key_group(*h, *max_parallelism), *max_parallelism, n);
+                    let target =
+                        subtask_for_key_group(key_group(*h, *max_parallelism), *max_parallelism, n);
                     buckets[target as usize].push(row as u32);
                 }
                 let mut parts = Vec::with_capacity(buckets.len());

@@ -42,7 +42,10 @@ fn plan_err<T>(op: &str, msg: String) -> Result<T> {
 fn column<'a>(schema: &'a Schema, op: &str, name: &str) -> Result<&'a Field> {
     schema.field_with_name(name).or_else(|_| {
         let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        plan_err(op, format!("unknown column {name:?} (columns: {})", have.join(", ")))
+        plan_err(
+            op,
+            format!("unknown column {name:?} (columns: {})", have.join(", ")),
+        )
     })
 }
 
@@ -63,7 +66,10 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                 for k in keys {
                     let f = column(&s, &op.id, k)?;
                     if !is_key_type(f.data_type()) {
-                        return plan_err(&op.id, format!("cannot partition by {k:?} of type {}", f.data_type()));
+                        return plan_err(
+                            &op.id,
+                            format!("cannot partition by {k:?} of type {}", f.data_type()),
+                        );
                     }
                 }
             }
@@ -72,10 +78,14 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
         if let Some(first) = inputs.first() {
             for other in &inputs[1..] {
                 if !same_columns(first, other) {
-                    return plan_err(&op.id, format!(
-                        "its inputs have different schemas: {:?} vs {:?}",
-                        field_list(first), field_list(other)
-                    ));
+                    return plan_err(
+                        &op.id,
+                        format!(
+                            "its inputs have different schemas: {:?} vs {:?}",
+                            field_list(first),
+                            field_list(other)
+                        ),
+                    );
                 }
             }
         }
@@ -87,7 +97,10 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                     Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)]))
                 } else {
                     if f.schema.is_empty() {
-                        return plan_err(&op.id, "a csv or jsonl file source needs a \"schema\"".into());
+                        return plan_err(
+                            &op.id,
+                            "a csv or jsonl file source needs a \"schema\"".into(),
+                        );
                     }
                     let fields = f
                         .schema
@@ -98,21 +111,28 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                 }
             }
             OperatorKind::Filter { predicate } => {
-                let input = input.ok_or_else(|| RuntimeError::Internal("filter without input".into()))?;
-                let e = expr::compile(predicate, &input).or_else(|e| plan_err(&op.id, e.to_string()))?;
+                let input =
+                    input.ok_or_else(|| RuntimeError::Internal("filter without input".into()))?;
+                let e = expr::compile(predicate, &input)
+                    .or_else(|e| plan_err(&op.id, e.to_string()))?;
                 if e.data_type != DataType::Boolean {
-                    return plan_err(&op.id, format!("predicate {predicate:?} is {}, not boolean", e.data_type));
+                    return plan_err(
+                        &op.id,
+                        format!("predicate {predicate:?} is {}, not boolean", e.data_type),
+                    );
                 }
                 input
             }
             OperatorKind::Project { exprs } => {
-                let input = input.ok_or_else(|| RuntimeError::Internal("project without input".into()))?;
+                let input =
+                    input.ok_or_else(|| RuntimeError::Internal("project without input".into()))?;
                 if exprs.is_empty() {
                     return plan_err(&op.id, "a projection needs at least one expression".into());
                 }
                 let mut fields = Vec::new();
                 for p in exprs {
-                    let e = expr::compile(&p.expr, &input).or_else(|e| plan_err(&op.id, e.to_string()))?;
+                    let e = expr::compile(&p.expr, &input)
+                        .or_else(|e| plan_err(&op.id, e.to_string()))?;
                     if fields.iter().any(|f: &Field| f.name() == &p.name) {
                         return plan_err(&op.id, format!("column {:?} is defined twice", p.name));
                     }
@@ -121,24 +141,35 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                 Arc::new(Schema::new(fields))
             }
             OperatorKind::KeyedAggregate { keys, aggregates } => {
-                let input = input.ok_or_else(|| RuntimeError::Internal("aggregate without input".into()))?;
+                let input = input
+                    .ok_or_else(|| RuntimeError::Internal("aggregate without input".into()))?;
                 for k in keys {
                     let f = column(&input, &op.id, k)?;
                     if !is_key_type(f.data_type()) {
-                        return plan_err(&op.id, format!("cannot key by {k:?} of type {}", f.data_type()));
+                        return plan_err(
+                            &op.id,
+                            format!("cannot key by {k:?} of type {}", f.data_type()),
+                        );
                     }
                 }
-                let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let mut fields: Vec<Field> =
+                    input.fields().iter().map(|f| f.as_ref().clone()).collect();
                 for a in aggregates {
                     let t = agg_type(&input, &op.id, a.func, a.column.as_deref())?;
                     if fields.iter().any(|f| f.name() == &a.name) {
-                        return plan_err(&op.id, format!("output column {:?} already exists", a.name));
+                        return plan_err(
+                            &op.id,
+                            format!("output column {:?} already exists", a.name),
+                        );
                     }
                     fields.push(Field::new(&a.name, t, false));
                 }
                 Arc::new(Schema::new(fields))
             }
-            OperatorKind::Union | OperatorKind::StdoutSink(_) | OperatorKind::BlackholeSink | OperatorKind::FileSink(_) => {
+            OperatorKind::Union
+            | OperatorKind::StdoutSink(_)
+            | OperatorKind::BlackholeSink
+            | OperatorKind::FileSink(_) => {
                 input.ok_or_else(|| RuntimeError::Internal("operator without input".into()))?
             }
         };
@@ -153,11 +184,18 @@ pub fn agg_type(input: &Schema, op: &str, func: AggFn, col: Option<&str>) -> Res
     if func == AggFn::Count {
         return Ok(DataType::Int64);
     }
-    let name = col.ok_or_else(|| RuntimeError::Plan(format!("operator {op:?}: {func:?} needs a column")))?;
+    let name =
+        col.ok_or_else(|| RuntimeError::Plan(format!("operator {op:?}: {func:?} needs a column")))?;
     let t = column(input, op, name)?.data_type().clone();
     match t {
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8
-        | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => Ok(DataType::Int64),
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => Ok(DataType::Int64),
         DataType::Float32 | DataType::Float64 => Ok(DataType::Float64),
         other => plan_err(op, format!("cannot aggregate {name:?} of type {other}")),
     }
@@ -165,19 +203,30 @@ pub fn agg_type(input: &Schema, op: &str, func: AggFn, col: Option<&str>) -> Res
 
 fn same_columns(a: &Schema, b: &Schema) -> bool {
     a.fields().len() == b.fields().len()
-        && a.fields().iter().zip(b.fields()).all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
 }
 
 fn field_list(s: &Schema) -> Vec<String> {
-    s.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
+    s.fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect()
 }
 
 /// Everything checkable before running: structure (weir-types) and schemas (here).
 pub fn validate(spec: &JobSpec) -> Result<()> {
-    spec.validate().map_err(|e| RuntimeError::Plan(e.to_string()))?;
+    spec.validate()
+        .map_err(|e| RuntimeError::Plan(e.to_string()))?;
     ExecutionPlan::new(spec).map_err(|e| RuntimeError::Plan(e.to_string()))?;
     if spec.guarantee == weir_types::DeliveryGuarantee::AtMostOnce {
-        if let Some(op) = spec.operators.iter().find(|o| matches!(o.kind, OperatorKind::FileSource(_))) {
+        if let Some(op) = spec
+            .operators
+            .iter()
+            .find(|o| matches!(o.kind, OperatorKind::FileSource(_)))
+        {
             return Err(RuntimeError::Plan(format!(
                 "operator {:?}: file_source cannot give at_most_once yet (it has no position leases); use at_least_once or exactly_once",
                 op.id
@@ -204,7 +253,11 @@ mod tests {
              "aggregates":[{"fn":"count","as":"n"},{"fn":"sum","column":"v2","as":"total"}]},
             {"id":"o","type":"blackhole_sink","inputs":[{"from":"a"}]}"#);
         let schemas = schemas(&s).unwrap();
-        let names: Vec<_> = schemas[2].fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<_> = schemas[2]
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, vec!["k", "v2", "n", "total"]);
     }
 
@@ -218,11 +271,17 @@ mod tests {
         let s = job(r#"{"id":"g","type":"generator"},
             {"id":"f","type":"filter","inputs":[{"from":"g"}],"predicate":"key + 1"},
             {"id":"o","type":"blackhole_sink","inputs":[{"from":"f"}]}"#);
-        assert!(validate(&s).unwrap_err().to_string().contains("not boolean"));
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("not boolean"));
         let s = job(r#"{"id":"g","type":"generator"},
             {"id":"a","type":"keyed_aggregate","inputs":[{"from":"g","partition":{"hash":["nokey"]}}],"keys":["nokey"],
              "aggregates":[{"fn":"count","as":"n"}]},
             {"id":"o","type":"blackhole_sink","inputs":[{"from":"a"}]}"#);
-        assert!(validate(&s).unwrap_err().to_string().contains("unknown column \"nokey\""));
+        assert!(validate(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown column \"nokey\""));
     }
 }

@@ -17,7 +17,9 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::message::{Barrier, Message};
-use crate::operators::{build_operator, build_source, Operator, OperatorContext, Restored, Source, SourcePoll};
+use crate::operators::{
+    build_operator, build_source, Operator, OperatorContext, Restored, Source, SourcePoll,
+};
 use crate::output::Outputs;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -35,15 +37,24 @@ use weir_types::{CheckpointId, DeliveryGuarantee, ExecutionPlan, JobId, JobSpec,
 pub enum TaskControl {
     /// Sources only: inject this barrier; with `stop`, produce nothing after it and end once
     /// it completes (stop-with-savepoint).
-    TriggerCheckpoint { barrier: Barrier, stop: bool },
+    TriggerCheckpoint {
+        barrier: Barrier,
+        stop: bool,
+    },
     CheckpointComplete(CheckpointId),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskEventKind {
     Running,
-    Acknowledged { checkpoint: CheckpointId, handles: Vec<(String, SubtaskHandle)> },
-    Declined { checkpoint: CheckpointId, reason: String },
+    Acknowledged {
+        checkpoint: CheckpointId,
+        handles: Vec<(String, SubtaskHandle)>,
+    },
+    Declined {
+        checkpoint: CheckpointId,
+        reason: String,
+    },
     SourceExhausted,
     Finished,
     Failed(String),
@@ -106,7 +117,11 @@ struct Task {
 const LEASE_AHEAD: u64 = 8192;
 
 /// Adds the at-most-once leases of every earlier attempt to what a source restores from.
-async fn load_leases(dir: &Storage, op_id: &str, restored: Option<Restored>) -> Result<Option<Restored>> {
+async fn load_leases(
+    dir: &Storage,
+    op_id: &str,
+    restored: Option<Restored>,
+) -> Result<Option<Restored>> {
     let files: Vec<String> = dir
         .list("")
         .await?
@@ -135,7 +150,8 @@ pub async fn run_task(setup: TaskSetup) {
         if task.source.is_some() {
             task.run_source(control).await
         } else {
-            task.run_inputs(inputs, control, guarantee == DeliveryGuarantee::ExactlyOnce).await
+            task.run_inputs(inputs, control, guarantee == DeliveryGuarantee::ExactlyOnce)
+                .await
         }
     }
     .instrument(span)
@@ -147,12 +163,19 @@ pub async fn run_task(setup: TaskSetup) {
             TaskEventKind::Failed(e.to_string())
         }
     };
-    let _ = events.send(TaskEvent { job_id, attempt, task: key, kind });
+    let _ = events.send(TaskEvent {
+        job_id,
+        attempt,
+        task: key,
+        kind,
+    });
 }
 
 async fn load_restored(restore: &Option<RestoreSource>, op_id: &str) -> Result<Option<Restored>> {
     let Some(r) = restore else { return Ok(None) };
-    let Some(snap) = r.metadata.operators.get(op_id) else { return Ok(None) };
+    let Some(snap) = r.metadata.operators.get(op_id) else {
+        return Ok(None);
+    };
     let mut snapshots = Vec::new();
     for (subtask, handle) in &snap.subtasks {
         let bytes = r.storage.get(&handle.path).await?;
@@ -166,11 +189,22 @@ async fn load_restored(restore: &Option<RestoreSource>, op_id: &str) -> Result<O
         }
         snapshots.push((*subtask, bytes));
     }
-    Ok(Some(Restored { job_id: r.metadata.job_id.clone(), old_parallelism: snap.parallelism, snapshots }))
+    Ok(Some(Restored {
+        job_id: r.metadata.job_id.clone(),
+        old_parallelism: snap.parallelism,
+        snapshots,
+    }))
 }
 
 impl Task {
-    async fn build(s: TaskSetup) -> Result<(Self, Vec<Receiver<Message>>, UnboundedReceiver<TaskControl>, DeliveryGuarantee)> {
+    async fn build(
+        s: TaskSetup,
+    ) -> Result<(
+        Self,
+        Vec<Receiver<Message>>,
+        UnboundedReceiver<TaskControl>,
+        DeliveryGuarantee,
+    )> {
         let vertex = s
             .plan
             .vertex(s.task.vertex)
@@ -227,7 +261,12 @@ impl Task {
     }
 
     fn event(&self, kind: TaskEventKind) {
-        let _ = self.events.send(TaskEvent { job_id: self.job_id.clone(), attempt: self.attempt, task: self.key, kind });
+        let _ = self.events.send(TaskEvent {
+            job_id: self.job_id.clone(),
+            attempt: self.attempt,
+            task: self.key,
+            kind,
+        });
     }
 
     /// Pushes a batch through the chain from operator `from` on, then to the outputs.
@@ -240,7 +279,9 @@ impl Task {
             }
         }
         if let Some(b) = current {
-            self.metrics.records_out.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+            self.metrics
+                .records_out
+                .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
             self.outputs.batch(b).await?;
         }
         Ok(())
@@ -277,7 +318,11 @@ impl Task {
     /// Takes the snapshot for `barrier`, forwards the barrier, and uploads in the background.
     async fn snapshot(&mut self, barrier: &Barrier) -> Result<()> {
         let mut states: Vec<(String, Vec<u8>)> = Vec::new();
-        let chain_ids = if self.source.is_some() { &self.op_ids[1..] } else { &self.op_ids[..] };
+        let chain_ids = if self.source.is_some() {
+            &self.op_ids[1..]
+        } else {
+            &self.op_ids[..]
+        };
         if let Some(src) = &mut self.source {
             if let Some(bytes) = src.snapshot()? {
                 states.push((self.op_ids[0].clone(), bytes));
@@ -289,17 +334,33 @@ impl Task {
             }
         }
         self.outputs.barrier(barrier).await?;
-        let (events, job_id, attempt, key) = (self.events.clone(), self.job_id.clone(), self.attempt, self.key);
+        let (events, job_id, attempt, key) = (
+            self.events.clone(),
+            self.job_id.clone(),
+            self.attempt,
+            self.key,
+        );
         let barrier = barrier.clone();
         tokio::spawn(async move {
             let kind = match upload(&barrier, key, attempt, states).await {
-                Ok(handles) => TaskEventKind::Acknowledged { checkpoint: barrier.id, handles },
+                Ok(handles) => TaskEventKind::Acknowledged {
+                    checkpoint: barrier.id,
+                    handles,
+                },
                 Err(e) => {
                     warn!(checkpoint = barrier.id, task = %key, error = %e, "snapshot upload failed");
-                    TaskEventKind::Declined { checkpoint: barrier.id, reason: e.to_string() }
+                    TaskEventKind::Declined {
+                        checkpoint: barrier.id,
+                        reason: e.to_string(),
+                    }
                 }
             };
-            let _ = events.send(TaskEvent { job_id, attempt, task: key, kind });
+            let _ = events.send(TaskEvent {
+                job_id,
+                attempt,
+                task: key,
+                kind,
+            });
         });
         Ok(())
     }
@@ -307,12 +368,21 @@ impl Task {
     /// Makes the source's next lease durable before it may emit under it.
     async fn extend_lease(&mut self) -> Result<()> {
         let (Some(dir), Some(src)) = (&self.lease_dir, &mut self.source) else {
-            return Err(RuntimeError::Internal("a source asked for a lease outside at-most-once".into()));
+            return Err(RuntimeError::Internal(
+                "a source asked for a lease outside at-most-once".into(),
+            ));
         };
-        let bytes = src
-            .lease(LEASE_AHEAD)?
-            .ok_or_else(|| RuntimeError::Internal("source asked for a lease but gave none".into()))?;
-        dir.put(&format!("{}-{}-a{}.lease", self.op_ids[0], self.key.subtask, self.attempt), bytes).await?;
+        let bytes = src.lease(LEASE_AHEAD)?.ok_or_else(|| {
+            RuntimeError::Internal("source asked for a lease but gave none".into())
+        })?;
+        dir.put(
+            &format!(
+                "{}-{}-a{}.lease",
+                self.op_ids[0], self.key.subtask, self.attempt
+            ),
+            bytes,
+        )
+        .await?;
         Ok(())
     }
 
@@ -334,11 +404,17 @@ impl Task {
                     Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
                         let poll = match &mut self.source {
                             Some(s) => s.poll_next().await?,
-                            None => return Err(RuntimeError::Internal("source task without source".into())),
+                            None => {
+                                return Err(RuntimeError::Internal(
+                                    "source task without source".into(),
+                                ))
+                            }
                         };
                         match poll {
                             SourcePoll::Batch(b) => {
-                                self.metrics.records_in.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                                self.metrics
+                                    .records_in
+                                    .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
                                 self.push(0, b).await?;
                             }
                             SourcePoll::Wait(t) => wait_until = Some(t.into()),
@@ -361,7 +437,11 @@ impl Task {
                 }
             };
             match ctrl {
-                None => return Err(RuntimeError::ChannelClosed("control channel closed (task cancelled)".into())),
+                None => {
+                    return Err(RuntimeError::ChannelClosed(
+                        "control channel closed (task cancelled)".into(),
+                    ))
+                }
                 Some(TaskControl::TriggerCheckpoint { barrier, stop }) => {
                     if stop && !exhausted {
                         exhausted = true;
@@ -383,7 +463,12 @@ impl Task {
         }
     }
 
-    async fn run_inputs(&mut self, mut inputs: Vec<Receiver<Message>>, mut control: UnboundedReceiver<TaskControl>, aligned: bool) -> Result<()> {
+    async fn run_inputs(
+        &mut self,
+        mut inputs: Vec<Receiver<Message>>,
+        mut control: UnboundedReceiver<TaskControl>,
+        aligned: bool,
+    ) -> Result<()> {
         enum Next {
             Control(Option<TaskControl>),
             Input(usize, Option<Message>),
@@ -420,7 +505,9 @@ impl Task {
             .await;
             let align_events = match next {
                 Next::Control(None) => {
-                    return Err(RuntimeError::ChannelClosed("control channel closed (task cancelled)".into()))
+                    return Err(RuntimeError::ChannelClosed(
+                        "control channel closed (task cancelled)".into(),
+                    ))
                 }
                 Next::Control(Some(TaskControl::CheckpointComplete(id))) => {
                     self.complete(id).await?;
@@ -431,10 +518,14 @@ impl Task {
                 }
                 Next::Control(Some(TaskControl::TriggerCheckpoint { .. })) => continue,
                 Next::Input(i, None) => {
-                    return Err(RuntimeError::ChannelClosed(format!("input channel {i} closed without end of stream: an upstream task failed")))
+                    return Err(RuntimeError::ChannelClosed(format!(
+                        "input channel {i} closed without end of stream: an upstream task failed"
+                    )))
                 }
                 Next::Input(_, Some(Message::Batch(b))) => {
-                    self.metrics.records_in.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                    self.metrics
+                        .records_in
+                        .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
                     self.push(0, b).await?;
                     continue;
                 }
@@ -453,14 +544,20 @@ impl Task {
             for ev in align_events {
                 match ev {
                     AlignEvent::Snapshot(id) => {
-                        let b = pending_barrier
-                            .clone()
-                            .filter(|b| b.id == id)
-                            .ok_or_else(|| RuntimeError::Internal(format!("no barrier {id} to snapshot")))?;
+                        let b =
+                            pending_barrier
+                                .clone()
+                                .filter(|b| b.id == id)
+                                .ok_or_else(|| {
+                                    RuntimeError::Internal(format!("no barrier {id} to snapshot"))
+                                })?;
                         self.snapshot(&b).await?;
                     }
                     AlignEvent::Aborted(id) => {
-                        self.event(TaskEventKind::Declined { checkpoint: id, reason: "alignment abandoned for a newer barrier".into() });
+                        self.event(TaskEventKind::Declined {
+                            checkpoint: id,
+                            reason: "alignment abandoned for a newer barrier".into(),
+                        });
                     }
                 }
             }
@@ -481,7 +578,12 @@ impl Task {
     }
 }
 
-async fn upload(barrier: &Barrier, key: TaskKey, attempt: u64, states: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, SubtaskHandle)>> {
+async fn upload(
+    barrier: &Barrier,
+    key: TaskKey,
+    attempt: u64,
+    states: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<(String, SubtaskHandle)>> {
     if states.is_empty() {
         return Ok(vec![]);
     }

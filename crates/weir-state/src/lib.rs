@@ -42,12 +42,13 @@ impl Hasher for FastHasher {
         for chunk in bytes.chunks(8) {
             let mut buf = [0u8; 8];
             buf[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(0x51_7cc1_b727_220a_95);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(buf))
+                .wrapping_mul(0x517c_c1b7_2722_0a95);
         }
     }
     #[inline]
     fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7cc1_b727_220a_95);
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     #[inline]
     fn write_i64(&mut self, v: i64) {
@@ -81,8 +82,14 @@ where
     V: Serialize + DeserializeOwned + Clone,
 {
     pub fn new(range: Range<u32>, max_parallelism: u32) -> Self {
-        let groups = (range.start..range.end).map(|_| FastMap::default()).collect();
-        Self { range, max_parallelism, groups }
+        let groups = (range.start..range.end)
+            .map(|_| FastMap::default())
+            .collect();
+        Self {
+            range,
+            max_parallelism,
+            groups,
+        }
     }
 
     pub fn key_groups(&self) -> Range<u32> {
@@ -134,9 +141,8 @@ where
 
     /// Adds the key groups this subtask owns from one old subtask's snapshot.
     pub fn restore_from(&mut self, bytes: &[u8]) -> Result<()> {
-        let (snap, _): (Snapshot<K, V>, usize) =
-            bincode::serde::decode_from_slice(bytes, config())
-                .map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let (snap, _): (Snapshot<K, V>, usize) = bincode::serde::decode_from_slice(bytes, config())
+            .map_err(|e| StateError::Corrupt(e.to_string()))?;
         if snap.max_parallelism != self.max_parallelism {
             return Err(StateError::MaxParallelismMismatch {
                 found: snap.max_parallelism,
@@ -208,11 +214,17 @@ mod tests {
     #[test]
     fn corrupt_and_mismatched_snapshots_are_errors() {
         let mut st = KeyedState::<i64, u64>::new(0..64, 64);
-        assert!(matches!(st.restore_from(b"\xff\xff\xff"), Err(StateError::Corrupt(_))));
+        assert!(matches!(
+            st.restore_from(b"\xff\xff\xff"),
+            Err(StateError::Corrupt(_))
+        ));
         let other = fill(1, 128, 10).remove(0);
         assert!(matches!(
             st.restore_from(&other),
-            Err(StateError::MaxParallelismMismatch { found: 128, expected: 64 })
+            Err(StateError::MaxParallelismMismatch {
+                found: 128,
+                expected: 64
+            })
         ));
     }
 }

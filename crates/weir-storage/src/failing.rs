@@ -43,8 +43,11 @@ impl FaultSwitch {
         match pat {
             Some(p) if path.as_ref().contains(p.as_str()) => Err(object_store::Error::Generic {
                 store: "FailingStore",
-                source: format!("injected {} failure at {path}", if write { "write" } else { "read" })
-                    .into(),
+                source: format!(
+                    "injected {} failure at {path}",
+                    if write { "write" } else { "read" }
+                )
+                .into(),
             }),
             _ => Ok(()),
         }
@@ -60,7 +63,13 @@ pub struct FailingStore {
 impl FailingStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> (Self, FaultSwitch) {
         let switch = FaultSwitch::default();
-        (Self { inner, switch: switch.clone() }, switch)
+        (
+            Self {
+                inner,
+                switch: switch.clone(),
+            },
+            switch,
+        )
     }
 }
 
@@ -72,7 +81,12 @@ impl fmt::Display for FailingStore {
 
 #[async_trait]
 impl ObjectStore for FailingStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         self.switch.check(true, location)?;
         self.inner.put_opts(location, payload, opts).await
     }
@@ -91,7 +105,10 @@ impl ObjectStore for FailingStore {
         self.inner.get_opts(location, options).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         self.inner.delete_stream(locations)
     }
 
@@ -117,14 +134,22 @@ mod tests {
     #[tokio::test]
     async fn fails_only_while_armed_and_only_matching_paths() {
         let dir = tempfile::tempdir().unwrap();
-        let local = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let local =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
         let (store, switch) = FailingStore::new(local);
         let s = Storage::from_store(Arc::new(store), "", "test://");
         switch.fail_writes("chk-2");
-        s.put("chk-1/a", bytes::Bytes::from_static(b"x")).await.unwrap();
-        let err = s.put("chk-2/a", bytes::Bytes::from_static(b"x")).await.unwrap_err();
+        s.put("chk-1/a", bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let err = s
+            .put("chk-2/a", bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("injected write failure"), "{err}");
         switch.disarm();
-        s.put("chk-2/a", bytes::Bytes::from_static(b"x")).await.unwrap();
+        s.put("chk-2/a", bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
     }
 }

@@ -50,7 +50,10 @@ pub struct Storage {
 /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
 /// `AWS_ALLOW_HTTP`).
 fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path, String)> {
-    let invalid = |reason: String| StorageError::InvalidUrl { url: url.to_string(), reason };
+    let invalid = |reason: String| StorageError::InvalidUrl {
+        url: url.to_string(),
+        reason,
+    };
     if let Some(rest) = url.strip_prefix("s3://") {
         #[cfg(feature = "s3")]
         {
@@ -68,12 +71,18 @@ fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path, String)> {
                 b = b.with_allow_http(true);
             }
             let store = b.build().map_err(|e| invalid(e.to_string()))?;
-            return Ok((Arc::new(store), Path::from(prefix), url.trim_end_matches('/').to_string()));
+            return Ok((
+                Arc::new(store),
+                Path::from(prefix),
+                url.trim_end_matches('/').to_string(),
+            ));
         }
         #[cfg(not(feature = "s3"))]
         {
             let _ = rest;
-            return Err(invalid("this build of weir has no S3 support (cargo feature `s3`)".into()));
+            return Err(invalid(
+                "this build of weir has no S3 support (cargo feature `s3`)".into(),
+            ));
         }
     }
     let local = if let Some(p) = url.strip_prefix("file://") {
@@ -89,7 +98,9 @@ fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path, String)> {
     let abs = if local.is_absolute() {
         local
     } else {
-        std::env::current_dir().map_err(|e| invalid(e.to_string()))?.join(local)
+        std::env::current_dir()
+            .map_err(|e| invalid(e.to_string()))?
+            .join(local)
     };
     std::fs::create_dir_all(&abs)
         .map_err(|e| invalid(format!("cannot create folder {}: {e}", abs.display())))?;
@@ -108,7 +119,11 @@ impl Storage {
 
     /// Wraps an existing store (tests: a failing store, an S3 client with custom settings).
     pub fn from_store(store: Arc<dyn ObjectStore>, root: &str, url: &str) -> Self {
-        Self { store, root: Path::from(root), url: url.to_string() }
+        Self {
+            store,
+            root: Path::from(root),
+            url: url.to_string(),
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -120,7 +135,11 @@ impl Storage {
         Storage {
             store: self.store.clone(),
             root: self.path(rel),
-            url: format!("{}/{}", self.url.trim_end_matches('/'), rel.trim_matches('/')),
+            url: format!(
+                "{}/{}",
+                self.url.trim_end_matches('/'),
+                rel.trim_matches('/')
+            ),
         }
     }
 
@@ -134,7 +153,12 @@ impl Storage {
 
     fn rel(&self, p: &Path) -> String {
         p.prefix_match(&self.root)
-            .map(|parts| parts.map(|x| x.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+            .map(|parts| {
+                parts
+                    .map(|x| x.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
             .unwrap_or_else(|| p.to_string())
     }
 
@@ -156,7 +180,11 @@ impl Storage {
     }
 
     pub async fn get(&self, rel: &str) -> Result<Bytes> {
-        let r = self.store.get(&self.path(rel)).await.map_err(|e| self.err("read", rel, e))?;
+        let r = self
+            .store
+            .get(&self.path(rel))
+            .await
+            .map_err(|e| self.err("read", rel, e))?;
         r.bytes().await.map_err(|e| self.err("read", rel, e))
     }
 
@@ -254,7 +282,10 @@ mod tests {
         let c = s.child("job/chk-1");
         c.put("a/x", Bytes::from_static(b"1")).await.unwrap();
         c.put("b", Bytes::from_static(b"2")).await.unwrap();
-        assert_eq!(s.list("job").await.unwrap(), vec!["job/chk-1/a/x", "job/chk-1/b"]);
+        assert_eq!(
+            s.list("job").await.unwrap(),
+            vec!["job/chk-1/a/x", "job/chk-1/b"]
+        );
         assert_eq!(c.list("").await.unwrap(), vec!["a/x", "b"]);
         assert_eq!(s.list_dirs("job").await.unwrap(), vec!["chk-1"]);
         assert_eq!(&c.get("b").await.unwrap()[..], b"2");
@@ -269,7 +300,9 @@ mod tests {
 
     #[tokio::test]
     async fn unwritable_folder_is_a_clear_error() {
-        let err = Storage::open("/proc/weir-cannot-be-here").unwrap_err().to_string();
+        let err = Storage::open("/proc/weir-cannot-be-here")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot create folder"), "{err}");
     }
 }

@@ -18,7 +18,12 @@ type Client = ClusterServiceClient<Channel>;
 pub async fn run(state: Arc<TaskManagerState>, shutdown: CancellationToken) {
     let client: Arc<Mutex<Option<Client>>> = Arc::new(Mutex::new(None));
     if let Some(events) = state.take_events() {
-        tokio::spawn(forward_events(state.clone(), client.clone(), events, shutdown.clone()));
+        tokio::spawn(forward_events(
+            state.clone(),
+            client.clone(),
+            events,
+            shutdown.clone(),
+        ));
     }
     let mut logged_unreachable = false;
     while !shutdown.is_cancelled() {
@@ -41,7 +46,11 @@ pub async fn run(state: Arc<TaskManagerState>, shutdown: CancellationToken) {
 }
 
 /// One registration and heartbeat stream; returns when the stream ends.
-async fn session(state: &Arc<TaskManagerState>, shared: &Arc<Mutex<Option<Client>>>, shutdown: &CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn session(
+    state: &Arc<TaskManagerState>,
+    shared: &Arc<Mutex<Option<Client>>>,
+    shutdown: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let endpoint = tonic::transport::Endpoint::from_shared(state.cfg.jobmanager.clone())?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true);
@@ -62,7 +71,10 @@ async fn session(state: &Arc<TaskManagerState>, shared: &Arc<Mutex<Option<Client
     let interval = state.cfg.heartbeat_interval;
     let beats = tokio::spawn(async move {
         loop {
-            let hb = pb::HeartbeatRequest { tm_id: id.clone(), metrics: beat_state.metrics() };
+            let hb = pb::HeartbeatRequest {
+                tm_id: id.clone(),
+                metrics: beat_state.metrics(),
+            };
             if tx.send(hb).await.is_err() {
                 break;
             }
@@ -70,7 +82,10 @@ async fn session(state: &Arc<TaskManagerState>, shared: &Arc<Mutex<Option<Client
         }
     });
     let result = async {
-        let mut responses = client.heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+        let mut responses = client
+            .heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await?
+            .into_inner();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -107,21 +122,37 @@ async fn forward_events(
         let Some(mut c) = client.lock().await.clone() else {
             continue; // no job manager: it will redeploy everything anyway
         };
-        let task = Some(pb::TaskId { job_id: ev.job_id.0.clone(), attempt: ev.attempt, vertex: ev.task.vertex, subtask: ev.task.subtask });
+        let task = Some(pb::TaskId {
+            job_id: ev.job_id.0.clone(),
+            attempt: ev.attempt,
+            vertex: ev.task.vertex,
+            subtask: ev.task.subtask,
+        });
         let result = match ev.kind {
-            TaskEventKind::Acknowledged { checkpoint, handles } => c
+            TaskEventKind::Acknowledged {
+                checkpoint,
+                handles,
+            } => c
                 .acknowledge_checkpoint(pb::CheckpointAck {
                     task,
                     checkpoint_id: checkpoint,
                     handles: handles
                         .into_iter()
-                        .map(|(op, h)| pb::StateHandle { operator_id: op, path: h.path, size: h.size })
+                        .map(|(op, h)| pb::StateHandle {
+                            operator_id: op,
+                            path: h.path,
+                            size: h.size,
+                        })
                         .collect(),
                 })
                 .await
                 .map(|_| ()),
             TaskEventKind::Declined { checkpoint, reason } => c
-                .decline_checkpoint(pb::CheckpointDecline { task, checkpoint_id: checkpoint, reason })
+                .decline_checkpoint(pb::CheckpointDecline {
+                    task,
+                    checkpoint_id: checkpoint,
+                    reason,
+                })
                 .await
                 .map(|_| ()),
             kind => {
@@ -132,7 +163,13 @@ async fn forward_events(
                     TaskEventKind::Failed(f) => ("FAILED", f),
                     _ => continue,
                 };
-                c.report_task_state(pb::TaskStateReport { task, state: state.into(), failure }).await.map(|_| ())
+                c.report_task_state(pb::TaskStateReport {
+                    task,
+                    state: state.into(),
+                    failure,
+                })
+                .await
+                .map(|_| ())
             }
         };
         if let Err(e) = result {

@@ -51,7 +51,11 @@ impl TaskManagerConfig {
         Self {
             jobmanager: jobmanager.into(),
             slots,
-            id: format!("tm-{}-{}", std::process::id(), weir_types::JobId::generate().0.trim_start_matches("j-")),
+            id: format!(
+                "tm-{}-{}",
+                std::process::id(),
+                weir_types::JobId::generate().0.trim_start_matches("j-")
+            ),
             advertise: None,
             heartbeat_interval: Duration::from_millis(300),
             channel_capacity: 16,
@@ -60,9 +64,16 @@ impl TaskManagerConfig {
 }
 
 /// Runs a task manager until `shutdown` fires.
-pub async fn run(cfg: TaskManagerConfig, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    cfg: TaskManagerConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let local: SocketAddr = listener.local_addr()?;
-    let address = cfg.advertise.clone().unwrap_or_else(|| format!("http://{local}"));
+    let address = cfg
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
     let state = Arc::new(tasks::TaskManagerState::new(cfg.clone(), address.clone()));
     tracing::info!(id = %cfg.id, %address, slots = cfg.slots, jobmanager = %cfg.jobmanager, "task manager starting");
     let server = service::serve(state.clone(), listener, shutdown.clone());

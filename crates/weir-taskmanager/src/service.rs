@@ -19,7 +19,11 @@ pub struct Service {
     state: Arc<TaskManagerState>,
 }
 
-pub async fn serve(state: Arc<TaskManagerState>, listener: TcpListener, shutdown: CancellationToken) -> crate::Result<()> {
+pub async fn serve(
+    state: Arc<TaskManagerState>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> crate::Result<()> {
     let svc = pb::task_manager_service_server::TaskManagerServiceServer::new(Service { state })
         .max_decoding_message_size(256 << 20)
         .max_encoding_message_size(256 << 20);
@@ -33,34 +37,61 @@ pub async fn serve(state: Arc<TaskManagerState>, listener: TcpListener, shutdown
 
 #[tonic::async_trait]
 impl pb::task_manager_service_server::TaskManagerService for Service {
-    async fn deploy_tasks(&self, req: Request<pb::DeployTasksRequest>) -> Result<Response<pb::Empty>, Status> {
+    async fn deploy_tasks(
+        &self,
+        req: Request<pb::DeployTasksRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         let placement: HashMap<TaskKey, String> = r
             .placement
             .into_iter()
-            .map(|p| (TaskKey { vertex: p.vertex, subtask: p.subtask }, p.address))
+            .map(|p| {
+                (
+                    TaskKey {
+                        vertex: p.vertex,
+                        subtask: p.subtask,
+                    },
+                    p.address,
+                )
+            })
             .collect();
         let d = Deployment {
             job_id: JobId(r.job_id),
             attempt: r.attempt,
             job_json: r.job_json,
-            tasks: r.tasks.into_iter().map(|t| TaskKey { vertex: t.vertex, subtask: t.subtask }).collect(),
+            tasks: r
+                .tasks
+                .into_iter()
+                .map(|t| TaskKey {
+                    vertex: t.vertex,
+                    subtask: t.subtask,
+                })
+                .collect(),
             placement,
             restore_dir: (!r.restore_checkpoint.is_empty()).then_some(r.restore_checkpoint),
-            restore_metadata: (!r.restore_metadata_json.is_empty()).then_some(r.restore_metadata_json),
+            restore_metadata: (!r.restore_metadata_json.is_empty())
+                .then_some(r.restore_metadata_json),
             checkpoint_dir: r.checkpoint_dir,
         };
-        self.state.deploy(d).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.state
+            .deploy(d)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Response::new(pb::Empty {}))
     }
 
-    async fn cancel_job(&self, req: Request<pb::CancelTasksRequest>) -> Result<Response<pb::Empty>, Status> {
+    async fn cancel_job(
+        &self,
+        req: Request<pb::CancelTasksRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         self.state.cancel_job(&JobId(r.job_id), Some(r.attempt));
         Ok(Response::new(pb::Empty {}))
     }
 
-    async fn trigger_checkpoint(&self, req: Request<pb::TriggerCheckpointRequest>) -> Result<Response<pb::Empty>, Status> {
+    async fn trigger_checkpoint(
+        &self,
+        req: Request<pb::TriggerCheckpointRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         let barrier = barrier_from_proto(pb::Barrier {
             checkpoint_id: r.checkpoint_id,
@@ -68,36 +99,69 @@ impl pb::task_manager_service_server::TaskManagerService for Service {
             savepoint: r.savepoint,
             target_dir: r.target_dir,
         });
-        self.state.control(&JobId(r.job_id), r.attempt, true, TaskControl::TriggerCheckpoint { barrier, stop: r.stop });
+        self.state.control(
+            &JobId(r.job_id),
+            r.attempt,
+            true,
+            TaskControl::TriggerCheckpoint {
+                barrier,
+                stop: r.stop,
+            },
+        );
         Ok(Response::new(pb::Empty {}))
     }
 
-    async fn notify_checkpoint_complete(&self, req: Request<pb::NotifyCheckpointCompleteRequest>) -> Result<Response<pb::Empty>, Status> {
+    async fn notify_checkpoint_complete(
+        &self,
+        req: Request<pb::NotifyCheckpointCompleteRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
-        self.state.control(&JobId(r.job_id), r.attempt, false, TaskControl::CheckpointComplete(r.checkpoint_id));
+        self.state.control(
+            &JobId(r.job_id),
+            r.attempt,
+            false,
+            TaskControl::CheckpointComplete(r.checkpoint_id),
+        );
         Ok(Response::new(pb::Empty {}))
     }
 
-    async fn exchange(&self, req: Request<Streaming<pb::DataFrame>>) -> Result<Response<pb::ExchangeResponse>, Status> {
+    async fn exchange(
+        &self,
+        req: Request<Streaming<pb::DataFrame>>,
+    ) -> Result<Response<pb::ExchangeResponse>, Status> {
         use pb::data_frame::Kind;
         let mut stream = req.into_inner();
         let header = match stream.message().await? {
-            Some(pb::DataFrame { kind: Some(Kind::Header(h)) }) => h,
-            _ => return Err(Status::invalid_argument("the first frame must be a channel header")),
+            Some(pb::DataFrame {
+                kind: Some(Kind::Header(h)),
+            }) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first frame must be a channel header",
+                ))
+            }
         };
         let key = ChannelKey {
             job_id: header.job_id.clone(),
             attempt: header.attempt,
-            channel: Channel { edge: header.edge, from_subtask: header.from_subtask, to_subtask: header.to_subtask },
+            channel: Channel {
+                edge: header.edge,
+                from_subtask: header.from_subtask,
+                to_subtask: header.to_subtask,
+            },
         };
         let Some(tx) = self.state.take_inbound(&key, Duration::from_secs(30)).await else {
-            return Err(Status::not_found(format!("no receiver for {key:?} on this task manager")));
+            return Err(Status::not_found(format!(
+                "no receiver for {key:?} on this task manager"
+            )));
         };
         // Dropping `tx` without an end-of-stream (an error below) tells the receiving task its
         // upstream failed.
         while let Some(frame) = stream.message().await? {
             let msg = match frame.kind {
-                Some(Kind::BatchIpc(bytes)) => Message::Batch(decode_batch(&bytes).map_err(|e| Status::invalid_argument(e.to_string()))?),
+                Some(Kind::BatchIpc(bytes)) => Message::Batch(
+                    decode_batch(&bytes).map_err(|e| Status::invalid_argument(e.to_string()))?,
+                ),
                 Some(Kind::Barrier(b)) => Message::Barrier(barrier_from_proto(b)),
                 Some(Kind::EndOfStream(_)) => Message::EndOfStream,
                 Some(Kind::Watermark(_)) | Some(Kind::Header(_)) | None => continue,

@@ -85,7 +85,10 @@ impl TaskManagerState {
     }
 
     pub fn used_slots(&self) -> u32 {
-        lock(&self.jobs).values().map(|j| j.tasks.values().filter(|t| !t.handle.is_finished()).count() as u32).sum()
+        lock(&self.jobs)
+            .values()
+            .map(|j| j.tasks.values().filter(|t| !t.handle.is_finished()).count() as u32)
+            .sum()
     }
 
     pub fn metrics(&self) -> Vec<pb::TaskMetrics> {
@@ -181,18 +184,30 @@ impl TaskManagerState {
         let restore = match (&d.restore_dir, &d.restore_metadata) {
             (Some(dir), Some(meta)) => Some(RestoreSource {
                 storage: Storage::open(dir).map_err(|e| bad(e.to_string()))?,
-                metadata: Arc::new(CheckpointMetadata::from_json(meta.as_bytes()).map_err(|e| bad(e.to_string()))?),
+                metadata: Arc::new(
+                    CheckpointMetadata::from_json(meta.as_bytes())
+                        .map_err(|e| bad(e.to_string()))?,
+                ),
             }),
             _ => None,
         };
         let lease_dir = if spec.guarantee == weir_types::DeliveryGuarantee::AtMostOnce {
-            Some(Storage::open(&format!("{}/leases", d.checkpoint_dir.trim_end_matches('/'))).map_err(|e| bad(e.to_string()))?)
+            Some(
+                Storage::open(&format!(
+                    "{}/leases",
+                    d.checkpoint_dir.trim_end_matches('/')
+                ))
+                .map_err(|e| bad(e.to_string()))?,
+            )
         } else {
             None
         };
         let free = self.cfg.slots.saturating_sub(self.used_slots());
         if d.tasks.len() as u32 > free {
-            return Err(bad(format!("{} tasks need slots, {free} free", d.tasks.len())));
+            return Err(bad(format!(
+                "{} tasks need slots, {free} free",
+                d.tasks.len()
+            )));
         }
         self.cancel_job(&d.job_id, Some(d.attempt));
         let cap = self.cfg.channel_capacity;
@@ -201,18 +216,29 @@ impl TaskManagerState {
         let mut local_senders: HashMap<Channel, Sender<Message>> = HashMap::new();
         let mut task_inputs: HashMap<TaskKey, Vec<mpsc::Receiver<Message>>> = HashMap::new();
         for key in &d.tasks {
-            let v = plan.vertex(key.vertex).ok_or_else(|| bad(format!("no vertex {}", key.vertex)))?;
+            let v = plan
+                .vertex(key.vertex)
+                .ok_or_else(|| bad(format!("no vertex {}", key.vertex)))?;
             let mut rxs = Vec::new();
             for edge in &v.inputs {
                 for ch in plan.channels_into(*edge, key.subtask) {
                     let (tx, rx) = mpsc::channel(cap);
                     rxs.push(rx);
-                    let e = plan.edge(*edge).ok_or_else(|| bad(format!("no edge {edge}")))?;
-                    let sender = TaskKey { vertex: e.from_vertex, subtask: ch.from_subtask };
+                    let e = plan
+                        .edge(*edge)
+                        .ok_or_else(|| bad(format!("no edge {edge}")))?;
+                    let sender = TaskKey {
+                        vertex: e.from_vertex,
+                        subtask: ch.from_subtask,
+                    };
                     if is_local(&sender) {
                         local_senders.insert(ch, tx);
                     } else {
-                        let k = ChannelKey { job_id: d.job_id.0.clone(), attempt: d.attempt, channel: ch };
+                        let k = ChannelKey {
+                            job_id: d.job_id.0.clone(),
+                            attempt: d.attempt,
+                            channel: ch,
+                        };
                         lock(&self.inbound).insert(k, tx);
                     }
                 }
@@ -220,28 +246,51 @@ impl TaskManagerState {
             task_inputs.insert(*key, rxs);
         }
         self.inbound_changed.notify_waiters();
-        let mut job = JobTasks { attempt: d.attempt, tasks: HashMap::new() };
+        let mut job = JobTasks {
+            attempt: d.attempt,
+            tasks: HashMap::new(),
+        };
         for key in &d.tasks {
-            let v = plan.vertex(key.vertex).ok_or_else(|| bad(format!("no vertex {}", key.vertex)))?;
-            let tail = *v.operators.last().ok_or_else(|| bad("empty vertex".into()))?;
+            let v = plan
+                .vertex(key.vertex)
+                .ok_or_else(|| bad(format!("no vertex {}", key.vertex)))?;
+            let tail = *v
+                .operators
+                .last()
+                .ok_or_else(|| bad("empty vertex".into()))?;
             let mut outputs = Outputs::default();
             for edge in &v.outputs {
-                let e = plan.edge(*edge).ok_or_else(|| bad(format!("no edge {edge}")))?;
+                let e = plan
+                    .edge(*edge)
+                    .ok_or_else(|| bad(format!("no edge {edge}")))?;
                 let key_columns = match &e.partitioning {
                     Partitioning::Hash(keys) => keys
                         .iter()
-                        .map(|k| schemas[tail].index_of(k).map_err(|_| bad(format!("no key column {k}"))))
+                        .map(|k| {
+                            schemas[tail]
+                                .index_of(k)
+                                .map_err(|_| bad(format!("no key column {k}")))
+                        })
                         .collect::<Result<Vec<_>>>()?,
                     _ => vec![],
                 };
                 let mut senders = Vec::new();
                 for ch in plan.channels_from(*edge, key.subtask) {
-                    let receiver = TaskKey { vertex: e.to_vertex, subtask: ch.to_subtask };
+                    let receiver = TaskKey {
+                        vertex: e.to_vertex,
+                        subtask: ch.to_subtask,
+                    };
                     if is_local(&receiver) {
-                        let tx = local_senders.remove(&ch).ok_or_else(|| bad(format!("no local receiver for {ch:?}")))?;
+                        let tx = local_senders
+                            .remove(&ch)
+                            .ok_or_else(|| bad(format!("no local receiver for {ch:?}")))?;
                         senders.push(tx);
                     } else {
-                        let addr = d.placement.get(&receiver).cloned().ok_or_else(|| bad(format!("{receiver} has no placement")))?;
+                        let addr = d
+                            .placement
+                            .get(&receiver)
+                            .cloned()
+                            .ok_or_else(|| bad(format!("{receiver} has no placement")))?;
                         let (tx, rx) = mpsc::channel(cap);
                         let header = pb::ChannelHeader {
                             job_id: d.job_id.0.clone(),
@@ -254,7 +303,12 @@ impl TaskManagerState {
                         senders.push(tx);
                     }
                 }
-                outputs.edges.push(EdgeOutput::new(&e.partitioning, key_columns, spec.max_parallelism, senders));
+                outputs.edges.push(EdgeOutput::new(
+                    &e.partitioning,
+                    key_columns,
+                    spec.max_parallelism,
+                    senders,
+                ));
             }
             let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
             let metrics = Arc::new(TaskMetrics::default());
@@ -274,7 +328,15 @@ impl TaskManagerState {
                 metrics: metrics.clone(),
             };
             let handle = tokio::spawn(run_task(setup));
-            job.tasks.insert(*key, RunningTask { control: ctl_tx, handle, metrics, is_source: v.is_source });
+            job.tasks.insert(
+                *key,
+                RunningTask {
+                    control: ctl_tx,
+                    handle,
+                    metrics,
+                    is_source: v.is_source,
+                },
+            );
         }
         info!(job = %d.job_id, attempt = d.attempt, tasks = d.tasks.len(), restore = ?d.restore_dir, "deployed");
         lock(&self.jobs).insert(d.job_id, job);
@@ -283,7 +345,12 @@ impl TaskManagerState {
 }
 
 pub fn barrier_from_proto(b: pb::Barrier) -> Barrier {
-    Barrier { id: b.checkpoint_id, timestamp_ms: b.timestamp_ms, savepoint: b.savepoint, target_dir: b.target_dir.into() }
+    Barrier {
+        id: b.checkpoint_id,
+        timestamp_ms: b.timestamp_ms,
+        savepoint: b.savepoint,
+        target_dir: b.target_dir.into(),
+    }
 }
 
 fn frame(msg: Message) -> Option<pb::DataFrame> {
@@ -312,17 +379,25 @@ fn frame(msg: Message) -> Option<pb::DataFrame> {
 async fn pump(addr: String, header: pb::ChannelHeader, rx: mpsc::Receiver<Message>) {
     let mut client = None;
     for i in 0..20 {
-        match pb::task_manager_service_client::TaskManagerServiceClient::connect(addr.clone()).await {
+        match pb::task_manager_service_client::TaskManagerServiceClient::connect(addr.clone()).await
+        {
             Ok(c) => {
-                client = Some(c.max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20));
+                client = Some(
+                    c.max_decoding_message_size(256 << 20)
+                        .max_encoding_message_size(256 << 20),
+                );
                 break;
             }
-            Err(e) if i == 19 => warn!(%addr, error = %e, "cannot reach task manager for data exchange"),
+            Err(e) if i == 19 => {
+                warn!(%addr, error = %e, "cannot reach task manager for data exchange")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
     let Some(mut client) = client else { return };
-    let first = pb::DataFrame { kind: Some(pb::data_frame::Kind::Header(header.clone())) };
+    let first = pb::DataFrame {
+        kind: Some(pb::data_frame::Kind::Header(header.clone())),
+    };
     let rest = tokio_stream::wrappers::ReceiverStream::new(rx)
         .map(frame)
         .take_while(|f| futures::future::ready(f.is_some()))

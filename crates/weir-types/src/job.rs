@@ -111,8 +111,11 @@ impl RestartStrategy {
                 attempts,
                 initial_ms,
                 max_ms,
-            } => (restarts < *attempts)
-                .then(|| initial_ms.saturating_mul(1u64 << restarts.min(30)).min(*max_ms)),
+            } => (restarts < *attempts).then(|| {
+                initial_ms
+                    .saturating_mul(1u64 << restarts.min(30))
+                    .min(*max_ms)
+            }),
         }
     }
 }
@@ -184,7 +187,10 @@ pub enum OperatorKind {
 
 impl OperatorKind {
     pub fn is_source(&self) -> bool {
-        matches!(self, OperatorKind::Generator(_) | OperatorKind::FileSource(_))
+        matches!(
+            self,
+            OperatorKind::Generator(_) | OperatorKind::FileSource(_)
+        )
     }
     pub fn is_sink(&self) -> bool {
         matches!(
@@ -464,7 +470,10 @@ impl JobSpec {
                     return bad(format!("generator {:?}: keys must be at least 1", op.id));
                 }
                 if g.batch_size == 0 {
-                    return bad(format!("generator {:?}: batch_size must be at least 1", op.id));
+                    return bad(format!(
+                        "generator {:?}: batch_size must be at least 1",
+                        op.id
+                    ));
                 }
             }
         }
@@ -513,10 +522,25 @@ mod tests {
     #[test]
     fn rejects_bad_jobs_with_clear_messages() {
         let cases = [
-            (JOB.replace("\"gen\", \"partition\"", "\"nope\", \"partition\""), "unknown operator \"nope\""),
-            (JOB.replace("keyed_aggregate", "frobnicate"), "unknown variant `frobnicate`"),
-            (JOB.replace("\"parallelism\": 2, \"inputs\": [{\"from\": \"agg\"}]", "\"parallelism\": 3, \"inputs\": [{\"from\": \"agg\"}]"), "forward edge"),
-            (JOB.replace("{\"hash\": [\"key\"]}", "\"rebalance\""), "hash-partitioned by its keys"),
+            (
+                JOB.replace("\"gen\", \"partition\"", "\"nope\", \"partition\""),
+                "unknown operator \"nope\"",
+            ),
+            (
+                JOB.replace("keyed_aggregate", "frobnicate"),
+                "unknown variant `frobnicate`",
+            ),
+            (
+                JOB.replace(
+                    "\"parallelism\": 2, \"inputs\": [{\"from\": \"agg\"}]",
+                    "\"parallelism\": 3, \"inputs\": [{\"from\": \"agg\"}]",
+                ),
+                "forward edge",
+            ),
+            (
+                JOB.replace("{\"hash\": [\"key\"]}", "\"rebalance\""),
+                "hash-partitioned by its keys",
+            ),
             ("{not json".to_string(), "malformed job JSON"),
         ];
         for (text, want) in cases {
@@ -527,7 +551,11 @@ mod tests {
 
     #[test]
     fn restart_delays() {
-        let e = RestartStrategy::Exponential { attempts: 5, initial_ms: 100, max_ms: 1000 };
+        let e = RestartStrategy::Exponential {
+            attempts: 5,
+            initial_ms: 100,
+            max_ms: 1000,
+        };
         assert_eq!(e.delay_for(0), Some(100));
         assert_eq!(e.delay_for(3), Some(800));
         assert_eq!(e.delay_for(4), Some(1000));

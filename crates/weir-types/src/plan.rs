@@ -7,8 +7,8 @@
 //! feeding on. Chained operators hand batches to each other by a function call.
 
 use crate::error::{Result, TypesError};
-use crate::job::{JobSpec, Partitioning};
 use crate::ids::TaskKey;
+use crate::job::{JobSpec, Partitioning};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskVertex {
@@ -120,7 +120,9 @@ impl ExecutionPlan {
             }
         }
         if vertices.iter().any(|v| v.operators.is_empty()) {
-            return Err(TypesError::Invalid("operators must be listed after their inputs".into()));
+            return Err(TypesError::Invalid(
+                "operators must be listed after their inputs".into(),
+            ));
         }
         Ok(Self { vertices, edges })
     }
@@ -137,28 +139,53 @@ impl ExecutionPlan {
     pub fn tasks(&self) -> Vec<TaskKey> {
         self.vertices
             .iter()
-            .flat_map(|v| (0..v.parallelism).map(move |s| TaskKey { vertex: v.id, subtask: s }))
+            .flat_map(|v| {
+                (0..v.parallelism).map(move |s| TaskKey {
+                    vertex: v.id,
+                    subtask: s,
+                })
+            })
             .collect()
     }
 
     /// The channels of an edge that end at `to_subtask`.
     pub fn channels_into(&self, edge: u32, to_subtask: u32) -> Vec<Channel> {
-        let Some(e) = self.edge(edge) else { return vec![] };
+        let Some(e) = self.edge(edge) else {
+            return vec![];
+        };
         match e.partitioning {
-            Partitioning::Forward => vec![Channel { edge, from_subtask: to_subtask, to_subtask }],
+            Partitioning::Forward => vec![Channel {
+                edge,
+                from_subtask: to_subtask,
+                to_subtask,
+            }],
             _ => (0..e.from_parallelism)
-                .map(|from_subtask| Channel { edge, from_subtask, to_subtask })
+                .map(|from_subtask| Channel {
+                    edge,
+                    from_subtask,
+                    to_subtask,
+                })
                 .collect(),
         }
     }
 
     /// The channels of an edge that start at `from_subtask`, ordered by receiver subtask.
     pub fn channels_from(&self, edge: u32, from_subtask: u32) -> Vec<Channel> {
-        let Some(e) = self.edge(edge) else { return vec![] };
+        let Some(e) = self.edge(edge) else {
+            return vec![];
+        };
         match e.partitioning {
-            Partitioning::Forward => vec![Channel { edge, from_subtask, to_subtask: from_subtask }],
+            Partitioning::Forward => vec![Channel {
+                edge,
+                from_subtask,
+                to_subtask: from_subtask,
+            }],
             _ => (0..e.to_parallelism)
-                .map(|to_subtask| Channel { edge, from_subtask, to_subtask })
+                .map(|to_subtask| Channel {
+                    edge,
+                    from_subtask,
+                    to_subtask,
+                })
                 .collect(),
         }
     }
@@ -174,12 +201,14 @@ mod tests {
 
     #[test]
     fn chains_forward_operators_and_splits_at_shuffles() {
-        let s = spec(r#"{"name":"j","operators":[
+        let s = spec(
+            r#"{"name":"j","operators":[
             {"id":"g","type":"generator","parallelism":2},
             {"id":"f","type":"filter","parallelism":2,"inputs":[{"from":"g"}],"predicate":"key > 1"},
             {"id":"a","type":"keyed_aggregate","parallelism":3,"inputs":[{"from":"f","partition":{"hash":["key"]}}],
              "keys":["key"],"aggregates":[{"fn":"count","as":"c"}]},
-            {"id":"o","type":"blackhole_sink","parallelism":3,"inputs":[{"from":"a"}]}]}"#);
+            {"id":"o","type":"blackhole_sink","parallelism":3,"inputs":[{"from":"a"}]}]}"#,
+        );
         let plan = ExecutionPlan::new(&s).unwrap();
         assert_eq!(plan.vertices.len(), 2);
         assert_eq!(plan.vertices[0].operators, vec![0, 1]);
@@ -194,10 +223,12 @@ mod tests {
 
     #[test]
     fn union_of_two_sources_has_two_edges() {
-        let s = spec(r#"{"name":"j","operators":[
+        let s = spec(
+            r#"{"name":"j","operators":[
             {"id":"a","type":"generator"},{"id":"b","type":"generator"},
             {"id":"u","type":"union","inputs":[{"from":"a"},{"from":"b"}]},
-            {"id":"o","type":"blackhole_sink","inputs":[{"from":"u"}]}]}"#);
+            {"id":"o","type":"blackhole_sink","inputs":[{"from":"u"}]}]}"#,
+        );
         let plan = ExecutionPlan::new(&s).unwrap();
         assert_eq!(plan.vertices.len(), 3);
         assert_eq!(plan.vertex(2).unwrap().inputs, vec![0, 1]);

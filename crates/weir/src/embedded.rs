@@ -7,7 +7,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use weir_client::Client;
 
-pub async fn run(job_json: &str, state_dir: &str, slots: Option<u32>, progress: u64, restore_from: Option<&str>) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    job_json: &str,
+    state_dir: &str,
+    slots: Option<u32>,
+    progress: u64,
+    restore_from: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let spec = weir_types::JobSpec::from_json(job_json)?;
     let slots = slots.unwrap_or_else(|| spec.slots_needed()).max(1);
     let shutdown = crate::shutdown_on_signal();
@@ -25,11 +31,20 @@ pub async fn run(job_json: &str, state_dir: &str, slots: Option<u32>, progress: 
     let client = Client::connect(&jm_addr).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while client.cluster().await?.iter().map(|t| t.slots).sum::<u32>() < slots {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the embedded task manager did not register");
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the embedded task manager did not register"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let id = client.submit_json(job_json, restore_from).await.context("submitting the job")?;
-    eprintln!("job {id} ({}) running embedded with {slots} slots; state in {state_dir}", spec.name);
+    let id = client
+        .submit_json(job_json, restore_from)
+        .await
+        .context("submitting the job")?;
+    eprintln!(
+        "job {id} ({}) running embedded with {slots} slots; state in {state_dir}",
+        spec.name
+    );
     let started = std::time::Instant::now();
     let mut last_print = std::time::Instant::now();
     let status = loop {
@@ -45,8 +60,17 @@ pub async fn run(job_json: &str, state_dir: &str, slots: Option<u32>, progress: 
         if progress > 0 && last_print.elapsed() >= Duration::from_secs(progress) {
             last_print = std::time::Instant::now();
             let source_out: u64 = s.vertices.first().map(|v| v.records_out).unwrap_or(0);
-            let done = s.checkpoints.iter().filter(|c| c.state == "COMPLETED").count();
-            let last = s.checkpoints.iter().rev().find(|c| c.state == "COMPLETED").map(|c| c.checkpoint_id);
+            let done = s
+                .checkpoints
+                .iter()
+                .filter(|c| c.state == "COMPLETED")
+                .count();
+            let last = s
+                .checkpoints
+                .iter()
+                .rev()
+                .find(|c| c.state == "COMPLETED")
+                .map(|c| c.checkpoint_id);
             eprintln!(
                 "[{:>5.1}s] {} records from sources, {} checkpoints completed (last {:?}), restarts {}",
                 started.elapsed().as_secs_f64(),
@@ -59,12 +83,24 @@ pub async fn run(job_json: &str, state_dir: &str, slots: Option<u32>, progress: 
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("job {id} {} after {secs:.1}s{}", status.state, if status.failure.is_empty() { String::new() } else { format!(": {}", status.failure) });
+    eprintln!(
+        "job {id} {} after {secs:.1}s{}",
+        status.state,
+        if status.failure.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", status.failure)
+        }
+    );
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = jm.await;
         let _ = tm.await;
     })
     .await;
-    Ok(if status.state == "FINISHED" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.state == "FINISHED" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

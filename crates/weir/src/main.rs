@@ -21,7 +21,12 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct JmAddr {
     /// The job manager's address.
-    #[arg(long = "jobmanager", short = 'm', env = "WEIR_JOBMANAGER", default_value = "http://127.0.0.1:6123")]
+    #[arg(
+        long = "jobmanager",
+        short = 'm',
+        env = "WEIR_JOBMANAGER",
+        default_value = "http://127.0.0.1:6123"
+    )]
     jobmanager: String,
 }
 
@@ -132,27 +137,43 @@ enum Command {
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn read_job(path: &PathBuf) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read job file {}", path.display()))?;
-    weir_types::JobSpec::from_json(&text).with_context(|| format!("job file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read job file {}", path.display()))?;
+    weir_types::JobSpec::from_json(&text)
+        .with_context(|| format!("job file {}", path.display()))?;
     Ok(text)
 }
 
 fn print_status(s: &weir_client::JobStatus) {
     println!("job {} ({})", s.job_id, s.name);
-    println!("  state: {}  attempt: {}  restarts: {}", s.state, s.attempt, s.restarts);
+    println!(
+        "  state: {}  attempt: {}  restarts: {}",
+        s.state, s.attempt, s.restarts
+    );
     if !s.failure.is_empty() {
         println!("  last failure: {}", s.failure);
     }
     for v in &s.vertices {
-        println!("  vertex {:<40} parallelism {:>3}  in {:>12}  out {:>12}", v.name, v.parallelism, v.records_in, v.records_out);
+        println!(
+            "  vertex {:<40} parallelism {:>3}  in {:>12}  out {:>12}",
+            v.name, v.parallelism, v.records_in, v.records_out
+        );
     }
     for c in &s.checkpoints {
-        let kind = if c.savepoint { "savepoint" } else { "checkpoint" };
+        let kind = if c.savepoint {
+            "savepoint"
+        } else {
+            "checkpoint"
+        };
         println!(
             "  {kind} {:>5} {:<11} {:>8} bytes {:>6} ms  {}{}",
             c.checkpoint_id,
@@ -160,7 +181,11 @@ fn print_status(s: &weir_client::JobStatus) {
             c.state_bytes,
             c.duration_ms,
             c.location,
-            if c.failure.is_empty() { String::new() } else { format!("  ({})", c.failure) }
+            if c.failure.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", c.failure)
+            }
         );
     }
 }
@@ -183,14 +208,26 @@ async fn connect(jm: &JmAddr) -> anyhow::Result<Client> {
 
 async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { job, state_dir, slots, progress, restore_from } => {
+        Command::Run {
+            job,
+            state_dir,
+            slots,
+            progress,
+            restore_from,
+        } => {
             init_logging("warn");
             let text = read_job(&job)?;
             embedded::run(&text, &state_dir, slots, progress, restore_from.as_deref()).await
         }
-        Command::Jobmanager { bind, state_dir, heartbeat_timeout_ms } => {
+        Command::Jobmanager {
+            bind,
+            state_dir,
+            heartbeat_timeout_ms,
+        } => {
             init_logging("info");
-            let listener = TcpListener::bind(&bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+            let listener = TcpListener::bind(&bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
             println!("job manager listening on http://{}", listener.local_addr()?);
             let mut cfg = weir_jobmanager::JobManagerConfig::new(&state_dir);
             cfg.heartbeat_timeout = Duration::from_millis(heartbeat_timeout_ms);
@@ -198,13 +235,24 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             weir_jobmanager::run(cfg, listener, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Taskmanager { jm, slots, bind, advertise, id } => {
+        Command::Taskmanager {
+            jm,
+            slots,
+            bind,
+            advertise,
+            id,
+        } => {
             init_logging("info");
             if slots == 0 {
                 bail!("--slots must be at least 1");
             }
-            let listener = TcpListener::bind(&bind).await.with_context(|| format!("cannot listen on {bind}"))?;
-            println!("task manager listening on http://{}", listener.local_addr()?);
+            let listener = TcpListener::bind(&bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            println!(
+                "task manager listening on http://{}",
+                listener.local_addr()?
+            );
             let mut cfg = weir_taskmanager::TaskManagerConfig::new(jm.jobmanager, slots);
             cfg.advertise = advertise;
             if let Some(id) = id {
@@ -213,7 +261,12 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             weir_taskmanager::run(cfg, listener, shutdown_on_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Submit { job, jm, restore_from, wait } => {
+        Command::Submit {
+            job,
+            jm,
+            restore_from,
+            wait,
+        } => {
             let text = read_job(&job)?;
             let client = connect(&jm).await?;
             let id = client.submit_json(&text, restore_from.as_deref()).await?;
@@ -221,7 +274,11 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             if wait {
                 let s = client.wait(&id, None).await?;
                 print_status(&s);
-                return Ok(if s.state == "FINISHED" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                return Ok(if s.state == "FINISHED" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -229,7 +286,10 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             let jobs = connect(&jm).await?.list().await?;
             println!("{:<20} {:<12} {:>8}  NAME", "ID", "STATE", "RESTARTS");
             for j in jobs {
-                println!("{:<20} {:<12} {:>8}  {}", j.job_id, j.state, j.restarts, j.name);
+                println!(
+                    "{:<20} {:<12} {:>8}  {}",
+                    j.job_id, j.state, j.restarts, j.name
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -247,21 +307,42 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("cancelled {id}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Savepoint { id, jm, target, stop } => {
-            let (location, cid) = connect(&jm).await?.savepoint(&id, target.as_deref(), stop).await?;
+        Command::Savepoint {
+            id,
+            jm,
+            target,
+            stop,
+        } => {
+            let (location, cid) = connect(&jm)
+                .await?
+                .savepoint(&id, target.as_deref(), stop)
+                .await?;
             println!("savepoint {cid} at {location}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Wait { id, jm, timeout } => {
-            let s = connect(&jm).await?.wait(&id, timeout.map(Duration::from_secs)).await?;
+            let s = connect(&jm)
+                .await?
+                .wait(&id, timeout.map(Duration::from_secs))
+                .await?;
             print_status(&s);
-            Ok(if s.state == "FINISHED" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if s.state == "FINISHED" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Cluster { jm } => {
             let tms = connect(&jm).await?.cluster().await?;
-            println!("{:<32} {:<28} {:>5} {:>5}", "ID", "ADDRESS", "SLOTS", "FREE");
+            println!(
+                "{:<32} {:<28} {:>5} {:>5}",
+                "ID", "ADDRESS", "SLOTS", "FREE"
+            );
             for t in tms {
-                println!("{:<32} {:<28} {:>5} {:>5}", t.id, t.address, t.slots, t.free_slots);
+                println!(
+                    "{:<32} {:<28} {:>5} {:>5}",
+                    t.id, t.address, t.slots, t.free_slots
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -273,7 +354,8 @@ pub(crate) fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {}
@@ -285,7 +367,10 @@ pub(crate) fn shutdown_on_signal() -> CancellationToken {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -15,7 +15,9 @@ impl Driver {
         loop {
             match self.start_attempt().await {
                 Ok(()) => {}
-                Err(StartError::Canceled) => return self.terminate(JobState::Canceled, String::new()).await,
+                Err(StartError::Canceled) => {
+                    return self.terminate(JobState::Canceled, String::new()).await
+                }
                 Err(StartError::Fatal(msg)) => return self.terminate(JobState::Failed, msg).await,
                 Err(StartError::Retry(msg)) => {
                     if !self.restart_or_fail(msg).await {
@@ -25,8 +27,12 @@ impl Driver {
                 }
             }
             match self.run_attempt().await {
-                Outcome::Finished => return self.terminate(JobState::Finished, String::new()).await,
-                Outcome::Canceled => return self.terminate(JobState::Canceled, String::new()).await,
+                Outcome::Finished => {
+                    return self.terminate(JobState::Finished, String::new()).await
+                }
+                Outcome::Canceled => {
+                    return self.terminate(JobState::Canceled, String::new()).await
+                }
                 Outcome::Failed(msg) => {
                     if !self.restart_or_fail(msg).await {
                         return;
@@ -69,7 +75,10 @@ impl Driver {
     async fn cancel_tasks(&self) {
         let attempt = self.record.attempt;
         for (_, mut client) in self.cluster.clients() {
-            let req = pb::CancelTasksRequest { job_id: self.record.job_id.clone(), attempt };
+            let req = pb::CancelTasksRequest {
+                job_id: self.record.job_id.clone(),
+                attempt,
+            };
             let _ = tokio::time::timeout(Duration::from_secs(2), client.cancel_job(req)).await;
         }
     }
@@ -109,7 +118,9 @@ impl Driver {
         let restore = match latest {
             Some(found) => Some(found),
             None if !self.record.restore_from.is_empty() => {
-                let meta = read_metadata(&self.record.restore_from).await.map_err(|e| StartError::Fatal(e.to_string()))?;
+                let meta = read_metadata(&self.record.restore_from)
+                    .await
+                    .map_err(|e| StartError::Fatal(e.to_string()))?;
                 Some((self.record.restore_from.clone(), meta))
             }
             None => None,
@@ -129,18 +140,30 @@ impl Driver {
         }
         let pb_placement: Vec<pb::TaskLocation> = placement
             .iter()
-            .map(|(t, a)| pb::TaskLocation { vertex: t.vertex, subtask: t.subtask, address: a.clone() })
+            .map(|(t, a)| pb::TaskLocation {
+                vertex: t.vertex,
+                subtask: t.subtask,
+                address: a.clone(),
+            })
             .collect();
         let (restore_dir, restore_meta) = restore.clone().unwrap_or_default();
         for (tm, tm_tasks) in &by_tm {
             let Some(mut client) = self.cluster.client(tm) else {
-                return Err(StartError::Retry(format!("task manager {tm} vanished during deployment")));
+                return Err(StartError::Retry(format!(
+                    "task manager {tm} vanished during deployment"
+                )));
             };
             let req = pb::DeployTasksRequest {
                 job_id: self.record.job_id.clone(),
                 attempt,
                 job_json: self.record.job_json.clone(),
-                tasks: tm_tasks.iter().map(|t| pb::DeployedTask { vertex: t.vertex, subtask: t.subtask }).collect(),
+                tasks: tm_tasks
+                    .iter()
+                    .map(|t| pb::DeployedTask {
+                        vertex: t.vertex,
+                        subtask: t.subtask,
+                    })
+                    .collect(),
                 placement: pb_placement.clone(),
                 restore_checkpoint: restore_dir.clone(),
                 restore_metadata_json: restore_meta.clone(),
@@ -148,11 +171,21 @@ impl Driver {
             };
             match tokio::time::timeout(Duration::from_secs(10), client.deploy_tasks(req)).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(StartError::Retry(format!("deploying to {tm}: {}", e.message()))),
+                Ok(Err(e)) => {
+                    return Err(StartError::Retry(format!(
+                        "deploying to {tm}: {}",
+                        e.message()
+                    )))
+                }
                 Err(_) => return Err(StartError::Retry(format!("deploying to {tm}: timed out"))),
             }
         }
-        let parallelism: BTreeMap<String, u32> = self.spec.operators.iter().map(|o| (o.id.clone(), o.parallelism)).collect();
+        let parallelism: BTreeMap<String, u32> = self
+            .spec
+            .operators
+            .iter()
+            .map(|o| (o.id.clone(), o.parallelism))
+            .collect();
         let mut coordinator = CheckpointCoordinator::new(
             tasks.iter().copied(),
             parallelism,
@@ -167,7 +200,11 @@ impl Driver {
                 }
             }
         }
-        let sources = tasks.iter().copied().filter(|t| self.plan.vertex(t.vertex).is_some_and(|v| v.is_source)).collect();
+        let sources = tasks
+            .iter()
+            .copied()
+            .filter(|t| self.plan.vertex(t.vertex).is_some_and(|v| v.is_source))
+            .collect();
         info!(attempt, tasks = tasks.len(), task_managers = by_tm.len(), restore = %restore_dir, "deployed");
         self.attempt = Some(Attempt {
             number: attempt,
@@ -185,7 +222,10 @@ impl Driver {
 
     async fn cancel_tasks_before(&self, attempt: u64) {
         for (_, mut client) in self.cluster.clients() {
-            let req = pb::CancelTasksRequest { job_id: self.record.job_id.clone(), attempt: attempt - 1 };
+            let req = pb::CancelTasksRequest {
+                job_id: self.record.job_id.clone(),
+                attempt: attempt - 1,
+            };
             let _ = tokio::time::timeout(Duration::from_secs(2), client.cancel_job(req)).await;
         }
     }
@@ -214,7 +254,9 @@ impl Driver {
     }
 
     fn expire_checkpoints(&mut self) {
-        let Some(a) = self.attempt.as_mut() else { return };
+        let Some(a) = self.attempt.as_mut() else {
+            return;
+        };
         for id in a.coordinator.expired(now_ms()) {
             warn!(checkpoint = id, "checkpoint timed out; aborted");
             a.coordinator.abort(id, "timed out", now_ms());
@@ -243,12 +285,19 @@ impl Driver {
             return;
         }
         let is_savepoint = savepoint.is_some();
-        let target_base = savepoint.as_ref().and_then(|(t, _)| t.clone()).unwrap_or(savepoint_dir);
+        let target_base = savepoint
+            .as_ref()
+            .and_then(|(t, _)| t.clone())
+            .unwrap_or(savepoint_dir);
         let location = |id: CheckpointId| {
             if is_savepoint {
                 format!("{}/sp-{job_id}-{id}", target_base.trim_end_matches('/'))
             } else {
-                format!("{}/{}", checkpoint_dir.trim_end_matches('/'), checkpoint_dir_name(id))
+                format!(
+                    "{}/{}",
+                    checkpoint_dir.trim_end_matches('/'),
+                    checkpoint_dir_name(id)
+                )
             }
         };
         let id = match a.coordinator.trigger(now_ms(), location, is_savepoint) {
@@ -256,7 +305,12 @@ impl Driver {
             Err(_) => return, // one periodic checkpoint at a time
         };
         self.next_checkpoint_id = id + 1;
-        let target_dir = a.coordinator.history().find(|s| s.id == id).map(|s| s.location.clone()).unwrap_or_default();
+        let target_dir = a
+            .coordinator
+            .history()
+            .find(|s| s.id == id)
+            .map(|s| s.location.clone())
+            .unwrap_or_default();
         if let Some((_, reply)) = savepoint {
             a.savepoints.insert(id, (reply, stop));
         }
@@ -282,13 +336,22 @@ impl Driver {
     async fn handle(&mut self, ev: JobEvent) -> Option<Outcome> {
         let current = self.attempt.as_ref().map(|a| a.number);
         match ev {
-            JobEvent::TaskState { attempt, task, state, failure } if Some(attempt) == current => {
+            JobEvent::TaskState {
+                attempt,
+                task,
+                state,
+                failure,
+            } if Some(attempt) == current => {
                 let a = self.attempt.as_mut()?;
                 match state.as_str() {
-                    "FAILED" => return Some(Outcome::Failed(format!("task {task} failed: {failure}"))),
+                    "FAILED" => {
+                        return Some(Outcome::Failed(format!("task {task} failed: {failure}")))
+                    }
                     "EXHAUSTED" => {
                         a.exhausted.insert(task);
-                        if a.sources.iter().all(|s| a.exhausted.contains(s)) && self.spec.checkpoint.interval_ms > 0 {
+                        if a.sources.iter().all(|s| a.exhausted.contains(s))
+                            && self.spec.checkpoint.interval_ms > 0
+                        {
                             info!("all sources reached their end; taking the final checkpoint");
                             self.trigger(None, false).await;
                         }
@@ -307,12 +370,21 @@ impl Driver {
                     _ => {}
                 }
             }
-            JobEvent::Ack { attempt, task, checkpoint, handles } if Some(attempt) == current => {
+            JobEvent::Ack {
+                attempt,
+                task,
+                checkpoint,
+                handles,
+            } if Some(attempt) == current => {
                 let a = self.attempt.as_mut()?;
                 let outcome = a.coordinator.acknowledge(task, checkpoint, handles);
                 self.finalize(outcome).await;
             }
-            JobEvent::Decline { attempt, checkpoint, reason } if Some(attempt) == current => {
+            JobEvent::Decline {
+                attempt,
+                checkpoint,
+                reason,
+            } if Some(attempt) == current => {
                 let a = self.attempt.as_mut()?;
                 if a.coordinator.abort(checkpoint, &reason, now_ms()).is_some() {
                     warn!(checkpoint, %reason, "checkpoint declined; aborted");
@@ -321,16 +393,20 @@ impl Driver {
                     let _ = reply.send(Err(format!("savepoint {checkpoint} failed: {reason}")));
                 }
             }
-            JobEvent::TaskManagerLost(tm) => {
-                if self.attempt.as_ref().is_some_and(|a| a.tms.contains(&tm)) {
-                    return Some(Outcome::Failed(format!("task manager {tm} lost")));
-                }
+            JobEvent::TaskManagerLost(tm)
+                if self.attempt.as_ref().is_some_and(|a| a.tms.contains(&tm)) =>
+            {
+                return Some(Outcome::Failed(format!("task manager {tm} lost")));
             }
             JobEvent::Cancel(reply) => {
                 let _ = reply.send(());
                 return Some(Outcome::Canceled);
             }
-            JobEvent::Savepoint { target, stop, reply } => self.trigger(Some((target, reply)), stop).await,
+            JobEvent::Savepoint {
+                target,
+                stop,
+                reply,
+            } => self.trigger(Some((target, reply)), stop).await,
             _ => {} // events of an older attempt
         }
         None
@@ -339,8 +415,18 @@ impl Driver {
     /// Every ack of a checkpoint is in: write its metadata (which completes it), notify the
     /// tasks so sinks commit, and delete checkpoints beyond the retained count.
     async fn finalize(&mut self, outcome: AckOutcome) {
-        let AckOutcome::AllAcknowledged { id, location, savepoint, operators } = outcome else { return };
-        let Some(a) = self.attempt.as_mut() else { return };
+        let AckOutcome::AllAcknowledged {
+            id,
+            location,
+            savepoint,
+            operators,
+        } = outcome
+        else {
+            return;
+        };
+        let Some(a) = self.attempt.as_mut() else {
+            return;
+        };
         let metadata = CheckpointMetadata {
             version: FORMAT_VERSION,
             job_id: self.record.job_id.clone(),
@@ -357,15 +443,25 @@ impl Driver {
         };
         if let Err(e) = written {
             warn!(checkpoint = id, error = %e, "cannot write checkpoint metadata; aborted");
-            a.coordinator.abort(id, &format!("metadata write failed: {e}"), now_ms());
+            a.coordinator
+                .abort(id, &format!("metadata write failed: {e}"), now_ms());
             if let Some((reply, _)) = a.savepoints.remove(&id) {
                 let _ = reply.send(Err(format!("savepoint {id} failed: {e}")));
             }
             return;
         }
         let discard = a.coordinator.complete(id, now_ms());
-        info!(checkpoint = id, savepoint, bytes = metadata.total_bytes(), "checkpoint complete");
-        let req = pb::NotifyCheckpointCompleteRequest { job_id: self.record.job_id.clone(), attempt: a.number, checkpoint_id: id };
+        info!(
+            checkpoint = id,
+            savepoint,
+            bytes = metadata.total_bytes(),
+            "checkpoint complete"
+        );
+        let req = pb::NotifyCheckpointCompleteRequest {
+            job_id: self.record.job_id.clone(),
+            attempt: a.number,
+            checkpoint_id: id,
+        };
         for tm in &a.tms {
             if let Some(mut c) = self.cluster.client(tm) {
                 let req = req.clone();
@@ -405,7 +501,8 @@ impl Driver {
             v.checkpoints = a.coordinator.history().cloned().collect();
         }
         let Some(delay) = self.spec.restart.delay_for(self.record.restarts) else {
-            self.terminate(JobState::Failed, format!("{reason} (no restarts left)")).await;
+            self.terminate(JobState::Failed, format!("{reason} (no restarts left)"))
+                .await;
             return false;
         };
         self.record.restarts += 1;

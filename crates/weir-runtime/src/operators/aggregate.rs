@@ -73,7 +73,10 @@ impl KeyReader for RowKey {
         Ok(())
     }
     fn key(&self, row: usize) -> Vec<u8> {
-        self.rows.as_ref().map(|r| r.row(row).as_ref().to_vec()).unwrap_or_default()
+        self.rows
+            .as_ref()
+            .map(|r| r.row(row).as_ref().to_vec())
+            .unwrap_or_default()
     }
 }
 
@@ -96,34 +99,67 @@ pub fn build(
 ) -> Result<Box<dyn Operator>> {
     let key_idx = keys
         .iter()
-        .map(|k| input.index_of(k).map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}"))))
+        .map(|k| {
+            input
+                .index_of(k)
+                .map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     let aggs = aggregates
         .iter()
         .map(|a| {
             let column = match &a.column {
-                Some(c) => Some(input.index_of(c).map_err(|_| RuntimeError::Plan(format!("unknown column {c:?}")))?),
+                Some(c) => Some(
+                    input
+                        .index_of(c)
+                        .map_err(|_| RuntimeError::Plan(format!("unknown column {c:?}")))?,
+                ),
                 None => None,
             };
             let t = crate::planner::agg_type(input, &ctx.op_id, a.func, a.column.as_deref())?;
-            Ok(AggCol { func: a.func, column, float: t == DataType::Float64 })
+            Ok(AggCol {
+                func: a.func,
+                column,
+                float: t == DataType::Float64,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let single_int = key_idx.len() == 1 && input.field(key_idx[0]).data_type().is_integer();
     if single_int {
-        Ok(Box::new(KeyedAggregate::new(ctx, IntKey(None), key_idx, aggs, restored)?))
+        Ok(Box::new(KeyedAggregate::new(
+            ctx,
+            IntKey(None),
+            key_idx,
+            aggs,
+            restored,
+        )?))
     } else {
         let fields = key_idx
             .iter()
             .map(|i| arrow::row::SortField::new(input.field(*i).data_type().clone()))
             .collect();
         let converter = arrow::row::RowConverter::new(fields)?;
-        Ok(Box::new(KeyedAggregate::new(ctx, RowKey { converter, rows: None }, key_idx, aggs, restored)?))
+        Ok(Box::new(KeyedAggregate::new(
+            ctx,
+            RowKey {
+                converter,
+                rows: None,
+            },
+            key_idx,
+            aggs,
+            restored,
+        )?))
     }
 }
 
 impl<R: KeyReader> KeyedAggregate<R> {
-    fn new(ctx: &OperatorContext, reader: R, keys: Vec<usize>, aggs: Vec<AggCol>, restored: Option<Restored>) -> Result<Self> {
+    fn new(
+        ctx: &OperatorContext,
+        reader: R,
+        keys: Vec<usize>,
+        aggs: Vec<AggCol>,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
         let range = key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism);
         let mut state = KeyedState::new(range, ctx.max_parallelism);
         if let Some(r) = restored {
@@ -172,8 +208,16 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
             .iter()
             .map(|a| match a.column {
                 None => Ok(Values::None),
-                Some(c) if a.float => Ok(Values::Float(cast(batch.column(c), &DataType::Float64)?.as_primitive::<Float64Type>().clone())),
-                Some(c) => Ok(Values::Int(cast(batch.column(c), &DataType::Int64)?.as_primitive::<Int64Type>().clone())),
+                Some(c) if a.float => Ok(Values::Float(
+                    cast(batch.column(c), &DataType::Float64)?
+                        .as_primitive::<Float64Type>()
+                        .clone(),
+                )),
+                Some(c) => Ok(Values::Int(
+                    cast(batch.column(c), &DataType::Int64)?
+                        .as_primitive::<Int64Type>()
+                        .clone(),
+                )),
             })
             .collect::<Result<Vec<_>>>()?;
         let mut out: Vec<Vec<Acc>> = self.aggs.iter().map(|_| Vec::with_capacity(rows)).collect();
@@ -186,21 +230,18 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                     self.state.key_groups()
                 )));
             }
-            let accs = self.state.group_mut(kg).entry(self.reader.key(row)).or_insert_with(|| init.clone());
+            let accs = self
+                .state
+                .group_mut(kg)
+                .entry(self.reader.key(row))
+                .or_insert_with(|| init.clone());
             for (a, (agg, vals)) in self.aggs.iter().zip(&values).enumerate() {
                 let acc = &mut accs[a];
                 match (agg.func, vals) {
                     (AggFn::Count, Values::None) => bump(acc),
-                    (AggFn::Count, Values::Int(v)) => {
-                        if v.is_valid(row) {
-                            bump(acc)
-                        }
-                    }
-                    (AggFn::Count, Values::Float(v)) => {
-                        if v.is_valid(row) {
-                            bump(acc)
-                        }
-                    }
+                    (AggFn::Count, Values::Int(v)) if v.is_valid(row) => bump(acc),
+                    (AggFn::Count, Values::Float(v)) if v.is_valid(row) => bump(acc),
+                    (AggFn::Count, _) => {}
                     (f, Values::Int(v)) if v.is_valid(row) => fold_int(acc, f, v.value(row)),
                     (f, Values::Float(v)) if v.is_valid(row) => fold_float(acc, f, v.value(row)),
                     _ => {}
@@ -211,17 +252,21 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         for (agg, vals) in self.aggs.iter().zip(out) {
             cols.push(if agg.float {
-                Arc::new(Float64Array::from_iter_values(vals.into_iter().map(|v| match v {
-                    Acc::Float(f) => f,
-                    Acc::Int(i) => i as f64,
-                    Acc::Empty => 0.0,
-                })))
+                Arc::new(Float64Array::from_iter_values(vals.into_iter().map(
+                    |v| match v {
+                        Acc::Float(f) => f,
+                        Acc::Int(i) => i as f64,
+                        Acc::Empty => 0.0,
+                    },
+                )))
             } else {
-                Arc::new(Int64Array::from_iter_values(vals.into_iter().map(|v| match v {
-                    Acc::Int(i) => i,
-                    Acc::Float(f) => f as i64,
-                    Acc::Empty => 0,
-                })))
+                Arc::new(Int64Array::from_iter_values(vals.into_iter().map(
+                    |v| match v {
+                        Acc::Int(i) => i,
+                        Acc::Float(f) => f as i64,
+                        Acc::Empty => 0,
+                    },
+                )))
             });
         }
         Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))

@@ -75,7 +75,11 @@ pub async fn committed_files(storage: &Storage) -> Result<Vec<String>> {
 }
 
 impl FileSink {
-    pub async fn open(ctx: &OperatorContext, spec: &FileSinkSpec, restored: Option<Restored>) -> Result<Self> {
+    pub async fn open(
+        ctx: &OperatorContext,
+        spec: &FileSinkSpec,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
         let storage = Storage::open(&spec.path)?;
         let transactional = ctx.guarantee == DeliveryGuarantee::ExactlyOnce && ctx.checkpointing;
         let mut sink = Self {
@@ -118,7 +122,8 @@ impl FileSink {
         for name in self.storage.list(PENDING_DIR).await? {
             let stray = match owner_of(&name) {
                 Some((job, attempt)) => {
-                    (job == self.job_id && attempt < self.attempt) || (restored_job.as_ref() == Some(&job) && job != self.job_id)
+                    (job == self.job_id && attempt < self.attempt)
+                        || (restored_job.as_ref() == Some(&job) && job != self.job_id)
                 }
                 None => false,
             };
@@ -161,14 +166,19 @@ impl FileSink {
             }
             FileFormat::Csv => {
                 let header = self.buffer.is_empty();
-                let mut w = arrow::csv::WriterBuilder::new().with_header(header).build(&mut self.buffer);
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(header)
+                    .build(&mut self.buffer);
                 w.write(batch)?;
             }
             FileFormat::Lines => {
                 let col = batch.column(0);
-                let lines = col.as_any().downcast_ref::<arrow::array::StringArray>().ok_or_else(|| {
-                    RuntimeError::Plan("the lines format needs a single string column".into())
-                })?;
+                let lines = col
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .ok_or_else(|| {
+                        RuntimeError::Plan("the lines format needs a single string column".into())
+                    })?;
                 for l in lines.iter().flatten() {
                     self.buffer.extend_from_slice(l.as_bytes());
                     self.buffer.push(b'\n');
@@ -219,9 +229,12 @@ impl Operator for FileSink {
     async fn snapshot(&mut self, barrier: &Barrier) -> Result<Option<Vec<u8>>> {
         self.roll().await?;
         if self.transactional {
-            self.log.pre_commit(barrier.id, std::mem::take(&mut self.this_epoch));
+            self.log
+                .pre_commit(barrier.id, std::mem::take(&mut self.this_epoch));
         }
-        Ok(Some(weir_state::encode(&SinkState { pending: self.log.pending() })))
+        Ok(Some(weir_state::encode(&SinkState {
+            pending: self.log.pending(),
+        })))
     }
 
     async fn checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
@@ -232,14 +245,17 @@ impl Operator for FileSink {
     }
 
     fn awaiting_commit(&self) -> bool {
-        self.transactional && (!self.log.is_empty() || !self.this_epoch.is_empty() || !self.buffer.is_empty())
+        self.transactional
+            && (!self.log.is_empty() || !self.this_epoch.is_empty() || !self.buffer.is_empty())
     }
 
     async fn finish(&mut self) -> Result<()> {
         if self.transactional {
             // Checkpoints are off or the job ends without a final checkpoint: nothing can make
             // this output exactly-once any more; say so rather than silently dropping it.
-            warn!("exactly-once file sink finishing without a final checkpoint; committing directly");
+            warn!(
+                "exactly-once file sink finishing without a final checkpoint; committing directly"
+            );
             self.transactional = false;
         }
         self.roll().await
@@ -252,8 +268,14 @@ mod tests {
 
     #[test]
     fn owner_is_read_from_names() {
-        assert_eq!(owner_of("_pending/part-j-00ff-s0001-a12-000003.jsonl"), Some(("j-00ff".into(), 12)));
-        assert_eq!(owner_of("part-j-1-s0001-a3-000000.csv"), Some(("j-1".into(), 3)));
+        assert_eq!(
+            owner_of("_pending/part-j-00ff-s0001-a12-000003.jsonl"),
+            Some(("j-00ff".into(), 12))
+        );
+        assert_eq!(
+            owner_of("part-j-1-s0001-a3-000000.csv"),
+            Some(("j-1".into(), 3))
+        );
         assert_eq!(owner_of("other"), None);
         assert_eq!(owner_of("part-x.csv"), None);
     }

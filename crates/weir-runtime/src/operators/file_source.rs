@@ -15,7 +15,8 @@ use std::sync::Arc;
 use weir_storage::Storage;
 use weir_types::{FileFormat, FileSourceSpec};
 
-type BatchIter = Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send>;
+type BatchIter =
+    Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send>;
 
 pub struct FileSource {
     storage: Storage,
@@ -29,13 +30,20 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    pub async fn open(ctx: &OperatorContext, spec: &FileSourceSpec, restored: Option<Restored>) -> Result<Self> {
+    pub async fn open(
+        ctx: &OperatorContext,
+        spec: &FileSourceSpec,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
         let storage = Storage::open(&spec.path)?;
         let files: Vec<String> = storage
             .list("")
             .await?
             .into_iter()
-            .filter(|f| !f.split('/').any(|part| part.starts_with('_') || part.starts_with('.')))
+            .filter(|f| {
+                !f.split('/')
+                    .any(|part| part.starts_with('_') || part.starts_with('.'))
+            })
             .collect();
         let mut positions: BTreeMap<String, u64> = files
             .iter()
@@ -66,7 +74,9 @@ impl FileSource {
     }
 
     async fn open_next(&mut self) -> Result<bool> {
-        let Some(file) = self.queue.pop() else { return Ok(false) };
+        let Some(file) = self.queue.pop() else {
+            return Ok(false);
+        };
         let data = self.storage.get(&file).await?;
         let iter: BatchIter = match self.format {
             FileFormat::Jsonl => Box::new(
@@ -105,7 +115,9 @@ impl Source for FileSource {
             if self.current.is_none() && !self.open_next().await? {
                 return Ok(SourcePoll::Exhausted);
             }
-            let Some((file, iter, skip)) = self.current.as_mut() else { continue };
+            let Some((file, iter, skip)) = self.current.as_mut() else {
+                continue;
+            };
             match iter.next() {
                 None => self.current = None,
                 Some(Err(e)) => return Err(RuntimeError::Input(format!("{file}: {e}"))),
@@ -128,7 +140,11 @@ impl Source for FileSource {
     }
 
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>> {
-        let v: Vec<(String, u64)> = self.positions.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let v: Vec<(String, u64)> = self
+            .positions
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         Ok(Some(weir_state::encode(&v)))
     }
 }

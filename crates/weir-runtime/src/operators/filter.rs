@@ -14,7 +14,9 @@ pub struct Filter {
 
 impl Filter {
     pub fn new(sql: &str, input: &SchemaRef) -> Result<Self> {
-        Ok(Self { predicate: compile(sql, input)? })
+        Ok(Self {
+            predicate: compile(sql, input)?,
+        })
     }
 }
 

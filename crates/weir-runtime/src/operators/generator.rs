@@ -53,11 +53,22 @@ pub fn value_of(id: u64, seed: u64) -> i64 {
 }
 
 impl Generator {
-    pub fn new(ctx: &OperatorContext, spec: &GeneratorSpec, restored: Option<Restored>) -> Result<Self> {
-        let partitions = if spec.partitions == 0 { 32 } else { spec.partitions };
+    pub fn new(
+        ctx: &OperatorContext,
+        spec: &GeneratorSpec,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
+        let partitions = if spec.partitions == 0 {
+            32
+        } else {
+            spec.partitions
+        };
         let mut owned: Vec<PartitionPos> = (0..partitions)
             .filter(|p| p % ctx.parallelism == ctx.subtask)
-            .map(|partition| PartitionPos { partition, emitted: 0 })
+            .map(|partition| PartitionPos {
+                partition,
+                emitted: 0,
+            })
             .collect();
         if let Some(r) = restored {
             for (_, bytes) in &r.snapshots {
@@ -86,7 +97,8 @@ impl Generator {
             rate: spec.rate as f64 * share,
             started: None,
             emitted_since_start: 0,
-            leased: (ctx.guarantee == weir_types::DeliveryGuarantee::AtMostOnce).then(|| owned.iter().map(|o| o.emitted).collect()),
+            leased: (ctx.guarantee == weir_types::DeliveryGuarantee::AtMostOnce)
+                .then(|| owned.iter().map(|o| o.emitted).collect()),
             owned,
         })
     }
@@ -96,7 +108,11 @@ impl Generator {
             None => u64::MAX,
             Some(count) => {
                 let p = u64::from(pos.partition);
-                let total = if count > p { (count - p).div_ceil(u64::from(self.partitions)) } else { 0 };
+                let total = if count > p {
+                    (count - p).div_ceil(u64::from(self.partitions))
+                } else {
+                    0
+                };
                 total.saturating_sub(pos.emitted)
             }
         }
@@ -117,7 +133,10 @@ impl Generator {
 impl Source for Generator {
     async fn poll_next(&mut self) -> Result<SourcePoll> {
         let n = self.owned.len();
-        let Some(i) = (0..n).map(|k| (self.next + k) % n).find(|&i| self.remaining(&self.owned[i]) > 0) else {
+        let Some(i) = (0..n)
+            .map(|k| (self.next + k) % n)
+            .find(|&i| self.remaining(&self.owned[i]) > 0)
+        else {
             return Ok(SourcePoll::Exhausted);
         };
         let mut rows = self.batch_rows().min(self.remaining(&self.owned[i]));
@@ -129,7 +148,8 @@ impl Source for Generator {
         }
         if self.rate > 0.0 {
             let started = *self.started.get_or_insert_with(Instant::now);
-            let due = started + Duration::from_secs_f64(self.emitted_since_start as f64 / self.rate);
+            let due =
+                started + Duration::from_secs_f64(self.emitted_since_start as f64 / self.rate);
             if due > Instant::now() {
                 return Ok(SourcePoll::Wait(due));
             }
@@ -140,7 +160,10 @@ impl Source for Generator {
         let seed = self.spec.seed;
         let keys = self.spec.keys;
         let ids: Vec<i64> = (0..rows).map(|r| (first + r * step) as i64).collect();
-        let key: Vec<i64> = ids.iter().map(|id| key_of(*id as u64, seed, keys)).collect();
+        let key: Vec<i64> = ids
+            .iter()
+            .map(|id| key_of(*id as u64, seed, keys))
+            .collect();
         let value: Vec<i64> = ids.iter().map(|id| value_of(*id as u64, seed)).collect();
         let ts: Vec<i64> = ids.iter().map(|id| BASE_TS_MS + id).collect();
         pos.emitted += rows;
@@ -163,7 +186,9 @@ impl Source for Generator {
     }
 
     fn lease(&mut self, ahead: u64) -> Result<Option<Vec<u8>>> {
-        let Some(leased) = self.leased.as_mut() else { return Ok(None) };
+        let Some(leased) = self.leased.as_mut() else {
+            return Ok(None);
+        };
         let mut ahead_positions = self.owned.clone();
         for (i, pos) in ahead_positions.iter_mut().enumerate() {
             pos.emitted += ahead;
@@ -199,9 +224,13 @@ mod tests {
     async fn drain(g: &mut Generator, max_batches: usize, ids: &mut Vec<i64>) -> bool {
         for _ in 0..max_batches {
             match g.poll_next().await.unwrap() {
-                SourcePoll::Batch(b) => ids.extend(b.column(0).as_primitive::<Int64Type>().values().iter()),
+                SourcePoll::Batch(b) => {
+                    ids.extend(b.column(0).as_primitive::<Int64Type>().values().iter())
+                }
                 SourcePoll::Exhausted => return true,
-                SourcePoll::Wait(_) | SourcePoll::NeedLease => unreachable!("no rate limit, no lease"),
+                SourcePoll::Wait(_) | SourcePoll::NeedLease => {
+                    unreachable!("no rate limit, no lease")
+                }
             }
         }
         false
@@ -209,7 +238,12 @@ mod tests {
 
     #[tokio::test]
     async fn every_id_once_across_a_rescale() {
-        let spec = GeneratorSpec { count: Some(10_007), partitions: 8, batch_size: 100, ..Default::default() };
+        let spec = GeneratorSpec {
+            count: Some(10_007),
+            partitions: 8,
+            batch_size: 100,
+            ..Default::default()
+        };
         let mut ids = Vec::new();
         // Run at parallelism 2 for a while, snapshot, restore at parallelism 3, run to the end.
         let mut snaps = Vec::new();
@@ -218,7 +252,11 @@ mod tests {
             drain(&mut g, 7, &mut ids).await;
             snaps.push((s, bytes::Bytes::from(g.snapshot().unwrap().unwrap())));
         }
-        let restored = Restored { job_id: "j".into(), old_parallelism: 2, snapshots: snaps };
+        let restored = Restored {
+            job_id: "j".into(),
+            old_parallelism: 2,
+            snapshots: snaps,
+        };
         for s in 0..3 {
             let mut g = Generator::new(&ctx(s, 3), &spec, Some(restored.clone())).unwrap();
             assert!(drain(&mut g, 1000, &mut ids).await);

@@ -105,23 +105,40 @@ pub trait Source: Send {
     }
 }
 
-pub async fn build_source(ctx: &OperatorContext, spec: &OperatorSpec, restored: Option<Restored>) -> Result<Box<dyn Source>> {
+pub async fn build_source(
+    ctx: &OperatorContext,
+    spec: &OperatorSpec,
+    restored: Option<Restored>,
+) -> Result<Box<dyn Source>> {
     match &spec.kind {
         OperatorKind::Generator(g) => Ok(Box::new(Generator::new(ctx, g, restored)?)),
-        OperatorKind::FileSource(f) => Ok(Box::new(file_source::FileSource::open(ctx, f, restored).await?)),
-        other => Err(RuntimeError::Internal(format!("{} is not a source", other.type_name()))),
+        OperatorKind::FileSource(f) => Ok(Box::new(
+            file_source::FileSource::open(ctx, f, restored).await?,
+        )),
+        other => Err(RuntimeError::Internal(format!(
+            "{} is not a source",
+            other.type_name()
+        ))),
     }
 }
 
-pub async fn build_operator(ctx: &OperatorContext, spec: &OperatorSpec, restored: Option<Restored>) -> Result<Box<dyn Operator>> {
+pub async fn build_operator(
+    ctx: &OperatorContext,
+    spec: &OperatorSpec,
+    restored: Option<Restored>,
+) -> Result<Box<dyn Operator>> {
     let input = || {
-        ctx.input_schema
-            .clone()
-            .ok_or_else(|| RuntimeError::Internal(format!("operator {} has no input schema", ctx.op_id)))
+        ctx.input_schema.clone().ok_or_else(|| {
+            RuntimeError::Internal(format!("operator {} has no input schema", ctx.op_id))
+        })
     };
     Ok(match &spec.kind {
         OperatorKind::Filter { predicate } => Box::new(filter::Filter::new(predicate, &input()?)?),
-        OperatorKind::Project { exprs } => Box::new(project::Project::new(exprs, &input()?, ctx.output_schema.clone())?),
+        OperatorKind::Project { exprs } => Box::new(project::Project::new(
+            exprs,
+            &input()?,
+            ctx.output_schema.clone(),
+        )?),
         OperatorKind::KeyedAggregate { keys, aggregates } => {
             aggregate::build(ctx, keys, aggregates, &input()?, restored)?
         }
@@ -130,7 +147,9 @@ pub async fn build_operator(ctx: &OperatorContext, spec: &OperatorSpec, restored
         OperatorKind::StdoutSink(s) => Box::new(sinks::Stdout::new(ctx, s.summary_only)),
         OperatorKind::FileSink(f) => Box::new(FileSink::open(ctx, f, restored).await?),
         OperatorKind::Generator(_) | OperatorKind::FileSource(_) => {
-            return Err(RuntimeError::Internal("a source cannot follow another operator".into()))
+            return Err(RuntimeError::Internal(
+                "a source cannot follow another operator".into(),
+            ))
         }
     })
 }

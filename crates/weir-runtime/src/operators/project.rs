@@ -15,7 +15,10 @@ pub struct Project {
 
 impl Project {
     pub fn new(exprs: &[ProjectExpr], input: &SchemaRef, schema: SchemaRef) -> Result<Self> {
-        let exprs = exprs.iter().map(|p| compile(&p.expr, input)).collect::<Result<_>>()?;
+        let exprs = exprs
+            .iter()
+            .map(|p| compile(&p.expr, input))
+            .collect::<Result<_>>()?;
         Ok(Self { exprs, schema })
     }
 }
@@ -23,7 +26,11 @@ impl Project {
 #[async_trait]
 impl Operator for Project {
     async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
-        let cols = self.exprs.iter().map(|e| e.evaluate(&batch)).collect::<Result<Vec<_>>>()?;
+        let cols = self
+            .exprs
+            .iter()
+            .map(|e| e.evaluate(&batch))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some(RecordBatch::try_new(self.schema.clone(), cols)?))
     }
 }

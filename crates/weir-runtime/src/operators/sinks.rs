@@ -36,8 +36,15 @@ pub struct Stdout {
 
 impl Stdout {
     pub fn new(ctx: &OperatorContext, summary_only: bool) -> Self {
-        let prefix = if ctx.parallelism > 1 { format!("{}> ", ctx.subtask) } else { String::new() };
-        Self { prefix, summary_only }
+        let prefix = if ctx.parallelism > 1 {
+            format!("{}> ", ctx.subtask)
+        } else {
+            String::new()
+        };
+        Self {
+            prefix,
+            summary_only,
+        }
     }
 }
 
@@ -51,7 +58,11 @@ impl Operator for Stdout {
             let mut w = arrow::json::LineDelimitedWriter::new(Vec::new());
             w.write(&batch)?;
             w.finish()?;
-            for line in w.into_inner().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            for line in w
+                .into_inner()
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+            {
                 buf.extend_from_slice(self.prefix.as_bytes());
                 buf.extend_from_slice(line);
                 buf.push(b'\n');
