@@ -55,6 +55,7 @@ impl JobBuilder {
                 checkpoint: CheckpointConfig::default(),
                 max_parallelism: weir_types::job::DEFAULT_MAX_PARALLELISM,
                 restart: RestartStrategy::default(),
+                state_backend: Default::default(),
                 operators: vec![],
             },
         }

@@ -221,6 +221,12 @@ pub fn validate(spec: &JobSpec) -> Result<()> {
     spec.validate()
         .map_err(|e| RuntimeError::Plan(e.to_string()))?;
     ExecutionPlan::new(spec).map_err(|e| RuntimeError::Plan(e.to_string()))?;
+    if spec.state_backend == weir_types::StateBackend::Rocksdb && !cfg!(feature = "rocksdb") {
+        return Err(RuntimeError::Plan(
+            "state_backend \"rocksdb\" is not in this build of weir (cargo feature `rocksdb`)"
+                .into(),
+        ));
+    }
     if spec.guarantee == weir_types::DeliveryGuarantee::AtMostOnce {
         if let Some(op) = spec
             .operators

@@ -230,6 +230,7 @@ impl Task {
                 attempt: s.attempt,
                 guarantee: s.spec.guarantee,
                 checkpointing: s.spec.checkpoint.interval_ms > 0,
+                state_backend: s.spec.state_backend,
                 input_schema,
                 output_schema: s.schemas[op_index].clone(),
             };

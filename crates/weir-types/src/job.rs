@@ -26,7 +26,20 @@ pub struct JobSpec {
     pub max_parallelism: u32,
     #[serde(default)]
     pub restart: RestartStrategy,
+    /// Where keyed state lives while the job runs.
+    #[serde(default)]
+    pub state_backend: StateBackend,
     pub operators: Vec<OperatorSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateBackend {
+    /// Hash maps on the heap (Flink's HashMapStateBackend).
+    #[default]
+    Memory,
+    /// An embedded RocksDB per subtask, in a scratch folder (needs the `rocksdb` build feature).
+    Rocksdb,
 }
 
 fn default_max_parallelism() -> u32 {

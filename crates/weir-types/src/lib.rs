@@ -14,7 +14,7 @@ pub use ids::{CheckpointId, JobId, TaskKey};
 pub use job::{
     AggFn, AggSpec, CheckpointConfig, DeliveryGuarantee, FileFormat, FileSinkSpec, FileSourceSpec,
     GeneratorSpec, InputSpec, JobSpec, OperatorKind, OperatorSpec, Partitioning, ProjectExpr,
-    RestartStrategy, StdoutSinkSpec,
+    RestartStrategy, StateBackend, StdoutSinkSpec,
 };
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};
 

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::hash::Hash;
 use std::sync::Arc;
-use weir_state::KeyedState;
+use weir_state::KeyedBackend;
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, AggSpec};
 
@@ -84,7 +84,7 @@ pub struct KeyedAggregate<R: KeyReader> {
     reader: R,
     keys: Vec<usize>,
     aggs: Vec<AggCol>,
-    state: KeyedState<R::Key, Vec<Acc>>,
+    state: KeyedBackend<R::Key, Vec<Acc>>,
     max_parallelism: u32,
     output: SchemaRef,
     hashes: Vec<u64>,
@@ -161,7 +161,21 @@ impl<R: KeyReader> KeyedAggregate<R> {
         restored: Option<Restored>,
     ) -> Result<Self> {
         let range = key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism);
-        let mut state = KeyedState::new(range, ctx.max_parallelism);
+        let mut state = match ctx.state_backend {
+            weir_types::StateBackend::Memory => KeyedBackend::memory(range, ctx.max_parallelism),
+            #[cfg(feature = "rocksdb")]
+            weir_types::StateBackend::Rocksdb => KeyedBackend::rocksdb(
+                &std::env::temp_dir().join("weir-state"),
+                range,
+                ctx.max_parallelism,
+            )?,
+            #[cfg(not(feature = "rocksdb"))]
+            weir_types::StateBackend::Rocksdb => {
+                return Err(RuntimeError::Plan(
+                    "this build has no RocksDB state backend".into(),
+                ))
+            }
+        };
         if let Some(r) = restored {
             for (_, bytes) in &r.snapshots {
                 state.restore_from(bytes)?;
@@ -230,24 +244,31 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                     self.state.key_groups()
                 )));
             }
-            let accs = self
-                .state
-                .group_mut(kg)
-                .entry(self.reader.key(row))
-                .or_insert_with(|| init.clone());
-            for (a, (agg, vals)) in self.aggs.iter().zip(&values).enumerate() {
-                let acc = &mut accs[a];
-                match (agg.func, vals) {
-                    (AggFn::Count, Values::None) => bump(acc),
-                    (AggFn::Count, Values::Int(v)) if v.is_valid(row) => bump(acc),
-                    (AggFn::Count, Values::Float(v)) if v.is_valid(row) => bump(acc),
-                    (AggFn::Count, _) => {}
-                    (f, Values::Int(v)) if v.is_valid(row) => fold_int(acc, f, v.value(row)),
-                    (f, Values::Float(v)) if v.is_valid(row) => fold_float(acc, f, v.value(row)),
-                    _ => {}
-                }
-                out[a].push(*acc);
-            }
+            let aggs = &self.aggs;
+            self.state.update(
+                kg,
+                self.reader.key(row),
+                || init.clone(),
+                |accs| {
+                    for (a, (agg, vals)) in aggs.iter().zip(&values).enumerate() {
+                        let acc = &mut accs[a];
+                        match (agg.func, vals) {
+                            (AggFn::Count, Values::None) => bump(acc),
+                            (AggFn::Count, Values::Int(v)) if v.is_valid(row) => bump(acc),
+                            (AggFn::Count, Values::Float(v)) if v.is_valid(row) => bump(acc),
+                            (AggFn::Count, _) => {}
+                            (f, Values::Int(v)) if v.is_valid(row) => {
+                                fold_int(acc, f, v.value(row))
+                            }
+                            (f, Values::Float(v)) if v.is_valid(row) => {
+                                fold_float(acc, f, v.value(row))
+                            }
+                            _ => {}
+                        }
+                        out[a].push(*acc);
+                    }
+                },
+            )?;
         }
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         for (agg, vals) in self.aggs.iter().zip(out) {
@@ -273,7 +294,7 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
     }
 
     async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
-        Ok(Some(self.state.snapshot()))
+        Ok(Some(self.state.snapshot()?))
     }
 }
 

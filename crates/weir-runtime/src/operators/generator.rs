@@ -216,6 +216,7 @@ mod tests {
             attempt: 0,
             guarantee: DeliveryGuarantee::ExactlyOnce,
             checkpointing: true,
+            state_backend: Default::default(),
             input_schema: None,
             output_schema: generator_schema(),
         }

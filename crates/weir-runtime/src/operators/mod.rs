@@ -34,6 +34,7 @@ pub struct OperatorContext {
     pub attempt: u64,
     pub guarantee: DeliveryGuarantee,
     pub checkpointing: bool,
+    pub state_backend: weir_types::StateBackend,
     pub input_schema: Option<SchemaRef>,
     pub output_schema: SchemaRef,
 }
