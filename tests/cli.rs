@@ -124,3 +124,35 @@ async fn bad_jobs_are_refused_and_the_job_manager_keeps_running() {
     assert_eq!(status.state, "FINISHED", "{}", status.failure);
     assert!(client.list().await.unwrap().iter().any(|j| j.job_id == id));
 }
+
+/// The embedded job with keyed state in RocksDB (the kill test with RocksDB is in cluster.rs).
+#[cfg(feature = "rocksdb")]
+#[test]
+fn embedded_run_with_rocksdb_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let job = dir.path().join("job.json");
+    let body = count_job("rocksdb", "exactly_once", 300_000, 1000, 150_000, &out, 2).replace(
+        r#""guarantee": "exactly_once","#,
+        r#""guarantee": "exactly_once", "state_backend": "rocksdb","#,
+    );
+    std::fs::write(&job, body).unwrap();
+    let state = dir.path().join("state");
+    let (ok, text) = weir_cmd(&[
+        "run",
+        job.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let check = check_output(&read_committed(&out), 300_000, 1000, 42);
+    assert_eq!(
+        (
+            check.rows,
+            check.missing,
+            check.duplicated,
+            check.bad_counts
+        ),
+        (300_000, 0, 0, 0)
+    );
+}

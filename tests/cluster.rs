@@ -22,12 +22,29 @@ where
     F: FnOnce(TestCluster, weir_client::Client, String) -> Fut,
     Fut: std::future::Future<Output = TestCluster>,
 {
+    run_edited(name, guarantee, count, keys, rate, |j| j, disrupt).await
+}
+
+/// As [`run_with`], with the job JSON edited first.
+async fn run_edited<F, Fut>(
+    name: &str,
+    guarantee: &str,
+    count: u64,
+    keys: u64,
+    rate: u64,
+    edit: impl FnOnce(String) -> String,
+    disrupt: F,
+) -> (OutputCheck, weir_client::JobStatus)
+where
+    F: FnOnce(TestCluster, weir_client::Client, String) -> Fut,
+    Fut: std::future::Future<Output = TestCluster>,
+{
     let mut cluster = TestCluster::new();
     cluster.start_tm(2);
     cluster.start_tm(2);
     let client = cluster.wait_slots(4).await;
     let out = cluster.path("out");
-    let job = count_job(name, guarantee, count, keys, rate, &out, 2);
+    let job = edit(count_job(name, guarantee, count, keys, rate, &out, 2));
     let id = client.submit_json(&job, None).await.expect("submit");
     let cluster = disrupt(cluster, client, id.clone()).await;
     let client = cluster.client().await;
@@ -274,5 +291,38 @@ async fn savepoint_at_parallelism_2_resumes_at_parallelism_3() {
             check.bad_counts
         ),
         (count, 0, 0, 0)
+    );
+}
+
+#[cfg(feature = "rocksdb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_with_rocksdb_state_survives_task_manager_kill() {
+    let count = 1_000_000;
+    let edit = |j: String| {
+        j.replace(
+            r#""guarantee": "exactly_once","#,
+            r#""guarantee": "exactly_once", "state_backend": "rocksdb","#,
+        )
+    };
+    let (check, status) = run_edited(
+        "rocksdb-kill",
+        "exactly_once",
+        count,
+        10_000,
+        100_000,
+        edit,
+        |mut c, client, id| async move {
+            checkpoints_pass(&client, &id, 2).await;
+            c.kill_tm(1);
+            c.start_tm(2);
+            wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+            c
+        },
+    )
+    .await;
+    assert!(status.restarts >= 1);
+    assert_eq!(
+        (check.missing, check.duplicated, check.bad_counts),
+        (0, 0, 0)
     );
 }

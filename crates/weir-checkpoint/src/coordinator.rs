@@ -112,9 +112,17 @@ impl CheckpointCoordinator {
     }
 
     /// Checkpoints restored or found on start-up, so retention keeps counting them.
-    pub fn adopt_completed(&mut self, id: CheckpointId, location: String) {
+    /// Call oldest first. Returns the locations beyond the retained count, to delete.
+    pub fn adopt_completed(&mut self, id: CheckpointId, location: String) -> Vec<String> {
         self.retained_list.push_back((id, location));
         self.next_id = self.next_id.max(id + 1);
+        let mut discard = Vec::new();
+        while self.retained_list.len() > self.retained {
+            if let Some((_, loc)) = self.retained_list.pop_front() {
+                discard.push(loc);
+            }
+        }
+        discard
     }
 
     pub fn next_id(&self) -> CheckpointId {
@@ -395,6 +403,19 @@ mod tests {
             (failed.status, failed.failure.as_str()),
             (CheckpointStatus::Failed, "timeout")
         );
+    }
+
+    #[test]
+    fn adopting_found_checkpoints_applies_retention_and_ids() {
+        let mut c = coord(2);
+        assert!(c.adopt_completed(3, "chk-3".into()).is_empty());
+        assert!(c.adopt_completed(5, "chk-5".into()).is_empty());
+        assert_eq!(
+            c.adopt_completed(9, "chk-9".into()),
+            vec!["chk-3".to_string()]
+        );
+        assert_eq!(c.next_id(), 10);
+        assert_eq!(c.latest_completed(), Some(&(9, "chk-9".to_string())));
     }
 
     #[test]

@@ -77,10 +77,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The newest completed checkpoint in a job's checkpoint folder: the highest `chk-N` with a
-/// `_metadata`. A metadata file that exists but cannot be read is an error, not a reason to
-/// fall back to an older checkpoint (whose output sinks may already have replaced).
-pub async fn latest_checkpoint(dir: &str) -> Result<(Option<(String, String)>, CheckpointId)> {
+/// What a job's checkpoint folder holds.
+pub struct CheckpointListing {
+    /// The newest completed checkpoint: (folder URL, metadata JSON).
+    pub latest: Option<(String, String)>,
+    /// Every completed checkpoint, oldest first: (id, folder URL).
+    pub completed: Vec<(CheckpointId, String)>,
+    /// Folders of checkpoints that never completed and are older than the newest completed
+    /// one: safe to delete.
+    pub abandoned: Vec<String>,
+    pub max_id: CheckpointId,
+}
+
+/// Lists a job's checkpoint folder. The newest completed checkpoint is the highest `chk-N`
+/// with a `_metadata`. A metadata file that exists but cannot be read is an error, not a
+/// reason to fall back to an older checkpoint (whose output sinks may already have replaced).
+pub async fn list_checkpoints(dir: &str) -> Result<CheckpointListing> {
     let storage = Storage::open(dir)?;
     let mut ids: Vec<CheckpointId> = storage
         .list_dirs("")
@@ -89,22 +101,37 @@ pub async fn latest_checkpoint(dir: &str) -> Result<(Option<(String, String)>, C
         .filter_map(|d| parse_checkpoint_dir_name(d))
         .collect();
     ids.sort_unstable();
-    let max_id = ids.last().copied().unwrap_or(0);
+    let mut listing = CheckpointListing {
+        latest: None,
+        completed: vec![],
+        abandoned: vec![],
+        max_id: ids.last().copied().unwrap_or(0),
+    };
+    let mut incomplete = Vec::new();
     for id in ids.iter().rev() {
         let name = checkpoint_dir_name(*id);
+        let url = format!("{}/{name}", storage.url());
         match storage.get(&format!("{name}/{METADATA_FILE}")).await {
             Ok(bytes) => {
-                CheckpointMetadata::from_json(&bytes).map_err(|e| {
-                    JmError::Unavailable(format!("checkpoint {}/{name}: {e}", storage.url()))
-                })?;
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                return Ok((Some((format!("{}/{name}", storage.url()), text)), max_id));
+                if listing.latest.is_none() {
+                    CheckpointMetadata::from_json(&bytes)
+                        .map_err(|e| JmError::Unavailable(format!("checkpoint {url}: {e}")))?;
+                    listing.latest =
+                        Some((url.clone(), String::from_utf8_lossy(&bytes).into_owned()));
+                }
+                listing.completed.push((*id, url));
             }
-            Err(e) if e.is_not_found() => continue,
+            Err(e) if e.is_not_found() => {
+                if listing.latest.is_some() {
+                    incomplete.push(url);
+                }
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    Ok((None, max_id))
+    listing.completed.reverse();
+    listing.abandoned = incomplete;
+    Ok(listing)
 }
 
 /// Reads the metadata of a savepoint or checkpoint folder given by a user.

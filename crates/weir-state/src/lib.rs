@@ -79,6 +79,9 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
 
+/// Key groups with their entries: the content of a snapshot.
+pub(crate) type Groups<K, V> = Vec<(u32, Vec<(K, V)>)>;
+
 /// The portable snapshot format shared by every backend.
 pub(crate) fn encode_snapshot<K: Serialize, V: Serialize>(
     max_parallelism: u32,
@@ -97,7 +100,7 @@ pub(crate) fn encode_snapshot<K: Serialize, V: Serialize>(
 pub(crate) fn decode_snapshot<K: DeserializeOwned, V: DeserializeOwned>(
     bytes: &[u8],
     max_parallelism: u32,
-) -> Result<Vec<(u32, Vec<(K, V)>)>> {
+) -> Result<Groups<K, V>> {
     let (snap, _): (Snapshot<K, V>, usize) = bincode::serde::decode_from_slice(bytes, config())
         .map_err(|e| StateError::Corrupt(e.to_string()))?;
     if snap.max_parallelism != max_parallelism {

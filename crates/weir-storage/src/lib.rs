@@ -19,6 +19,12 @@ use std::sync::Arc;
 pub enum StorageError {
     #[error("invalid storage URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
+    #[error("cannot use folder {path}: {source}")]
+    LocalFolder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{op} {path}: not found")]
     NotFound { op: &'static str, path: String },
     #[error("{op} {path}: {source}")]
@@ -102,8 +108,10 @@ fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path, String)> {
             .map_err(|e| invalid(e.to_string()))?
             .join(local)
     };
-    std::fs::create_dir_all(&abs)
-        .map_err(|e| invalid(format!("cannot create folder {}: {e}", abs.display())))?;
+    std::fs::create_dir_all(&abs).map_err(|source| StorageError::LocalFolder {
+        path: abs.display().to_string(),
+        source,
+    })?;
     let store = object_store::local::LocalFileSystem::new_with_prefix(&abs)
         .map_err(|e| invalid(e.to_string()))?;
     let url = format!("file://{}", abs.display());
@@ -303,6 +311,9 @@ mod tests {
         let err = Storage::open("/proc/weir-cannot-be-here")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("cannot create folder"), "{err}");
+        assert!(
+            err.contains("cannot use folder /proc/weir-cannot-be-here"),
+            "{err}"
+        );
     }
 }

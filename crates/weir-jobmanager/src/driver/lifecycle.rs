@@ -111,11 +111,16 @@ impl Driver {
                 }
             }
         };
-        let (latest, max_id) = latest_checkpoint(&self.record.checkpoint_dir)
+        let listing = list_checkpoints(&self.record.checkpoint_dir)
             .await
             .map_err(|e| StartError::Fatal(format!("cannot restore: {e}")))?;
-        self.next_checkpoint_id = self.next_checkpoint_id.max(max_id + 1);
-        let restore = match latest {
+        self.next_checkpoint_id = self.next_checkpoint_id.max(listing.max_id + 1);
+        for url in &listing.abandoned {
+            if let Ok(s) = Storage::open(url) {
+                let _ = s.delete_prefix("").await;
+            }
+        }
+        let restore = match listing.latest.clone() {
             Some(found) => Some(found),
             None if !self.record.restore_from.is_empty() => {
                 let meta = read_metadata(&self.record.restore_from)
@@ -193,13 +198,12 @@ impl Driver {
             self.spec.checkpoint.timeout_ms,
             self.spec.checkpoint.retained as usize,
         );
-        if let Some((dir, _)) = &restore {
-            if let Some(id) = dir.rsplit('/').next().and_then(parse_checkpoint_dir_name) {
-                if dir.starts_with(self.record.checkpoint_dir.trim_end_matches('/')) {
-                    coordinator.adopt_completed(id, dir.clone());
-                }
-            }
+        // Retention counts the checkpoints already there, so older ones get deleted too.
+        let mut discard = Vec::new();
+        for (id, url) in listing.completed {
+            discard.extend(coordinator.adopt_completed(id, url));
         }
+        delete_folders(discard);
         let sources = tasks
             .iter()
             .copied()
@@ -473,17 +477,7 @@ impl Driver {
         if let Some((reply, _stop)) = a.savepoints.remove(&id) {
             let _ = reply.send(Ok((location, id)));
         }
-        if !discard.is_empty() {
-            tokio::spawn(async move {
-                for loc in discard {
-                    if let Ok(s) = Storage::open(&loc) {
-                        if let Err(e) = s.delete_prefix("").await {
-                            warn!(location = %loc, error = %e, "cannot delete old checkpoint");
-                        }
-                    }
-                }
-            });
-        }
+        delete_folders(discard);
         self.publish();
     }
 
@@ -526,4 +520,20 @@ impl Driver {
             }
         }
     }
+}
+
+/// Deletes old checkpoint folders in the background (a failure only leaves garbage behind).
+fn delete_folders(folders: Vec<String>) {
+    if folders.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for loc in folders {
+            if let Ok(s) = Storage::open(&loc) {
+                if let Err(e) = s.delete_prefix("").await {
+                    warn!(location = %loc, error = %e, "cannot delete old checkpoint");
+                }
+            }
+        }
+    });
 }
