@@ -369,6 +369,8 @@ struct Attempt {
     sources: BTreeSet<TaskKey>,
     coordinator: CheckpointCoordinator,
     exhausted: HashSet<TaskKey>,
+    /// The checkpoint that ends the sources once every source ran dry.
+    final_checkpoint: Option<CheckpointId>,
     finished: HashSet<TaskKey>,
     savepoints: HashMap<CheckpointId, (SavepointReply, bool)>,
 }

@@ -444,12 +444,16 @@ impl Task {
                     ))
                 }
                 Some(TaskControl::TriggerCheckpoint { barrier, stop }) => {
-                    if stop && !exhausted {
-                        exhausted = true;
-                        self.flush_chain().await?;
-                        final_checkpoint = Some(barrier.id);
-                    } else if exhausted && final_checkpoint.is_none() {
-                        final_checkpoint = Some(barrier.id);
+                    // Only a barrier the job manager marks as the last one ends a source: the
+                    // final checkpoint after every source ran dry, or stop-with-savepoint. All
+                    // sources then end on the same checkpoint, so none ends while another
+                    // still needs a checkpoint that would lack the ended one's position.
+                    if stop {
+                        if !exhausted {
+                            exhausted = true;
+                            self.flush_chain().await?;
+                        }
+                        final_checkpoint.get_or_insert(barrier.id);
                     }
                     self.snapshot(&barrier).await?;
                 }

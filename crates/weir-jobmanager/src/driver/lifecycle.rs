@@ -217,6 +217,7 @@ impl Driver {
             sources,
             coordinator,
             exhausted: HashSet::new(),
+            final_checkpoint: None,
             finished: HashSet::new(),
             savepoints: HashMap::new(),
         });
@@ -248,7 +249,13 @@ impl Driver {
                         return outcome;
                     }
                 }
-                _ = checkpoint_tick.tick(), if interval_ms > 0 => self.trigger(None, false).await,
+                _ = checkpoint_tick.tick(), if interval_ms > 0 => {
+                    if self.all_sources_exhausted() {
+                        self.trigger_final().await;
+                    } else {
+                        self.trigger(None, false).await;
+                    }
+                }
                 _ = housekeeping.tick() => {
                     self.expire_checkpoints();
                     self.publish();
@@ -264,6 +271,9 @@ impl Driver {
         for id in a.coordinator.expired(now_ms()) {
             warn!(checkpoint = id, "checkpoint timed out; aborted");
             a.coordinator.abort(id, "timed out", now_ms());
+            if a.final_checkpoint == Some(id) {
+                a.final_checkpoint = None;
+            }
             if let Some((reply, _)) = a.savepoints.remove(&id) {
                 let _ = reply.send(Err(format!("savepoint {id} timed out")));
             }
@@ -271,7 +281,36 @@ impl Driver {
     }
 
     /// Starts a checkpoint (or savepoint into `target`).
-    async fn trigger(&mut self, savepoint: Option<(Option<String>, SavepointReply)>, stop: bool) {
+    fn all_sources_exhausted(&self) -> bool {
+        self.attempt
+            .as_ref()
+            .is_some_and(|a| a.sources.iter().all(|s| a.exhausted.contains(s)))
+    }
+
+    /// Triggers the checkpoint that ends the sources, unless one is under way. If a periodic
+    /// checkpoint is in progress the trigger is refused and the next tick tries again.
+    async fn trigger_final(&mut self) {
+        if self
+            .attempt
+            .as_ref()
+            .is_none_or(|a| a.final_checkpoint.is_some())
+        {
+            return;
+        }
+        if let Some(id) = self.trigger(None, true).await {
+            if let Some(a) = self.attempt.as_mut() {
+                a.final_checkpoint = Some(id);
+            }
+        }
+    }
+
+    /// Starts a checkpoint (or a savepoint into `target`); with `stop` the sources end once it
+    /// completes. Returns its id if it started.
+    async fn trigger(
+        &mut self,
+        savepoint: Option<(Option<String>, SavepointReply)>,
+        stop: bool,
+    ) -> Option<CheckpointId> {
         let job_id = self.record.job_id.clone();
         let checkpoint_dir = self.record.checkpoint_dir.clone();
         let savepoint_dir = self.record.savepoint_dir.clone();
@@ -279,14 +318,14 @@ impl Driver {
             if let Some((_, reply)) = savepoint {
                 let _ = reply.send(Err("the job is not running".into()));
             }
-            return;
+            return None;
         };
         // No checkpoint once a task has finished: it could not record that task's state.
         if !a.finished.is_empty() {
             if let Some((_, reply)) = savepoint {
                 let _ = reply.send(Err("the job is finishing".into()));
             }
-            return;
+            return None;
         }
         let is_savepoint = savepoint.is_some();
         let target_base = savepoint
@@ -306,7 +345,7 @@ impl Driver {
         };
         let id = match a.coordinator.trigger(now_ms(), location, is_savepoint) {
             Ok(id) => id,
-            Err(_) => return, // one periodic checkpoint at a time
+            Err(_) => return None, // one periodic checkpoint at a time
         };
         self.next_checkpoint_id = id + 1;
         let target_dir = a
@@ -335,6 +374,7 @@ impl Driver {
                 });
             }
         }
+        Some(id)
     }
 
     async fn handle(&mut self, ev: JobEvent) -> Option<Outcome> {
@@ -353,11 +393,9 @@ impl Driver {
                     }
                     "EXHAUSTED" => {
                         a.exhausted.insert(task);
-                        if a.sources.iter().all(|s| a.exhausted.contains(s))
-                            && self.spec.checkpoint.interval_ms > 0
-                        {
+                        if self.all_sources_exhausted() && self.spec.checkpoint.interval_ms > 0 {
                             info!("all sources reached their end; taking the final checkpoint");
-                            self.trigger(None, false).await;
+                            self.trigger_final().await;
                         }
                     }
                     "FINISHED" => {
@@ -393,6 +431,9 @@ impl Driver {
                 if a.coordinator.abort(checkpoint, &reason, now_ms()).is_some() {
                     warn!(checkpoint, %reason, "checkpoint declined; aborted");
                 }
+                if a.final_checkpoint == Some(checkpoint) {
+                    a.final_checkpoint = None;
+                }
                 if let Some((reply, _)) = a.savepoints.remove(&checkpoint) {
                     let _ = reply.send(Err(format!("savepoint {checkpoint} failed: {reason}")));
                 }
@@ -410,7 +451,9 @@ impl Driver {
                 target,
                 stop,
                 reply,
-            } => self.trigger(Some((target, reply)), stop).await,
+            } => {
+                self.trigger(Some((target, reply)), stop).await;
+            }
             _ => {} // events of an older attempt
         }
         None
@@ -449,6 +492,9 @@ impl Driver {
             warn!(checkpoint = id, error = %e, "cannot write checkpoint metadata; aborted");
             a.coordinator
                 .abort(id, &format!("metadata write failed: {e}"), now_ms());
+            if a.final_checkpoint == Some(id) {
+                a.final_checkpoint = None;
+            }
             if let Some((reply, _)) = a.savepoints.remove(&id) {
                 let _ = reply.send(Err(format!("savepoint {id} failed: {e}")));
             }
