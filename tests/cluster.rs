@@ -100,11 +100,7 @@ async fn exactly_once_survives_task_manager_kill() {
     )
     .await;
     assert!(status.restarts >= 1, "the kill must have caused a restart");
-    assert_eq!(
-        (check.missing, check.duplicated, check.bad_counts),
-        (0, 0, 0)
-    );
-    assert_eq!(check.rows as u64, count);
+    check.assert_exact(count);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,10 +126,7 @@ async fn exactly_once_survives_two_task_manager_kills_in_a_row() {
     )
     .await;
     assert!(status.restarts >= 2);
-    assert_eq!(
-        (check.missing, check.duplicated, check.bad_counts),
-        (0, 0, 0)
-    );
+    check.assert_exact(count);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,10 +156,7 @@ async fn exactly_once_survives_job_manager_kill() {
         status.attempt >= 2,
         "the job must have been redeployed by the new job manager"
     );
-    assert_eq!(
-        (check.missing, check.duplicated, check.bad_counts),
-        (0, 0, 0)
-    );
+    check.assert_exact(count);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,15 +273,7 @@ async fn savepoint_at_parallelism_2_resumes_at_parallelism_3() {
         "rescale: {before} rows before the savepoint, {} in all",
         check.rows
     );
-    assert_eq!(
-        (
-            check.rows as u64,
-            check.missing,
-            check.duplicated,
-            check.bad_counts
-        ),
-        (count, 0, 0, 0)
-    );
+    check.assert_exact(count);
 }
 
 #[cfg(feature = "rocksdb")]
@@ -321,8 +303,5 @@ async fn exactly_once_with_rocksdb_state_survives_task_manager_kill() {
     )
     .await;
     assert!(status.restarts >= 1);
-    assert_eq!(
-        (check.missing, check.duplicated, check.bad_counts),
-        (0, 0, 0)
-    );
+    check.assert_exact(count);
 }

@@ -62,15 +62,7 @@ async fn a_failed_checkpoint_is_aborted_and_the_job_runs_on() {
         "a failed checkpoint must not restart the job"
     );
     let check = check_output(&read_committed(&out), count, 1000, 42);
-    assert_eq!(
-        (
-            check.rows as u64,
-            check.missing,
-            check.duplicated,
-            check.bad_counts
-        ),
-        (count, 0, 0, 0)
-    );
+    check.assert_exact(count);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

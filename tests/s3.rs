@@ -87,15 +87,7 @@ async fn exactly_once_job_with_checkpoints_and_output_on_s3() {
     assert!(out.status.success(), "{text}");
     // What the S3 server stored, read straight from its folder.
     let check = check_output(&read_committed(&root.join("weir/out")), count, 500, 42);
-    assert_eq!(
-        (
-            check.rows as u64,
-            check.missing,
-            check.duplicated,
-            check.bad_counts
-        ),
-        (count, 0, 0, 0)
-    );
+    check.assert_exact(count);
     let checkpoints: Vec<_> = std::fs::read_dir(root.join("weir/checkpoints"))
         .unwrap()
         .flatten()

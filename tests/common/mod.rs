@@ -301,6 +301,22 @@ pub struct OutputCheck {
     pub bad_counts: usize,
 }
 
+impl OutputCheck {
+    /// Every one of `count` events exactly once, and every key's running counts exactly 1..=N.
+    pub fn assert_exact(&self, count: u64) {
+        assert_eq!(
+            (
+                self.rows as u64,
+                self.missing,
+                self.duplicated,
+                self.bad_counts
+            ),
+            (count, 0, 0, 0),
+            "(rows, missing, duplicated, keys with wrong counts)"
+        );
+    }
+}
+
 /// Checks the committed output of a count job against what `count` events must produce.
 pub fn check_output(rows: &[(i64, i64, i64)], count: u64, keys: u64, seed: u64) -> OutputCheck {
     let mut seen = vec![0u32; count as usize];

@@ -11,20 +11,8 @@ use weir_types::keygroup::{combine, hash_bytes, hash_i64};
 
 /// Whether a column type can be a key.
 pub fn is_key_type(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Boolean
-    )
+    // `is_integer` is exactly the eight integer types `hash_columns` handles.
+    t.is_integer() || matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean)
 }
 
 macro_rules! ints {

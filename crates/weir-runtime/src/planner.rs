@@ -188,14 +188,7 @@ pub fn agg_type(input: &Schema, op: &str, func: AggFn, col: Option<&str>) -> Res
         col.ok_or_else(|| RuntimeError::Plan(format!("operator {op:?}: {func:?} needs a column")))?;
     let t = column(input, op, name)?.data_type().clone();
     match t {
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64 => Ok(DataType::Int64),
+        t if t.is_integer() => Ok(DataType::Int64),
         DataType::Float32 | DataType::Float64 => Ok(DataType::Float64),
         other => plan_err(op, format!("cannot aggregate {name:?} of type {other}")),
     }
