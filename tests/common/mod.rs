@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use weir_client::Client;
 
+pub mod pg;
+
 pub fn weir() -> &'static str {
     env!("CARGO_BIN_EXE_weir")
 }
@@ -29,10 +31,16 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str], log: &Path) -> Proc {
+        Self::spawn_env(name, args, log, &[])
+    }
+
+    /// As [`Proc::spawn`], with extra environment variables (e.g. `WEIR_FAILPOINTS`).
+    pub fn spawn_env(name: &str, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
         let out = std::fs::File::create(log).expect("log file");
         let err = out.try_clone().expect("log file");
         let child = Command::new(weir())
             .args(args)
+            .envs(env.iter().copied())
             .env("WEIR_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out)
@@ -114,10 +122,15 @@ impl TestCluster {
 
     /// Starts a task manager; returns its index in `tms`.
     pub fn start_tm(&mut self, slots: u32) -> usize {
+        self.start_tm_env(slots, &[])
+    }
+
+    /// Starts a task manager with extra environment variables; returns its index in `tms`.
+    pub fn start_tm_env(&mut self, slots: u32, env: &[(&str, &str)]) -> usize {
         self.tm_count += 1;
         let id = format!("tm-{}", self.tm_count);
         let log = self.path(&format!("{id}.log"));
-        self.tms.push(Proc::spawn(
+        self.tms.push(Proc::spawn_env(
             &id,
             &[
                 "taskmanager",
@@ -129,6 +142,7 @@ impl TestCluster {
                 &id,
             ],
             &log,
+            env,
         ));
         self.tms.len() - 1
     }
@@ -224,6 +238,24 @@ pub fn count_job(
     out: &Path,
     parallelism: u32,
 ) -> String {
+    let sink = format!(
+        r#""type": "file_sink", "path": "{}", "format": "csv""#,
+        out.display()
+    );
+    count_job_into(name, guarantee, count, keys, rate, &sink, parallelism)
+}
+
+/// [`count_job`] with another sink: `sink` is the sink operator's JSON fields after its id
+/// (`"type": …` and the sink's settings).
+pub fn count_job_into(
+    name: &str,
+    guarantee: &str,
+    count: u64,
+    keys: u64,
+    rate: u64,
+    sink: &str,
+    parallelism: u32,
+) -> String {
     format!(
         r#"{{
   "name": "{name}",
@@ -237,11 +269,9 @@ pub fn count_job(
        "keys": ["key"], "aggregates": [{{ "fn": "count", "as": "n" }}] }},
     {{ "id": "slim", "type": "project", "parallelism": {parallelism}, "inputs": [{{ "from": "counts" }}],
        "exprs": [{{ "expr": "id", "as": "id" }}, {{ "expr": "key", "as": "key" }}, {{ "expr": "n", "as": "n" }}] }},
-    {{ "id": "out", "type": "file_sink", "parallelism": {parallelism}, "inputs": [{{ "from": "slim" }}],
-       "path": "{}", "format": "csv" }}
+    {{ "id": "out", "parallelism": {parallelism}, "inputs": [{{ "from": "slim" }}], {sink} }}
   ]
-}}"#,
-        out.display()
+}}"#
     )
 }
 

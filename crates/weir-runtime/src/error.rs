@@ -14,6 +14,9 @@ pub enum RuntimeError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("expression: {0}")]
     Expr(String),
+    /// Talking to an external system (a database, a broker) failed.
+    #[error("{0}")]
+    Connector(String),
     /// Bad records or files in the input.
     #[error("bad input: {0}")]
     Input(String),

@@ -15,6 +15,7 @@
 pub mod error;
 pub mod exchange;
 pub mod expr;
+pub mod failpoint;
 pub mod hashing;
 pub mod message;
 pub mod operators;

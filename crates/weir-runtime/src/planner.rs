@@ -172,6 +172,13 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
             | OperatorKind::FileSink(_) => {
                 input.ok_or_else(|| RuntimeError::Internal("operator without input".into()))?
             }
+            OperatorKind::PostgresSink(_p) => {
+                let input =
+                    input.ok_or_else(|| RuntimeError::Internal("sink without input".into()))?;
+                #[cfg(feature = "postgres")]
+                crate::operators::postgres_sink::check(_p, &input, &op.id)?;
+                input
+            }
         };
         out.push(schema);
     }
@@ -209,16 +216,28 @@ fn field_list(s: &Schema) -> Vec<String> {
         .collect()
 }
 
+/// The error for a part of a job that needs a cargo feature this build lacks.
+pub fn not_built(what: &str, feature: &str) -> RuntimeError {
+    RuntimeError::Plan(format!(
+        "{what} is not in this build of weir (cargo feature `{feature}`)"
+    ))
+}
+
 /// Everything checkable before running: structure (weir-types) and schemas (here).
 pub fn validate(spec: &JobSpec) -> Result<()> {
     spec.validate()
         .map_err(|e| RuntimeError::Plan(e.to_string()))?;
     ExecutionPlan::new(spec).map_err(|e| RuntimeError::Plan(e.to_string()))?;
     if spec.state_backend == weir_types::StateBackend::Rocksdb && !cfg!(feature = "rocksdb") {
-        return Err(RuntimeError::Plan(
-            "state_backend \"rocksdb\" is not in this build of weir (cargo feature `rocksdb`)"
-                .into(),
-        ));
+        return Err(not_built("state_backend \"rocksdb\"", "rocksdb"));
+    }
+    for op in &spec.operators {
+        if matches!(op.kind, OperatorKind::PostgresSink(_)) && !cfg!(feature = "postgres") {
+            return Err(not_built(
+                &format!("operator {:?}: postgres_sink", op.id),
+                "postgres",
+            ));
+        }
     }
     if spec.guarantee == weir_types::DeliveryGuarantee::AtMostOnce {
         if let Some(op) = spec

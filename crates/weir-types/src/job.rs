@@ -60,6 +60,17 @@ pub enum DeliveryGuarantee {
     AtMostOnce,
 }
 
+impl DeliveryGuarantee {
+    /// The name used in job JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeliveryGuarantee::ExactlyOnce => "exactly_once",
+            DeliveryGuarantee::AtLeastOnce => "at_least_once",
+            DeliveryGuarantee::AtMostOnce => "at_most_once",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckpointConfig {
@@ -196,6 +207,7 @@ pub enum OperatorKind {
     StdoutSink(StdoutSinkSpec),
     BlackholeSink,
     FileSink(FileSinkSpec),
+    PostgresSink(PostgresSinkSpec),
 }
 
 impl OperatorKind {
@@ -208,9 +220,23 @@ impl OperatorKind {
     pub fn is_sink(&self) -> bool {
         matches!(
             self,
-            OperatorKind::StdoutSink(_) | OperatorKind::BlackholeSink | OperatorKind::FileSink(_)
+            OperatorKind::StdoutSink(_)
+                | OperatorKind::BlackholeSink
+                | OperatorKind::FileSink(_)
+                | OperatorKind::PostgresSink(_)
         )
     }
+
+    /// Whether this sink commits with the checkpoints (two-phase commit), so that it needs
+    /// checkpoints to be on to make output visible exactly once.
+    pub fn is_transactional_sink(&self) -> bool {
+        match self {
+            OperatorKind::FileSink(_) => true,
+            OperatorKind::PostgresSink(p) => p.mode == PostgresSinkMode::ExactlyOnce,
+            _ => false,
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             OperatorKind::Generator(_) => "generator",
@@ -222,6 +248,7 @@ impl OperatorKind {
             OperatorKind::StdoutSink(_) => "stdout_sink",
             OperatorKind::BlackholeSink => "blackhole_sink",
             OperatorKind::FileSink(_) => "file_sink",
+            OperatorKind::PostgresSink(_) => "postgres_sink",
         }
     }
 }
@@ -347,6 +374,96 @@ pub struct FileSinkSpec {
 
 fn default_roll() -> u64 {
     64 << 20
+}
+
+/// Writes rows into a PostgreSQL table whose column names are the input's.
+///
+/// * `exactly_once`: one transaction per checkpoint and subtask, `PREPARE TRANSACTION` at the
+///   barrier (its id recorded in the checkpoint), `COMMIT PREPARED` when the checkpoint
+///   completes; needs guarantee `exactly_once` with checkpoints on and the server's
+///   `max_prepared_transactions` above 0.
+/// * `upsert`: each flush is its own transaction, `INSERT … ON CONFLICT (key) DO UPDATE` (or
+///   `DO NOTHING`): at-least-once delivery whose replays collapse on the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSinkSpec {
+    /// `postgresql://user[:password]@host:port/database` (libpq URL or key=value form).
+    pub url: String,
+    /// Table name, optionally schema-qualified (`schema.table`).
+    pub table: String,
+    #[serde(default)]
+    pub mode: PostgresSinkMode,
+    /// Conflict target (a unique or primary key of the table): needed by `upsert`; optional for
+    /// `exactly_once`, which then also writes `ON CONFLICT`.
+    #[serde(default)]
+    pub key: Vec<String>,
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+    /// Creates the table if it does not exist (columns from the input schema, primary key from
+    /// `key`).
+    #[serde(default)]
+    pub create_table: bool,
+    /// Rows buffered before a write (writes also happen at every barrier and at the end).
+    #[serde(default = "default_pg_batch")]
+    pub batch_rows: u32,
+    /// How long to try to reach the server before the job fails to start.
+    #[serde(default = "default_pg_connect_timeout")]
+    pub connect_timeout_ms: u64,
+}
+
+impl PostgresSinkSpec {
+    fn validate(&self, op: &str, guarantee: DeliveryGuarantee) -> Result<()> {
+        let bad = |m: String| Err(TypesError::Invalid(format!("postgres_sink {op:?}: {m}")));
+        if self.url.trim().is_empty() {
+            return bad("needs a \"url\" (postgresql://user@host:port/database)".into());
+        }
+        if self.table.trim().is_empty() {
+            return bad("needs a \"table\"".into());
+        }
+        if self.batch_rows == 0 {
+            return bad("batch_rows must be at least 1".into());
+        }
+        match self.mode {
+            PostgresSinkMode::Upsert if self.key.is_empty() => bad(
+                "mode \"upsert\" needs \"key\": the unique columns its inserts conflict on"
+                    .into(),
+            ),
+            PostgresSinkMode::ExactlyOnce if guarantee != DeliveryGuarantee::ExactlyOnce => bad(
+                format!(
+                    "mode \"exactly_once\" needs the job's guarantee \"exactly_once\" (it is {}); use mode \"upsert\" for idempotent at-least-once writes",
+                    guarantee.name()
+                ),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn default_pg_batch() -> u32 {
+    8192
+}
+
+fn default_pg_connect_timeout() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostgresSinkMode {
+    #[default]
+    ExactlyOnce,
+    Upsert,
+}
+
+/// What an insert does to a row whose key already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Overwrite the non-key columns with the new row's (last write wins).
+    #[default]
+    Update,
+    /// Keep the existing row (first write wins).
+    Nothing,
 }
 
 impl JobSpec {
@@ -478,6 +595,19 @@ impl JobSpec {
                     }
                 }
             }
+            if op.kind.is_transactional_sink()
+                && self.guarantee == DeliveryGuarantee::ExactlyOnce
+                && self.checkpoint.interval_ms == 0
+            {
+                return bad(format!(
+                    "{} {:?} is an exactly-once sink: it commits with checkpoints, and this job's checkpoints are off; set checkpoint.interval_ms (e.g. 1000) or choose guarantee \"at_least_once\"",
+                    op.kind.type_name(),
+                    op.id
+                ));
+            }
+            if let OperatorKind::PostgresSink(p) = &op.kind {
+                p.validate(&op.id, self.guarantee)?;
+            }
             if let OperatorKind::Generator(g) = &op.kind {
                 if g.keys == 0 {
                     return bad(format!("generator {:?}: keys must be at least 1", op.id));
@@ -555,6 +685,26 @@ mod tests {
                 "hash-partitioned by its keys",
             ),
             ("{not json".to_string(), "malformed job JSON"),
+            (
+                JOB.replace("\"interval_ms\": 1000", "\"interval_ms\": 0"),
+                "file_sink \"out\" is an exactly-once sink",
+            ),
+            (
+                JOB.replace(
+                    "\"type\": \"file_sink\",",
+                    "\"type\": \"postgres_sink\", \"url\": \"postgresql://h/d\", \"table\": \"t\", \"mode\": \"upsert\",",
+                )
+                .replace("\"path\": \"file:///tmp/out\"", "\"batch_rows\": 10"),
+                "mode \"upsert\" needs \"key\"",
+            ),
+            (
+                JOB.replace("\"exactly_once\"", "\"at_least_once\"").replace(
+                    "\"type\": \"file_sink\",",
+                    "\"type\": \"postgres_sink\", \"url\": \"postgresql://h/d\", \"table\": \"t\",",
+                )
+                .replace("\"path\": \"file:///tmp/out\"", "\"batch_rows\": 10"),
+                "needs the job's guarantee \"exactly_once\" (it is at_least_once)",
+            ),
         ];
         for (text, want) in cases {
             let err = JobSpec::from_json(&text).unwrap_err().to_string();

@@ -239,6 +239,7 @@ impl Operator for FileSink {
 
     async fn checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
         for name in self.log.complete(id) {
+            crate::failpoint::hit(crate::failpoint::FILE_SINK_COMMIT);
             self.commit_file(&name).await?;
         }
         Ok(())

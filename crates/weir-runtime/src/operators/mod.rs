@@ -7,6 +7,8 @@ mod file_sink;
 mod file_source;
 mod filter;
 mod generator;
+#[cfg(feature = "postgres")]
+pub mod postgres_sink;
 mod project;
 mod sinks;
 
@@ -147,6 +149,14 @@ pub async fn build_operator(
         OperatorKind::BlackholeSink => Box::new(sinks::Blackhole::default()),
         OperatorKind::StdoutSink(s) => Box::new(sinks::Stdout::new(ctx, s.summary_only)),
         OperatorKind::FileSink(f) => Box::new(FileSink::open(ctx, f, restored).await?),
+        #[cfg(feature = "postgres")]
+        OperatorKind::PostgresSink(p) => {
+            Box::new(postgres_sink::PostgresSink::open(ctx, p, restored).await?)
+        }
+        #[cfg(not(feature = "postgres"))]
+        OperatorKind::PostgresSink(_) => {
+            return Err(crate::planner::not_built("postgres_sink", "postgres"))
+        }
         OperatorKind::Generator(_) | OperatorKind::FileSource(_) => {
             return Err(RuntimeError::Internal(
                 "a source cannot follow another operator".into(),

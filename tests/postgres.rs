@@ -1,0 +1,308 @@
+//! The PostgreSQL sink against a real PostgreSQL server started by the test (initdb into a temp
+//! folder, a free port on 127.0.0.1): exactly-once through prepared transactions, with task
+//! managers killed for real and a crash inside the commit window; idempotent upserts under
+//! at-least-once; a server that cannot be reached.
+
+mod common;
+
+use common::pg::PgServer;
+use common::*;
+use std::time::Duration;
+
+const SEED: u64 = 42;
+
+fn pg_sink(url: &str, table: &str, mode: &str, key: &str) -> String {
+    format!(
+        r#""type": "postgres_sink", "url": "{url}", "table": "{table}", "mode": "{mode}", "key": [{key}], "create_table": true"#
+    )
+}
+
+/// Rows (id, key, n) of a table, as a reader sees them.
+async fn read_table(pg: &PgServer, table: &str) -> Vec<(i64, i64, i64)> {
+    pg.client()
+        .await
+        .query(&format!("SELECT id, key, n FROM {table}"), &[])
+        .await
+        .expect("read table")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// Submits `job` to `cluster`, runs `disrupt`, waits for the job to finish.
+async fn run_job<F, Fut>(
+    cluster: TestCluster,
+    job: &str,
+    disrupt: F,
+) -> (TestCluster, weir_client::JobStatus)
+where
+    F: FnOnce(TestCluster, weir_client::Client, String) -> Fut,
+    Fut: std::future::Future<Output = TestCluster>,
+{
+    let client = cluster.client().await;
+    let id = client.submit_json(job, None).await.expect("submit");
+    let cluster = disrupt(cluster, client, id.clone()).await;
+    let client = cluster.client().await;
+    let status = match client.wait(&id, Some(Duration::from_secs(240))).await {
+        Ok(s) => s,
+        Err(e) => {
+            cluster.dump_logs();
+            panic!("job did not end: {e}");
+        }
+    };
+    if status.state != "FINISHED" {
+        cluster.dump_logs();
+        panic!("job ended {}: {}", status.state, status.failure);
+    }
+    (cluster, status)
+}
+
+async fn checkpoints_pass(client: &weir_client::Client, id: &str, n: usize) {
+    wait_until(client, id, 60, "checkpoints", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= n
+    })
+    .await;
+}
+
+async fn two_tm_cluster() -> TestCluster {
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    cluster.start_tm(2);
+    cluster.wait_slots(4).await;
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_normal_run_is_exact() {
+    let Some(pg) = PgServer::start() else { return };
+    let count = 300_000;
+    let job = count_job_into(
+        "pg-normal",
+        "exactly_once",
+        count,
+        1_000,
+        150_000,
+        &pg_sink(&pg.url(), "counts", "exactly_once", ""),
+        2,
+    );
+    let (_c, status) = run_job(two_tm_cluster().await, &job, |c, _, _| async { c }).await;
+    let check = check_output(&read_table(&pg, "counts").await, count, 1_000, SEED);
+    eprintln!(
+        "pg-normal: {} rows, {} missing, {} duplicated, {} checkpoints",
+        check.rows,
+        check.missing,
+        check.duplicated,
+        completed_checkpoints(&status)
+    );
+    check.assert_exact(count);
+    assert!(pg.prepared().await.is_empty(), "nothing left prepared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_survives_task_manager_kill() {
+    let Some(pg) = PgServer::start() else { return };
+    let count = 2_000_000;
+    let job = count_job_into(
+        "pg-kill",
+        "exactly_once",
+        count,
+        10_000,
+        250_000,
+        &pg_sink(&pg.url(), "counts", "exactly_once", ""),
+        2,
+    );
+    let (_c, status) = run_job(
+        two_tm_cluster().await,
+        &job,
+        |mut c, client, id| async move {
+            checkpoints_pass(&client, &id, 3).await;
+            c.kill_tm(0);
+            c.start_tm(2);
+            wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+            c
+        },
+    )
+    .await;
+    let check = check_output(&read_table(&pg, "counts").await, count, 10_000, SEED);
+    eprintln!(
+        "pg-kill: {} rows, {} missing, {} duplicated, {} keys with wrong counts, {} restarts",
+        check.rows, check.missing, check.duplicated, check.bad_counts, status.restarts
+    );
+    assert!(status.restarts >= 1, "the kill must have caused a restart");
+    check.assert_exact(count);
+    assert!(pg.prepared().await.is_empty(), "nothing left prepared");
+}
+
+/// The commit window: the task manager dies after a checkpoint completed and before its
+/// `COMMIT PREPARED` reached the server. The prepared transaction must be committed by the
+/// restored job, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_between_checkpoint_and_commit_loses_and_doubles_nothing() {
+    let Some(pg) = PgServer::start() else { return };
+    let count = 1_500_000;
+    let mut cluster = TestCluster::new();
+    // One task manager holds every subtask and dies at its third commit.
+    let doomed = cluster.start_tm_env(4, &[("WEIR_FAILPOINTS", "postgres_sink_commit@3")]);
+    cluster.wait_slots(4).await;
+    let job = count_job_into(
+        "pg-window",
+        "exactly_once",
+        count,
+        10_000,
+        250_000,
+        &pg_sink(&pg.url(), "counts", "exactly_once", ""),
+        2,
+    );
+    let pg_ref = &pg;
+    let (_c, status) = run_job(cluster, &job, |mut c, client, id| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while c.tms[doomed].child.try_wait().expect("wait").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the failpoint never fired"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The task manager is gone. What it left: transactions prepared for a checkpoint the
+        // job manager already completed, never committed.
+        let s = client.status(&id).await.expect("status");
+        let completed: Vec<u64> = s
+            .checkpoints
+            .iter()
+            .filter(|c| c.state == "COMPLETED")
+            .map(|c| c.checkpoint_id)
+            .collect();
+        let prepared = pg_ref.prepared().await;
+        let in_window: Vec<&String> = prepared
+            .iter()
+            .filter(|gid| {
+                gid.rsplit(":c")
+                    .next()
+                    .and_then(|c| c.parse::<u64>().ok())
+                    .is_some_and(|c| completed.contains(&c))
+            })
+            .collect();
+        eprintln!("after the crash: completed {completed:?}, prepared {prepared:?}");
+        assert!(
+            !in_window.is_empty(),
+            "a transaction of a completed checkpoint must be left prepared by the crash"
+        );
+        c.start_tm(4);
+        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+        c
+    })
+    .await;
+    let check = check_output(&read_table(&pg, "counts").await, count, 10_000, SEED);
+    eprintln!(
+        "pg-window: {} rows, {} missing, {} duplicated, {} keys with wrong counts, {} restarts",
+        check.rows, check.missing, check.duplicated, check.bad_counts, status.restarts
+    );
+    check.assert_exact(count);
+    assert!(pg.prepared().await.is_empty(), "nothing left prepared");
+}
+
+/// Upserts on the event id under at-least-once: replays after a kill arrive and collapse. A
+/// trigger counts the rows that were written again, to show the replays happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_collapses_replays_after_a_kill() {
+    let Some(pg) = PgServer::start() else { return };
+    pg.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE counts (id int8 PRIMARY KEY, key int8 NOT NULL, n int8 NOT NULL, writes int8 NOT NULL DEFAULT 1);
+             CREATE FUNCTION count_rewrite() RETURNS trigger AS $$
+               BEGIN NEW.writes := OLD.writes + 1; RETURN NEW; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER rewrites BEFORE UPDATE ON counts FOR EACH ROW EXECUTE FUNCTION count_rewrite();",
+        )
+        .await
+        .expect("create table");
+    let count = 2_000_000;
+    let job = count_job_into(
+        "pg-upsert",
+        "at_least_once",
+        count,
+        10_000,
+        250_000,
+        &pg_sink(&pg.url(), "counts", "upsert", r#""id""#),
+        2,
+    );
+    let (_c, status) = run_job(
+        two_tm_cluster().await,
+        &job,
+        |mut c, client, id| async move {
+            checkpoints_pass(&client, &id, 3).await;
+            c.kill_tm(0);
+            c.start_tm(2);
+            wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+            c
+        },
+    )
+    .await;
+    let rows = read_table(&pg, "counts").await;
+    let check = check_output(&rows, count, 10_000, SEED);
+    let rewrites: i64 = pg
+        .client()
+        .await
+        .query_one("SELECT (sum(writes) - count(*))::int8 FROM counts", &[])
+        .await
+        .expect("sum")
+        .get(0);
+    eprintln!(
+        "pg-upsert: {} rows, {} missing, {} rows written again by replays, {} restarts",
+        check.rows, check.missing, rewrites, status.restarts
+    );
+    assert!(status.restarts >= 1, "the kill must have caused a restart");
+    assert_eq!(
+        (check.rows as u64, check.missing, check.duplicated),
+        (count, 0, 0),
+        "(rows, missing, duplicated)"
+    );
+    assert!(
+        rewrites > 0,
+        "the kill must have replayed rows that the upserts collapsed"
+    );
+}
+
+/// A server nobody listens on: `weir run` fails with a message naming it, not a hang.
+#[test]
+fn unreachable_server_fails_the_start_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
+    let job = count_job_into(
+        "pg-unreachable",
+        "exactly_once",
+        1_000,
+        10,
+        0,
+        &pg_sink(&url, "counts", "exactly_once", ""),
+        1,
+    )
+    .replace(
+        r#""restart": { "fixed_delay": { "attempts": 10, "delay_ms": 200 } }"#,
+        r#""restart": "none""#,
+    );
+    let path = dir.path().join("job.json");
+    std::fs::write(&path, job).unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(weir())
+        .args(["run", path.to_str().unwrap(), "--state-dir"])
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("run weir");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.contains("cannot connect"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
