@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use weir_client::Client;
 
+pub mod kafka;
+pub mod kafka_raw;
 pub mod pg;
 
 pub fn weir() -> &'static str {

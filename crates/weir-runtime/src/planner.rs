@@ -110,6 +110,10 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                     Arc::new(Schema::new(fields))
                 }
             }
+            #[cfg(feature = "kafka")]
+            OperatorKind::KafkaSource(k) => crate::operators::kafka_source::schema(k)?,
+            #[cfg(not(feature = "kafka"))]
+            OperatorKind::KafkaSource(_) => return Err(not_built("kafka_source", "kafka")),
             OperatorKind::Filter { predicate } => {
                 let input =
                     input.ok_or_else(|| RuntimeError::Internal("filter without input".into()))?;
@@ -236,6 +240,12 @@ pub fn validate(spec: &JobSpec) -> Result<()> {
             return Err(not_built(
                 &format!("operator {:?}: postgres_sink", op.id),
                 "postgres",
+            ));
+        }
+        if matches!(op.kind, OperatorKind::KafkaSource(_)) && !cfg!(feature = "kafka") {
+            return Err(not_built(
+                &format!("operator {:?}: kafka_source", op.id),
+                "kafka",
             ));
         }
     }

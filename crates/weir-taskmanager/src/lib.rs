@@ -30,6 +30,11 @@ pub enum TmError {
     Io(#[from] std::io::Error),
 }
 
+/// HTTP/2 flow-control windows of the data exchange (bytes): room for several batches in
+/// flight per channel, so a sender is limited by the bounded channels, not by window updates.
+pub const EXCHANGE_STREAM_WINDOW: u32 = 8 << 20;
+pub const EXCHANGE_CONNECTION_WINDOW: u32 = 32 << 20;
+
 pub type Result<T, E = TmError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone)]

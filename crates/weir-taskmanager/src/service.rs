@@ -27,8 +27,12 @@ pub async fn serve(
     let svc = pb::task_manager_service_server::TaskManagerServiceServer::new(Service { state })
         .max_decoding_message_size(256 << 20)
         .max_encoding_message_size(256 << 20);
+    // Data frames are whole Arrow batches (hundreds of KiB): HTTP/2's default windows would
+    // make every batch wait for window updates, so the receiver advertises room for several.
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .initial_stream_window_size(crate::EXCHANGE_STREAM_WINDOW)
+        .initial_connection_window_size(crate::EXCHANGE_CONNECTION_WINDOW)
         .add_service(svc)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;

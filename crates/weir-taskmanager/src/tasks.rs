@@ -379,7 +379,20 @@ fn frame(msg: Message) -> Option<pb::DataFrame> {
 async fn pump(addr: String, header: pb::ChannelHeader, rx: mpsc::Receiver<Message>) {
     let mut client = None;
     for i in 0..20 {
-        match pb::task_manager_service_client::TaskManagerServiceClient::connect(addr.clone()).await
+        let endpoint = match tonic::transport::Endpoint::from_shared(addr.clone()) {
+            Ok(e) => e
+                .tcp_nodelay(true)
+                .initial_stream_window_size(crate::EXCHANGE_STREAM_WINDOW)
+                .initial_connection_window_size(crate::EXCHANGE_CONNECTION_WINDOW),
+            Err(e) => {
+                warn!(%addr, error = %e, "bad task manager address for data exchange");
+                return;
+            }
+        };
+        match endpoint
+            .connect()
+            .await
+            .map(pb::task_manager_service_client::TaskManagerServiceClient::new)
         {
             Ok(c) => {
                 client = Some(

@@ -188,6 +188,7 @@ pub enum Partitioning {
 pub enum OperatorKind {
     Generator(GeneratorSpec),
     FileSource(FileSourceSpec),
+    KafkaSource(KafkaSourceSpec),
     /// Keeps rows for which the SQL predicate is true.
     Filter {
         predicate: String,
@@ -214,7 +215,7 @@ impl OperatorKind {
     pub fn is_source(&self) -> bool {
         matches!(
             self,
-            OperatorKind::Generator(_) | OperatorKind::FileSource(_)
+            OperatorKind::Generator(_) | OperatorKind::FileSource(_) | OperatorKind::KafkaSource(_)
         )
     }
     pub fn is_sink(&self) -> bool {
@@ -241,6 +242,7 @@ impl OperatorKind {
         match self {
             OperatorKind::Generator(_) => "generator",
             OperatorKind::FileSource(_) => "file_source",
+            OperatorKind::KafkaSource(_) => "kafka_source",
             OperatorKind::Filter { .. } => "filter",
             OperatorKind::Project { .. } => "project",
             OperatorKind::KeyedAggregate { .. } => "keyed_aggregate",
@@ -302,6 +304,75 @@ pub struct FileSourceSpec {
 
 fn default_batch() -> u32 {
     8192
+}
+
+/// Reads a Kafka topic. Partitions are assigned to subtasks by the job (not by a consumer
+/// group), and their offsets live in the checkpoint. See `docs/kafka.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceSpec {
+    /// `host:port[,host:port…]`
+    pub bootstrap_servers: String,
+    pub topic: String,
+    #[serde(default)]
+    pub format: KafkaFormat,
+    /// Column names and types of `json` and `csv` payloads (as for `file_source`); `raw` has one
+    /// binary column `value`.
+    #[serde(default)]
+    pub schema: Vec<(String, String)>,
+    /// Where partitions without checkpointed offsets start.
+    #[serde(default)]
+    pub start: KafkaStart,
+    /// Consumer group: offsets of `start: group`, and where offsets are committed (for
+    /// monitoring only) after each completed checkpoint.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Adds `_key` (binary), `_partition`, `_offset` and `_timestamp` (epoch ms) columns.
+    #[serde(default)]
+    pub metadata_columns: bool,
+    /// Stop at the end each partition had when the subtask started (a bounded job).
+    #[serde(default)]
+    pub bounded: bool,
+    /// How often new partitions are looked for.
+    #[serde(default = "default_discovery")]
+    pub discovery_interval_ms: u64,
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+    /// How long to try to reach the brokers before the job fails to start.
+    #[serde(default = "default_kafka_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Extra librdkafka consumer settings.
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+fn default_discovery() -> u64 {
+    10_000
+}
+
+fn default_kafka_connect_timeout() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaFormat {
+    #[default]
+    Json,
+    Csv,
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaStart {
+    #[default]
+    Earliest,
+    Latest,
+    /// The group's committed offsets (earliest where it has none).
+    Group,
+    /// The first offset at or after this time (epoch milliseconds).
+    Timestamp(i64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -604,6 +675,32 @@ impl JobSpec {
                     op.kind.type_name(),
                     op.id
                 ));
+            }
+            if let OperatorKind::KafkaSource(k) = &op.kind {
+                if k.bootstrap_servers.trim().is_empty() || k.topic.trim().is_empty() {
+                    return bad(format!(
+                        "kafka_source {:?} needs \"bootstrap_servers\" and \"topic\"",
+                        op.id
+                    ));
+                }
+                if k.format != KafkaFormat::Raw && k.schema.is_empty() {
+                    return bad(format!(
+                        "kafka_source {:?}: a json or csv payload needs a \"schema\"",
+                        op.id
+                    ));
+                }
+                if k.start == KafkaStart::Group && k.group_id.is_none() {
+                    return bad(format!(
+                        "kafka_source {:?}: start \"group\" needs a \"group_id\"",
+                        op.id
+                    ));
+                }
+                if k.batch_size == 0 {
+                    return bad(format!(
+                        "kafka_source {:?}: batch_size must be at least 1",
+                        op.id
+                    ));
+                }
             }
             if let OperatorKind::PostgresSink(p) = &op.kind {
                 p.validate(&op.id, self.guarantee)?;

@@ -30,6 +30,51 @@ enum Acc {
     Empty,
 }
 
+impl Acc {
+    #[inline]
+    fn int(self) -> i64 {
+        match self {
+            Acc::Int(i) => i,
+            Acc::Float(f) => f as i64,
+            Acc::Empty => 0,
+        }
+    }
+    #[inline]
+    fn float(self) -> f64 {
+        match self {
+            Acc::Float(f) => f,
+            Acc::Int(i) => i as f64,
+            Acc::Empty => 0.0,
+        }
+    }
+}
+
+/// A key's accumulators, stored inline in the state map for the common single-aggregate case:
+/// the row's update then touches one hash-table slot instead of following a pointer to a
+/// separate allocation (that second cache miss was two thirds of the operator's time with
+/// 100 000 keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Accs {
+    One(Acc),
+    Many(Box<[Acc]>),
+}
+
+impl Accs {
+    #[inline]
+    fn slice_mut(&mut self) -> &mut [Acc] {
+        match self {
+            Accs::One(a) => std::slice::from_mut(a),
+            Accs::Many(b) => b,
+        }
+    }
+}
+
+/// One output column of aggregate values, filled row by row.
+enum OutCol {
+    Int(Vec<i64>),
+    Float(Vec<f64>),
+}
+
 struct AggCol {
     func: AggFn,
     /// Index of the aggregated column, None for count(*)
@@ -84,7 +129,7 @@ pub struct KeyedAggregate<R: KeyReader> {
     reader: R,
     keys: Vec<usize>,
     aggs: Vec<AggCol>,
-    state: KeyedBackend<R::Key, Vec<Acc>>,
+    state: KeyedBackend<R::Key, Accs>,
     max_parallelism: u32,
     output: SchemaRef,
     hashes: Vec<u64>,
@@ -192,15 +237,20 @@ impl<R: KeyReader> KeyedAggregate<R> {
         })
     }
 
-    fn initial(&self) -> Vec<Acc> {
-        self.aggs
+    fn initial(&self) -> Accs {
+        let mut accs: Vec<Acc> = self
+            .aggs
             .iter()
             .map(|a| match (a.func, a.float) {
                 (AggFn::Min | AggFn::Max, _) => Acc::Empty,
                 (_, true) => Acc::Float(0.0),
                 (_, false) => Acc::Int(0),
             })
-            .collect()
+            .collect();
+        match accs.len() {
+            1 => Accs::One(accs.remove(0)),
+            _ => Accs::Many(accs.into_boxed_slice()),
+        }
     }
 }
 
@@ -234,7 +284,17 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                 )),
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut out: Vec<Vec<Acc>> = self.aggs.iter().map(|_| Vec::with_capacity(rows)).collect();
+        let mut out: Vec<OutCol> = self
+            .aggs
+            .iter()
+            .map(|a| {
+                if a.float {
+                    OutCol::Float(Vec::with_capacity(rows))
+                } else {
+                    OutCol::Int(Vec::with_capacity(rows))
+                }
+            })
+            .collect();
         let init = self.initial();
         for row in 0..rows {
             let kg = key_group(self.hashes[row], self.max_parallelism);
@@ -250,6 +310,7 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                 self.reader.key(row),
                 || init.clone(),
                 |accs| {
+                    let accs = accs.slice_mut();
                     for (a, (agg, vals)) in aggs.iter().zip(&values).enumerate() {
                         let acc = &mut accs[a];
                         match (agg.func, vals) {
@@ -265,29 +326,19 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                             }
                             _ => {}
                         }
-                        out[a].push(*acc);
+                        match &mut out[a] {
+                            OutCol::Int(v) => v.push(acc.int()),
+                            OutCol::Float(v) => v.push(acc.float()),
+                        }
                     }
                 },
             )?;
         }
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-        for (agg, vals) in self.aggs.iter().zip(out) {
-            cols.push(if agg.float {
-                Arc::new(Float64Array::from_iter_values(vals.into_iter().map(
-                    |v| match v {
-                        Acc::Float(f) => f,
-                        Acc::Int(i) => i as f64,
-                        Acc::Empty => 0.0,
-                    },
-                )))
-            } else {
-                Arc::new(Int64Array::from_iter_values(vals.into_iter().map(
-                    |v| match v {
-                        Acc::Int(i) => i,
-                        Acc::Float(f) => f as i64,
-                        Acc::Empty => 0,
-                    },
-                )))
+        for col in out {
+            cols.push(match col {
+                OutCol::Int(v) => Arc::new(Int64Array::from(v)),
+                OutCol::Float(v) => Arc::new(Float64Array::from(v)),
             });
         }
         Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))

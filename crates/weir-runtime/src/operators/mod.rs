@@ -7,6 +7,8 @@ mod file_sink;
 mod file_source;
 mod filter;
 mod generator;
+#[cfg(feature = "kafka")]
+pub mod kafka_source;
 #[cfg(feature = "postgres")]
 pub mod postgres_sink;
 mod project;
@@ -118,6 +120,12 @@ pub async fn build_source(
         OperatorKind::FileSource(f) => Ok(Box::new(
             file_source::FileSource::open(ctx, f, restored).await?,
         )),
+        #[cfg(feature = "kafka")]
+        OperatorKind::KafkaSource(k) => Ok(Box::new(
+            kafka_source::KafkaSource::open(ctx, k, restored).await?,
+        )),
+        #[cfg(not(feature = "kafka"))]
+        OperatorKind::KafkaSource(_) => Err(crate::planner::not_built("kafka_source", "kafka")),
         other => Err(RuntimeError::Internal(format!(
             "{} is not a source",
             other.type_name()
@@ -157,7 +165,7 @@ pub async fn build_operator(
         OperatorKind::PostgresSink(_) => {
             return Err(crate::planner::not_built("postgres_sink", "postgres"))
         }
-        OperatorKind::Generator(_) | OperatorKind::FileSource(_) => {
+        OperatorKind::Generator(_) | OperatorKind::FileSource(_) | OperatorKind::KafkaSource(_) => {
             return Err(RuntimeError::Internal(
                 "a source cannot follow another operator".into(),
             ))

@@ -1,0 +1,417 @@
+//! The Kafka source (`docs/kafka.md`).
+//!
+//! Partition `p` of the topic belongs to subtask `(start(topic) + p) % parallelism`, where
+//! `start` is a hash of the topic name (Flink's assignment); partitions are `assign`ed, never
+//! subscribed, so only the checkpoint decides where reading resumes. The snapshot holds the
+//! next offset of every partition the subtask owns; a restore takes the offsets of the
+//! partitions it now owns from every old subtask's snapshot, so the source rescales.
+//!
+//! The consumer reads with `isolation.level=read_committed`. New partitions are looked for
+//! every `discovery_interval_ms` and start from the earliest offset. In bounded mode a
+//! partition ends at its end when it was assigned (partition-EOF events), and the source is
+//! exhausted when every partition it owns has ended.
+
+use super::{OperatorContext, Restored, Source, SourcePoll};
+use crate::error::{Result, RuntimeError};
+use arrow::array::{ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{debug, info};
+use weir_types::{KafkaFormat, KafkaSourceSpec, KafkaStart};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SourceState {
+    /// (partition, next offset to read)
+    offsets: Vec<(i32, i64)>,
+}
+
+/// How long a poll waits to fill a batch before emitting what it has.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// The subtask that owns partition `p` of `topic`.
+pub fn owner(topic: &str, partition: i32, parallelism: u32) -> u32 {
+    let start = (weir_types::keygroup::hash_bytes(topic.as_bytes()) & 0x7fff_ffff) as u32;
+    (start.wrapping_add(partition as u32)) % parallelism.max(1)
+}
+
+/// The columns a Kafka source produces: the payload's, then the metadata columns if asked.
+pub fn schema(spec: &KafkaSourceSpec) -> Result<SchemaRef> {
+    let mut fields = match spec.format {
+        KafkaFormat::Raw => vec![Field::new("value", DataType::Binary, true)],
+        _ => spec
+            .schema
+            .iter()
+            .map(|(n, t)| Ok(Field::new(n, crate::planner::parse_type(t)?, true)))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    if spec.metadata_columns {
+        fields.push(Field::new("_key", DataType::Binary, true));
+        fields.push(Field::new("_partition", DataType::Int32, false));
+        fields.push(Field::new("_offset", DataType::Int64, false));
+        fields.push(Field::new("_timestamp", DataType::Int64, true));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+fn kafka_err(what: &str, e: KafkaError) -> RuntimeError {
+    RuntimeError::Connector(format!("kafka: {what}: {e}"))
+}
+
+pub struct KafkaSource {
+    consumer: Arc<StreamConsumer>,
+    spec: KafkaSourceSpec,
+    op_id: String,
+    subtask: u32,
+    parallelism: u32,
+    schema: SchemaRef,
+    payload_schema: SchemaRef,
+    /// Next offset per owned partition; `None` until the first record (or checkpoint) says.
+    next: BTreeMap<i32, Option<i64>>,
+    ended: BTreeSet<i32>,
+    next_discovery: Instant,
+    /// Payloads of the batch being built (newline-separated for json and csv).
+    payloads: Vec<u8>,
+    raw: BinaryBuilder,
+    keys: BinaryBuilder,
+    partitions: Int32Builder,
+    offsets: Int64Builder,
+    timestamps: Int64Builder,
+    rows: usize,
+}
+
+impl KafkaSource {
+    pub async fn open(
+        ctx: &OperatorContext,
+        spec: &KafkaSourceSpec,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &spec.bootstrap_servers)
+            .set(
+                "group.id",
+                spec.group_id
+                    .clone()
+                    .unwrap_or_else(|| format!("weir-{}-{}", ctx.job_id.0, ctx.op_id)),
+            )
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set(
+                "enable.partition.eof",
+                if spec.bounded { "true" } else { "false" },
+            )
+            .set(
+                "socket.connection.setup.timeout.ms",
+                spec.connect_timeout_ms.max(1000).to_string(),
+            );
+        for (k, v) in &spec.properties {
+            config.set(k, v);
+        }
+        let consumer: StreamConsumer = config
+            .create()
+            .map_err(|e| kafka_err(&format!("source {:?}: creating the consumer", ctx.op_id), e))?;
+        let consumer = Arc::new(consumer);
+        let mut source = Self {
+            consumer,
+            spec: spec.clone(),
+            op_id: ctx.op_id.clone(),
+            subtask: ctx.subtask,
+            parallelism: ctx.parallelism,
+            schema: ctx.output_schema.clone(),
+            payload_schema: schema(&KafkaSourceSpec {
+                metadata_columns: false,
+                ..spec.clone()
+            })?,
+            next: BTreeMap::new(),
+            ended: BTreeSet::new(),
+            next_discovery: Instant::now(),
+            payloads: Vec::new(),
+            raw: BinaryBuilder::new(),
+            keys: BinaryBuilder::new(),
+            partitions: Int32Builder::new(),
+            offsets: Int64Builder::new(),
+            timestamps: Int64Builder::new(),
+            rows: 0,
+        };
+        let mut restored_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        if let Some(r) = restored {
+            for (_, bytes) in &r.snapshots {
+                let s: SourceState = weir_state::decode(bytes)?;
+                for (p, o) in s.offsets {
+                    let e = restored_offsets.entry(p).or_insert(o);
+                    *e = (*e).max(o);
+                }
+            }
+        }
+        source.discover(&restored_offsets).await?;
+        Ok(source)
+    }
+
+    /// The topic's partitions, from the brokers (blocking call, run off the async threads).
+    async fn topic_partitions(&self) -> Result<Vec<i32>> {
+        let consumer = self.consumer.clone();
+        let topic = self.spec.topic.clone();
+        let servers = self.spec.bootstrap_servers.clone();
+        let timeout = Duration::from_millis(self.spec.connect_timeout_ms.max(1000));
+        let op = self.op_id.clone();
+        tokio::task::spawn_blocking(move || {
+            let md = consumer
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(|e| {
+                    RuntimeError::Connector(format!(
+                        "kafka_source {op:?}: cannot read metadata of topic {topic:?} from {servers} within {} ms: {e}",
+                        timeout.as_millis()
+                    ))
+                })?;
+            let t = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .ok_or_else(|| RuntimeError::Connector(format!("kafka_source {op:?}: topic {topic:?} not in the metadata from {servers}")))?;
+            if let Some(err) = t.error() {
+                return Err(RuntimeError::Connector(format!(
+                    "kafka_source {op:?}: topic {topic:?} on {servers}: {}",
+                    rdkafka::error::RDKafkaErrorCode::from(err)
+                )));
+            }
+            Ok(t.partitions().iter().map(|p| p.id()).collect())
+        })
+        .await
+        .map_err(|e| RuntimeError::Internal(format!("metadata task: {e}")))?
+    }
+
+    /// Assigns the partitions this subtask owns and has not assigned yet: at their restored
+    /// offset, else where `start` says (new partitions found while running: earliest).
+    async fn discover(&mut self, restored: &BTreeMap<i32, i64>) -> Result<()> {
+        let first = self.next.is_empty();
+        let mine: Vec<i32> = self
+            .topic_partitions()
+            .await?
+            .into_iter()
+            .filter(|p| owner(&self.spec.topic, *p, self.parallelism) == self.subtask)
+            .filter(|p| !self.next.contains_key(p))
+            .collect();
+        self.next_discovery =
+            Instant::now() + Duration::from_millis(self.spec.discovery_interval_ms.max(100));
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut group_offsets = BTreeMap::new();
+        if first && self.spec.start == KafkaStart::Group {
+            let mut q = TopicPartitionList::new();
+            for p in &mine {
+                q.add_partition(&self.spec.topic, *p);
+            }
+            let consumer = self.consumer.clone();
+            let timeout = Duration::from_millis(self.spec.connect_timeout_ms.max(1000));
+            let committed =
+                tokio::task::spawn_blocking(move || consumer.committed_offsets(q, timeout))
+                    .await
+                    .map_err(|e| RuntimeError::Internal(format!("offsets task: {e}")))?
+                    .map_err(|e| kafka_err("reading the group's committed offsets", e))?;
+            for e in committed.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    group_offsets.insert(e.partition(), o);
+                }
+            }
+        }
+        for p in &mine {
+            let offset = match restored.get(p) {
+                Some(o) => Offset::Offset(*o),
+                None if !first => Offset::Beginning,
+                None => match self.spec.start {
+                    KafkaStart::Earliest => Offset::Beginning,
+                    KafkaStart::Latest => Offset::End,
+                    KafkaStart::Group => group_offsets
+                        .get(p)
+                        .map(|o| Offset::Offset(*o))
+                        .unwrap_or(Offset::Beginning),
+                    KafkaStart::Timestamp(_) => Offset::Beginning,
+                },
+            };
+            tpl.add_partition_offset(&self.spec.topic, *p, offset)
+                .map_err(|e| kafka_err("building the assignment", e))?;
+            self.next.insert(*p, restored.get(p).copied());
+        }
+        if let (true, KafkaStart::Timestamp(ts)) = (first, self.spec.start) {
+            let mut q = TopicPartitionList::new();
+            for p in mine.iter().filter(|p| !restored.contains_key(p)) {
+                q.add_partition_offset(&self.spec.topic, *p, Offset::Offset(ts))
+                    .map_err(|e| kafka_err("building the timestamp query", e))?;
+            }
+            let consumer = self.consumer.clone();
+            let timeout = Duration::from_millis(self.spec.connect_timeout_ms.max(1000));
+            let found = tokio::task::spawn_blocking(move || consumer.offsets_for_times(q, timeout))
+                .await
+                .map_err(|e| RuntimeError::Internal(format!("offsets task: {e}")))?
+                .map_err(|e| kafka_err("looking up offsets for the start timestamp", e))?;
+            for e in found.elements() {
+                tpl.set_partition_offset(&self.spec.topic, e.partition(), e.offset())
+                    .map_err(|e| kafka_err("building the assignment", e))?;
+            }
+        }
+        info!(operator = %self.op_id, subtask = self.subtask, partitions = ?mine, "kafka source assigned");
+        self.consumer
+            .incremental_assign(&tpl)
+            .map_err(|e| kafka_err("assigning partitions", e))?;
+        Ok(())
+    }
+
+    fn take_batch(&mut self) -> Result<RecordBatch> {
+        let rows = std::mem::take(&mut self.rows);
+        let mut cols: Vec<ArrayRef> = match self.spec.format {
+            KafkaFormat::Raw => vec![Arc::new(self.raw.finish())],
+            KafkaFormat::Json => {
+                let mut d = arrow::json::ReaderBuilder::new(self.payload_schema.clone())
+                    .with_batch_size(rows.max(1))
+                    .build_decoder()?;
+                d.decode(&self.payloads).map_err(|e| self.bad_payload(e))?;
+                let b = d
+                    .flush()
+                    .map_err(|e| self.bad_payload(e))?
+                    .unwrap_or_else(|| RecordBatch::new_empty(self.payload_schema.clone()));
+                b.columns().to_vec()
+            }
+            KafkaFormat::Csv => {
+                let mut d = arrow::csv::ReaderBuilder::new(self.payload_schema.clone())
+                    .with_batch_size(rows.max(1))
+                    .build_decoder();
+                let mut buf = &self.payloads[..];
+                while !buf.is_empty() {
+                    let n = d.decode(buf).map_err(|e| self.bad_payload(e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    buf = &buf[n..];
+                }
+                let b = d
+                    .flush()
+                    .map_err(|e| self.bad_payload(e))?
+                    .unwrap_or_else(|| RecordBatch::new_empty(self.payload_schema.clone()));
+                b.columns().to_vec()
+            }
+        };
+        self.payloads.clear();
+        if cols.first().is_some_and(|c| c.len() != rows) {
+            return Err(RuntimeError::Input(format!(
+                "kafka_source {:?}: {rows} messages decoded into {} rows; every message must hold exactly one record",
+                self.op_id,
+                cols[0].len()
+            )));
+        }
+        if self.spec.metadata_columns {
+            cols.push(Arc::new(self.keys.finish()));
+            cols.push(Arc::new(self.partitions.finish()));
+            cols.push(Arc::new(self.offsets.finish()));
+            cols.push(Arc::new(self.timestamps.finish()));
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+    }
+
+    fn bad_payload(&self, e: arrow::error::ArrowError) -> RuntimeError {
+        RuntimeError::Input(format!(
+            "kafka_source {:?}: a message of topic {:?} is not valid {:?} for the declared schema: {e}",
+            self.op_id, self.spec.topic, self.spec.format
+        ))
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn poll_next(&mut self) -> Result<SourcePoll> {
+        if Instant::now() >= self.next_discovery {
+            self.discover(&BTreeMap::new()).await?;
+        }
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let limit = self.spec.batch_size as usize;
+        while self.rows < limit {
+            let msg = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(KafkaError::PartitionEOF(p))) => {
+                    if self.spec.bounded {
+                        debug!(partition = p, "partition ended");
+                        self.ended.insert(p);
+                    }
+                    if self.ended.len() == self.next.len() {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    return Err(kafka_err(
+                        &format!("reading topic {:?}", self.spec.topic),
+                        e,
+                    ))
+                }
+                Ok(Ok(m)) => m,
+            };
+            let p = msg.partition();
+            if self.spec.bounded && self.ended.contains(&p) {
+                continue;
+            }
+            self.next.insert(p, Some(msg.offset() + 1));
+            let payload = msg.payload().unwrap_or_default();
+            match self.spec.format {
+                KafkaFormat::Raw => self.raw.append_option(msg.payload()),
+                _ => {
+                    self.payloads.extend_from_slice(payload);
+                    if payload.last() != Some(&b'\n') {
+                        self.payloads.push(b'\n');
+                    }
+                }
+            }
+            if self.spec.metadata_columns {
+                self.keys.append_option(msg.key());
+                self.partitions.append_value(p);
+                self.offsets.append_value(msg.offset());
+                self.timestamps.append_option(msg.timestamp().to_millis());
+            }
+            self.rows += 1;
+        }
+        if self.rows > 0 {
+            return Ok(SourcePoll::Batch(self.take_batch()?));
+        }
+        if self.spec.bounded && !self.next.is_empty() && self.ended.len() == self.next.len() {
+            return Ok(SourcePoll::Exhausted);
+        }
+        Ok(SourcePoll::Wait(Instant::now() + Duration::from_millis(5)))
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>> {
+        // Partitions that have not delivered a record since they were assigned keep their
+        // position by asking the consumer (an earliest/latest start resolved by the broker).
+        let unknown: Vec<i32> = self
+            .next
+            .iter()
+            .filter(|(_, o)| o.is_none())
+            .map(|(p, _)| *p)
+            .collect();
+        if !unknown.is_empty() {
+            if let Ok(pos) = self.consumer.position() {
+                for e in pos.elements() {
+                    if let (true, Offset::Offset(o)) =
+                        (unknown.contains(&e.partition()), e.offset())
+                    {
+                        self.next.insert(e.partition(), Some(o));
+                    }
+                }
+            }
+        }
+        let offsets = self
+            .next
+            .iter()
+            .filter_map(|(p, o)| o.map(|o| (*p, o)))
+            .collect();
+        Ok(Some(weir_state::encode(&SourceState { offsets })))
+    }
+}
