@@ -4,6 +4,7 @@
 mod common;
 
 use common::kafka::Broker;
+use common::pg::PgServer;
 use common::*;
 use rdkafka::producer::FutureRecord;
 use std::time::Duration;
@@ -155,4 +156,298 @@ fn unreachable_broker_fails_the_start_clearly() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// kafka `events` → hash(key) → running count → exactly-once kafka sink `counts` (JSON).
+fn kafka_to_kafka_job(broker: &str) -> String {
+    format!(
+        r#"{{
+  "name": "kafka-to-kafka",
+  "checkpoint": {{ "interval_ms": 1000 }},
+  "restart": {{ "fixed_delay": {{ "attempts": 10, "delay_ms": 200 }} }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 2, "bootstrap_servers": "{broker}",
+       "topic": "events", "format": "json", "schema": [["id", "int64"], ["key", "int64"]] }},
+    {{ "id": "counts", "type": "keyed_aggregate", "parallelism": 2,
+       "inputs": [{{ "from": "events", "partition": {{ "hash": ["key"] }} }}],
+       "keys": ["key"], "aggregates": [{{ "fn": "count", "as": "n" }}] }},
+    {{ "id": "out", "type": "kafka_sink", "parallelism": 2, "inputs": [{{ "from": "counts" }}],
+       "bootstrap_servers": "{broker}", "topic": "counts", "format": "json", "key": "key" }}
+  ]
+}}"#
+    )
+}
+
+/// (id, key, n) of every record a read-committed reader of `counts` sees, applying the
+/// read-committed rules itself (tansu serves aborted records); and the raw log's counts of
+/// aborted and still-open records.
+fn read_counts(broker: &Broker) -> (Vec<(i64, i64, i64)>, usize, usize) {
+    let parts = common::kafka_raw::partitions(&broker.addr(), "counts").expect("partitions");
+    let log = common::kafka_raw::read_all_raw(&broker.addr(), "counts", &parts).expect("read");
+    let rows = log
+        .committed_records()
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("json");
+            (
+                v["id"].as_i64().expect("id"),
+                v["key"].as_i64().expect("key"),
+                v["n"].as_i64().expect("n"),
+            )
+        })
+        .collect();
+    (rows, log.aborted_count(), log.open_count())
+}
+
+/// Waits until `count` committed rows are in `counts`, then two more checkpoints, cancels the
+/// job and checks the output record by record.
+async fn settle_and_check(
+    cluster: &TestCluster,
+    client: &weir_client::Client,
+    id: &str,
+    broker: &Broker,
+    count: u64,
+    keys: u64,
+    name: &str,
+) -> weir_client::JobStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let (rows, _, _) = read_counts(broker);
+        if rows.len() as u64 >= count {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            cluster.dump_logs();
+            panic!("only {} of {count} rows committed to counts", rows.len());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let now = completed_checkpoints(&client.status(id).await.expect("status"));
+    wait_until(client, id, 60, "two more checkpoints", |s| {
+        completed_checkpoints(s) >= now + 2
+    })
+    .await;
+    let status = client.status(id).await.expect("status");
+    client.cancel(id).await.expect("cancel");
+    let (rows, aborted, open) = read_counts(broker);
+    let check = check_output(&rows, count, keys, SEED);
+    eprintln!(
+        "{name}: {} committed rows, {} missing, {} duplicated, {} keys with wrong counts, {} restarts; the broker also served {aborted} aborted and {open} open records, which a read-committed reader must skip",
+        check.rows, check.missing, check.duplicated, check.bad_counts, status.restarts
+    );
+    check.assert_exact(count);
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_kafka_exactly_once_survives_task_manager_kill() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("events", 3).await;
+    broker.create_topic("counts", 3).await;
+    let (count, keys) = (300_000u64, 1_000u64);
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(4).await;
+    let id = client
+        .submit_json(&kafka_to_kafka_job(&broker.addr()), None)
+        .await
+        .expect("submit");
+    let producing = produce_events(&broker, count, keys, 12);
+    let disrupt = async {
+        wait_until(&client, &id, 60, "checkpoints", |s| {
+            s.state == "RUNNING" && completed_checkpoints(s) >= 3
+        })
+        .await;
+        cluster.kill_tm(0);
+        cluster.start_tm(2);
+        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+    };
+    tokio::join!(producing, disrupt);
+    let status = settle_and_check(
+        &cluster,
+        &client,
+        &id,
+        &broker,
+        count,
+        keys,
+        "kafka-to-kafka",
+    )
+    .await;
+    assert!(status.restarts >= 1, "the kill must have caused a restart");
+}
+
+/// The commit window: the task manager dies after a checkpoint completed and before its
+/// transaction's commit reached the broker. The broker then holds that transaction open; the
+/// restored sink fences it (aborting it), finds the commit marker behind the checkpoint, and
+/// re-sends the epoch from the checkpoint's write-ahead copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_sink_crash_between_checkpoint_and_commit_loses_and_doubles_nothing() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("events", 3).await;
+    broker.create_topic("counts", 3).await;
+    let (count, keys) = (200_000u64, 1_000u64);
+    let mut cluster = TestCluster::new();
+    let doomed = cluster.start_tm_env(4, &[("WEIR_FAILPOINTS", "kafka_sink_commit@3")]);
+    let client = cluster.wait_slots(4).await;
+    let id = client
+        .submit_json(&kafka_to_kafka_job(&broker.addr()), None)
+        .await
+        .expect("submit");
+    let producing = produce_events(&broker, count, keys, 10);
+    let disrupt = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while cluster.tms[doomed]
+            .child
+            .try_wait()
+            .expect("wait")
+            .is_none()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the failpoint never fired"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_, _, open) = read_counts(&broker);
+        eprintln!("after the crash: {open} records in open transactions");
+        assert!(
+            open > 0,
+            "the crash must leave a pre-committed transaction open on the broker"
+        );
+        cluster.start_tm(4);
+        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+    };
+    tokio::join!(producing, disrupt);
+    settle_and_check(&cluster, &client, &id, &broker, count, keys, "kafka-window").await;
+    // The restored sink must have re-sent at least one epoch from its write-ahead copy.
+    let logs: String = std::fs::read_dir(cluster.dir.path())
+        .expect("logs")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    let resent: u64 = logs
+        .lines()
+        .filter(|l| l.contains("kafka sink recovered"))
+        .filter_map(|l| {
+            let plain = strip_ansi(l);
+            let i = plain.find("resent=")?;
+            let digits: String = plain[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            digits.parse::<u64>().ok()
+        })
+        .sum();
+    eprintln!("kafka-window: {resent} epochs re-sent from write-ahead copies");
+    assert!(resent > 0, "recovery must have re-sent the lost epoch");
+}
+
+/// A log line without its terminal colour codes (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A job manager killed and restarted in the middle of a Kafka → PostgreSQL (exactly-once) job:
+/// the new job manager resumes the job from its last checkpoint; the table ends up exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_postgres_survives_job_manager_restart() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(pg) = PgServer::start() else { return };
+    broker.create_topic("events", 3).await;
+    let (count, keys) = (300_000u64, 1_000u64);
+    let job = kafka_count_job(&broker.addr(), std::path::Path::new("unused")).replace(
+        r#""type": "file_sink", "parallelism": 2, "inputs": [{ "from": "counts" }],
+       "path": "unused", "format": "csv""#,
+        &format!(
+            r#""type": "postgres_sink", "parallelism": 2, "inputs": [{{ "from": "counts" }}],
+       "url": "{}", "table": "counts", "create_table": true"#,
+            pg.url()
+        ),
+    );
+    assert!(job.contains("postgres_sink"), "{job}");
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(4).await;
+    let id = client.submit_json(&job, None).await.expect("submit");
+    let producing = produce_events(&broker, count, keys, 12);
+    let disrupt = async {
+        wait_until(&client, &id, 60, "checkpoints", |s| {
+            s.state == "RUNNING" && completed_checkpoints(s) >= 3
+        })
+        .await;
+        cluster.kill_jm();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cluster.start_jm();
+    };
+    tokio::join!(producing, disrupt);
+    let client = cluster.client().await;
+    wait_until(
+        &client,
+        &id,
+        60,
+        "the job back under the new job manager",
+        |s| s.state == "RUNNING",
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let table_rows = || async {
+        pg.client()
+            .await
+            .query_one("SELECT count(*) FROM counts", &[])
+            .await
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+    };
+    while (table_rows().await as u64) < count {
+        if std::time::Instant::now() > deadline {
+            cluster.dump_logs();
+            panic!("only {} of {count} rows in the table", table_rows().await);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let now = completed_checkpoints(&client.status(&id).await.expect("status"));
+    wait_until(&client, &id, 60, "two more checkpoints", |s| {
+        completed_checkpoints(s) >= now + 2
+    })
+    .await;
+    let status = client.status(&id).await.expect("status");
+    client.cancel(&id).await.expect("cancel");
+    let rows: Vec<(i64, i64, i64)> = pg
+        .client()
+        .await
+        .query("SELECT id, key, n FROM counts", &[])
+        .await
+        .expect("read table")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let check = check_output(&rows, count, keys, SEED);
+    eprintln!(
+        "kafka-to-postgres, JM restart: {} rows, {} missing, {} duplicated, {} keys with wrong counts, attempt {} ",
+        check.rows, check.missing, check.duplicated, check.bad_counts, status.attempt
+    );
+    check.assert_exact(count);
 }

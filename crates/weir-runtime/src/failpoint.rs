@@ -16,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 /// The points the runtime defines (documented in `docs/checkpoints.md`).
 pub const FILE_SINK_COMMIT: &str = "file_sink_commit";
 pub const POSTGRES_SINK_COMMIT: &str = "postgres_sink_commit";
+pub const KAFKA_SINK_COMMIT: &str = "kafka_sink_commit";
 
 struct Armed {
     /// name -> (calls that abort at, calls seen)

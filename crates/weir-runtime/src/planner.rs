@@ -176,6 +176,13 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
             | OperatorKind::FileSink(_) => {
                 input.ok_or_else(|| RuntimeError::Internal("operator without input".into()))?
             }
+            OperatorKind::KafkaSink(_k) => {
+                let input =
+                    input.ok_or_else(|| RuntimeError::Internal("sink without input".into()))?;
+                #[cfg(feature = "kafka")]
+                crate::operators::kafka_sink::check(_k, &input, &op.id)?;
+                input
+            }
             OperatorKind::PostgresSink(_p) => {
                 let input =
                     input.ok_or_else(|| RuntimeError::Internal("sink without input".into()))?;
@@ -242,9 +249,13 @@ pub fn validate(spec: &JobSpec) -> Result<()> {
                 "postgres",
             ));
         }
-        if matches!(op.kind, OperatorKind::KafkaSource(_)) && !cfg!(feature = "kafka") {
+        if matches!(
+            op.kind,
+            OperatorKind::KafkaSource(_) | OperatorKind::KafkaSink(_)
+        ) && !cfg!(feature = "kafka")
+        {
             return Err(not_built(
-                &format!("operator {:?}: kafka_source", op.id),
+                &format!("operator {:?}: {}", op.id, op.kind.type_name()),
                 "kafka",
             ));
         }

@@ -209,6 +209,7 @@ pub enum OperatorKind {
     BlackholeSink,
     FileSink(FileSinkSpec),
     PostgresSink(PostgresSinkSpec),
+    KafkaSink(KafkaSinkSpec),
 }
 
 impl OperatorKind {
@@ -225,6 +226,7 @@ impl OperatorKind {
                 | OperatorKind::BlackholeSink
                 | OperatorKind::FileSink(_)
                 | OperatorKind::PostgresSink(_)
+                | OperatorKind::KafkaSink(_)
         )
     }
 
@@ -234,6 +236,7 @@ impl OperatorKind {
         match self {
             OperatorKind::FileSink(_) => true,
             OperatorKind::PostgresSink(p) => p.mode == PostgresSinkMode::ExactlyOnce,
+            OperatorKind::KafkaSink(k) => k.guarantee == KafkaSinkGuarantee::ExactlyOnce,
             _ => false,
         }
     }
@@ -251,6 +254,7 @@ impl OperatorKind {
             OperatorKind::BlackholeSink => "blackhole_sink",
             OperatorKind::FileSink(_) => "file_sink",
             OperatorKind::PostgresSink(_) => "postgres_sink",
+            OperatorKind::KafkaSink(_) => "kafka_sink",
         }
     }
 }
@@ -352,6 +356,46 @@ fn default_discovery() -> u64 {
 
 fn default_kafka_connect_timeout() -> u64 {
     10_000
+}
+
+/// Writes rows to a Kafka topic, one message per row (`docs/kafka.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkSpec {
+    pub bootstrap_servers: String,
+    pub topic: String,
+    /// `json` (one object per row), `csv` (one line per row, no header) or `raw` (the single
+    /// binary or string column's bytes).
+    #[serde(default)]
+    pub format: KafkaFormat,
+    /// Column whose value (as text) is the message key; none: no key.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub guarantee: KafkaSinkGuarantee,
+    /// `transaction.timeout.ms` of the exactly-once producer: must cover a checkpoint interval
+    /// plus the checkpoint timeout (a transaction stays open that long).
+    #[serde(default = "default_txn_timeout")]
+    pub transaction_timeout_ms: u64,
+    #[serde(default = "default_kafka_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Extra librdkafka producer settings.
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+fn default_txn_timeout() -> u64 {
+    600_000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaSinkGuarantee {
+    /// One transaction per checkpoint, committed when the checkpoint completes.
+    #[default]
+    ExactlyOnce,
+    /// Idempotent producer flushed at every barrier; replays after a failure duplicate.
+    AtLeastOnce,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -700,6 +744,34 @@ impl JobSpec {
                         "kafka_source {:?}: batch_size must be at least 1",
                         op.id
                     ));
+                }
+            }
+            if let OperatorKind::KafkaSink(k) = &op.kind {
+                if k.bootstrap_servers.trim().is_empty() || k.topic.trim().is_empty() {
+                    return bad(format!(
+                        "kafka_sink {:?} needs \"bootstrap_servers\" and \"topic\"",
+                        op.id
+                    ));
+                }
+                if k.guarantee == KafkaSinkGuarantee::ExactlyOnce {
+                    if self.guarantee != DeliveryGuarantee::ExactlyOnce {
+                        return bad(format!(
+                            "kafka_sink {:?}: guarantee \"exactly_once\" needs the job's guarantee \"exactly_once\" (it is {}); use \"at_least_once\"",
+                            op.id,
+                            self.guarantee.name()
+                        ));
+                    }
+                    let needed = self.checkpoint.interval_ms + self.checkpoint.timeout_ms;
+                    if k.transaction_timeout_ms <= needed {
+                        return bad(format!(
+                            "kafka_sink {:?}: transaction_timeout_ms {} is too short: a transaction stays open for a checkpoint interval ({} ms) plus up to the checkpoint timeout ({} ms), so it must exceed {} ms",
+                            op.id,
+                            k.transaction_timeout_ms,
+                            self.checkpoint.interval_ms,
+                            self.checkpoint.timeout_ms,
+                            needed
+                        ));
+                    }
                 }
             }
             if let OperatorKind::PostgresSink(p) = &op.kind {

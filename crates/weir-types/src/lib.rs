@@ -13,9 +13,9 @@ pub use error::{Result, TypesError};
 pub use ids::{CheckpointId, JobId, TaskKey};
 pub use job::{
     AggFn, AggSpec, CheckpointConfig, DeliveryGuarantee, FileFormat, FileSinkSpec, FileSourceSpec,
-    GeneratorSpec, InputSpec, JobSpec, KafkaFormat, KafkaSourceSpec, KafkaStart, OnConflict,
-    OperatorKind, OperatorSpec, Partitioning, PostgresSinkMode, PostgresSinkSpec, ProjectExpr,
-    RestartStrategy, StateBackend, StdoutSinkSpec,
+    GeneratorSpec, InputSpec, JobSpec, KafkaFormat, KafkaSinkGuarantee, KafkaSinkSpec,
+    KafkaSourceSpec, KafkaStart, OnConflict, OperatorKind, OperatorSpec, Partitioning,
+    PostgresSinkMode, PostgresSinkSpec, ProjectExpr, RestartStrategy, StateBackend, StdoutSinkSpec,
 };
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};
 

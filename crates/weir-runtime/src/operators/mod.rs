@@ -8,6 +8,8 @@ mod file_source;
 mod filter;
 mod generator;
 #[cfg(feature = "kafka")]
+pub mod kafka_sink;
+#[cfg(feature = "kafka")]
 pub mod kafka_source;
 #[cfg(feature = "postgres")]
 pub mod postgres_sink;
@@ -157,6 +159,12 @@ pub async fn build_operator(
         OperatorKind::BlackholeSink => Box::new(sinks::Blackhole::default()),
         OperatorKind::StdoutSink(s) => Box::new(sinks::Stdout::new(ctx, s.summary_only)),
         OperatorKind::FileSink(f) => Box::new(FileSink::open(ctx, f, restored).await?),
+        #[cfg(feature = "kafka")]
+        OperatorKind::KafkaSink(k) => {
+            Box::new(kafka_sink::KafkaSink::open(ctx, k, restored).await?)
+        }
+        #[cfg(not(feature = "kafka"))]
+        OperatorKind::KafkaSink(_) => return Err(crate::planner::not_built("kafka_sink", "kafka")),
         #[cfg(feature = "postgres")]
         OperatorKind::PostgresSink(p) => {
             Box::new(postgres_sink::PostgresSink::open(ctx, p, restored).await?)

@@ -1,0 +1,664 @@
+//! The Kafka sink (`docs/kafka.md` has the design and its failure cases).
+//!
+//! At-least-once: an idempotent producer, flushed at every barrier.
+//!
+//! Exactly-once, per subtask, with only public Kafka APIs:
+//! * transactional id `weir-<job>-<operator>-<subtask>`, the same for every attempt, so a new
+//!   attempt's `init_transactions` fences the old one and aborts its open transaction;
+//! * one Kafka transaction per checkpoint epoch. Rows are produced into it as they arrive; at
+//!   barrier *n* the producer is flushed and the epoch is pre-committed. Its rows also go into
+//!   the snapshot for *n* (a write-ahead copy, Arrow IPC). Rows that arrive while a
+//!   pre-committed transaction awaits its checkpoint wait in memory (one producer has one open
+//!   transaction) and are sent once it is committed;
+//! * every transaction carries a commit marker: `send_offsets_to_transaction` for the consumer
+//!   group `weir-<job>-<operator>-<subtask>`, offset = the epoch's checkpoint id. Kafka applies
+//!   transactional offsets only if the transaction commits, so "the group's committed offset
+//!   is at least *n*" means "epoch *n* is committed";
+//! * restore: for every old subtask this one now owns, `init_transactions` with the old id
+//!   (fences zombies; a commit that reached the broker completes, anything else is aborted),
+//!   read the marker, and re-send from the write-ahead copy, in a transaction with its
+//!   marker, every recorded epoch above it. That covers the commit window: a crash after the
+//!   checkpoint completed and before the commit reached the broker loses the transaction, but
+//!   not its rows.
+
+use super::{Operator, OperatorContext, Restored};
+use crate::error::{Result, RuntimeError};
+use crate::exchange::{decode_batch, encode_batch};
+use crate::failpoint;
+use crate::message::Barrier;
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
+use async_trait::async_trait;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::{debug, info};
+use weir_types::{CheckpointId, KafkaFormat, KafkaSinkGuarantee, KafkaSinkSpec};
+
+/// Collects the first delivery error; the sink checks it at every flush.
+#[derive(Default)]
+struct SinkContext {
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for SinkContext {}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            if let Ok(mut f) = self.failed.lock() {
+                f.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+type KafkaProducer = ThreadedProducer<SinkContext>;
+
+fn kafka_err(what: &str, e: KafkaError) -> RuntimeError {
+    RuntimeError::Connector(format!("kafka: {what}: {e}"))
+}
+
+/// What a snapshot records: epochs closed by a barrier and not known to be committed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SinkState {
+    transactional_id: String,
+    /// (checkpoint id, the epoch's rows as Arrow IPC frames)
+    epochs: Vec<(CheckpointId, Vec<Vec<u8>>)>,
+}
+
+struct Epoch {
+    id: CheckpointId,
+    batches: Vec<RecordBatch>,
+    /// Whether its rows are in the open (pre-committed) Kafka transaction.
+    sent: bool,
+}
+
+pub struct KafkaSink {
+    spec: KafkaSinkSpec,
+    op_id: String,
+    producer: Arc<KafkaProducer>,
+    transactional: bool,
+    /// Marker consumer (exactly-once): its group metadata goes into every transaction.
+    marker: Option<Arc<BaseConsumer>>,
+    marker_group: String,
+    txn_open: bool,
+    /// Rows since the last barrier; the first `open_sent` are in the open transaction (rows
+    /// are held back while `pending` is not empty).
+    open: Vec<RecordBatch>,
+    open_sent: usize,
+    pending: VecDeque<Epoch>,
+    key_col: Option<usize>,
+    encoded: Vec<u8>,
+}
+
+fn transactional_id(job: &str, op: &str, subtask: u32) -> String {
+    format!("weir-{job}-{op}-{subtask}")
+}
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a blocking client call off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RuntimeError::Internal(format!("kafka client task: {e}")))?
+}
+
+impl KafkaSink {
+    pub async fn open(
+        ctx: &OperatorContext,
+        spec: &KafkaSinkSpec,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
+        let schema = ctx.input_schema.clone().ok_or_else(|| {
+            RuntimeError::Internal(format!("operator {} has no input schema", ctx.op_id))
+        })?;
+        let key_col = check(spec, &schema, &ctx.op_id)?;
+        let transactional = spec.guarantee == KafkaSinkGuarantee::ExactlyOnce;
+        let my_id = transactional_id(&ctx.job_id.0, &ctx.op_id, ctx.subtask);
+        reach(spec, &ctx.op_id).await?;
+
+        // Recovery first, for every old subtask this one owns: fence, read the marker, re-send.
+        let mut states: Vec<SinkState> = Vec::new();
+        let mut old_ids: Vec<String> = Vec::new();
+        if let Some(r) = &restored {
+            for (old, bytes) in &r.snapshots {
+                if old % ctx.parallelism == ctx.subtask {
+                    let s: SinkState = weir_state::decode(bytes)?;
+                    old_ids.push(s.transactional_id.clone());
+                    states.push(s);
+                }
+            }
+            // Old subtasks of another job (a savepoint) that left no state still need fencing.
+            if r.job_id != ctx.job_id.0 {
+                for old in 0..r.old_parallelism {
+                    let id = transactional_id(&r.job_id, &ctx.op_id, old);
+                    if old % ctx.parallelism == ctx.subtask && !old_ids.contains(&id) {
+                        old_ids.push(id);
+                        states.push(SinkState {
+                            transactional_id: transactional_id(&r.job_id, &ctx.op_id, old),
+                            epochs: vec![],
+                        });
+                    }
+                }
+            }
+        }
+        if transactional {
+            for s in states.iter().filter(|s| s.transactional_id != my_id) {
+                let p = producer(spec, Some(&s.transactional_id))?;
+                recover(spec, &ctx.op_id, p, s).await?;
+            }
+        }
+        let producer = producer(spec, transactional.then_some(my_id.as_str()))?;
+        let mut marker = None;
+        if transactional {
+            let p = producer.clone();
+            blocking(move || {
+                p.init_transactions(TXN_TIMEOUT)
+                    .map_err(|e| kafka_err("init_transactions", e))
+            })
+            .await?;
+            let own = states
+                .iter()
+                .find(|s| s.transactional_id == my_id)
+                .cloned()
+                .unwrap_or_default();
+            let m = marker_consumer(spec, &my_id)?;
+            resend_missing(spec, &ctx.op_id, &producer, &m, &my_id, &own.epochs).await?;
+            marker = Some(m);
+        }
+        Ok(Self {
+            spec: spec.clone(),
+            op_id: ctx.op_id.clone(),
+            producer,
+            transactional,
+            marker,
+            marker_group: my_id,
+            txn_open: false,
+            open: Vec::new(),
+            open_sent: 0,
+            pending: VecDeque::new(),
+            key_col,
+            encoded: Vec::new(),
+        })
+    }
+
+    /// Encodes and produces a batch's rows into the producer (the open transaction, if any).
+    async fn send(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.transactional && !self.txn_open {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| kafka_err("begin_transaction", e))?;
+            self.txn_open = true;
+        }
+        let payloads = encode_rows(self.spec.format, batch, &mut self.encoded)?;
+        let keys = match self.key_col {
+            Some(k) => Some(arrow::compute::cast(batch.column(k), &DataType::Utf8)?),
+            None => None,
+        };
+        let keys = keys.as_ref().map(|k| k.as_string::<i32>());
+        for (row, payload) in payloads.iter().enumerate() {
+            let bytes = &self.encoded[payload.0..payload.1];
+            let key = keys.and_then(|k| k.is_valid(row).then(|| k.value(row)));
+            let mut record: BaseRecord<'_, str, [u8]> =
+                BaseRecord::to(&self.spec.topic).payload(bytes);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((e, _)) => {
+                        return Err(kafka_err(&format!("producing to {}", self.spec.topic), e))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the current epoch's rows not sent yet.
+    async fn send_open(&mut self) -> Result<()> {
+        while self.open_sent < self.open.len() {
+            let b = self.open[self.open_sent].clone();
+            self.send(&b).await?;
+            self.open_sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits until everything produced is acknowledged; fails on any delivery error.
+    async fn flush(&self) -> Result<()> {
+        let p = self.producer.clone();
+        blocking(move || p.flush(TXN_TIMEOUT).map_err(|e| kafka_err("flush", e))).await?;
+        if let Some(e) = self
+            .producer
+            .context()
+            .failed
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+        {
+            return Err(RuntimeError::Connector(format!(
+                "kafka_sink {:?}: a message could not be delivered to {}: {e}",
+                self.op_id, self.spec.topic
+            )));
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction with marker `id`.
+    async fn commit(&mut self, id: CheckpointId) -> Result<()> {
+        let (p, m, group, topic) = (
+            self.producer.clone(),
+            self.marker.clone(),
+            self.marker_group.clone(),
+            self.spec.topic.clone(),
+        );
+        failpoint::hit(failpoint::KAFKA_SINK_COMMIT);
+        blocking(move || {
+            let m = m.ok_or_else(|| RuntimeError::Internal("no marker consumer".into()))?;
+            mark_and_commit(&p, &m, &group, &topic, id)
+        })
+        .await?;
+        self.txn_open = false;
+        debug!(checkpoint = id, "kafka transaction committed");
+        Ok(())
+    }
+}
+
+/// Sends marker `id` into the open transaction and commits it.
+fn mark_and_commit(
+    p: &KafkaProducer,
+    marker: &BaseConsumer,
+    group: &str,
+    topic: &str,
+    id: CheckpointId,
+) -> Result<()> {
+    let cgm = marker
+        .group_metadata()
+        .ok_or_else(|| RuntimeError::Internal(format!("no group metadata for {group}")))?;
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, 0, Offset::Offset(id as i64))
+        .map_err(|e| kafka_err("building the commit marker", e))?;
+    p.send_offsets_to_transaction(&offsets, &cgm, TXN_TIMEOUT)
+        .map_err(|e| kafka_err("send_offsets_to_transaction (commit marker)", e))?;
+    p.commit_transaction(TXN_TIMEOUT)
+        .map_err(|e| kafka_err("commit_transaction", e))
+}
+
+/// Checks the spec against the input schema; returns the key column's index.
+pub fn check(
+    spec: &KafkaSinkSpec,
+    schema: &arrow::datatypes::SchemaRef,
+    op: &str,
+) -> Result<Option<usize>> {
+    if spec.format == KafkaFormat::Raw
+        && (schema.fields().len() != 1
+            || !matches!(
+                schema.field(0).data_type(),
+                DataType::Binary | DataType::Utf8
+            ))
+    {
+        return Err(RuntimeError::Plan(format!(
+            "kafka_sink {op:?}: format raw needs exactly one binary or string column"
+        )));
+    }
+    spec.key
+        .as_ref()
+        .map(|k| {
+            schema.index_of(k).map_err(|_| {
+                RuntimeError::Plan(format!(
+                    "kafka_sink {op:?}: key column {k:?} is not in its input"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn producer(spec: &KafkaSinkSpec, transactional_id: Option<&str>) -> Result<Arc<KafkaProducer>> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &spec.bootstrap_servers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set(
+            "socket.connection.setup.timeout.ms",
+            spec.connect_timeout_ms.max(1000).to_string(),
+        );
+    if let Some(id) = transactional_id {
+        config.set("transactional.id", id).set(
+            "transaction.timeout.ms",
+            spec.transaction_timeout_ms.to_string(),
+        );
+    }
+    for (k, v) in &spec.properties {
+        config.set(k, v);
+    }
+    config
+        .create_with_context(SinkContext::default())
+        .map(Arc::new)
+        .map_err(|e| kafka_err("creating the producer", e))
+}
+
+/// A consumer of the marker group, never subscribed: its group metadata and committed offsets.
+fn marker_consumer(spec: &KafkaSinkSpec, group: &str) -> Result<Arc<BaseConsumer>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &spec.bootstrap_servers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .map(Arc::new)
+        .map_err(|e| kafka_err("creating the marker consumer", e))
+}
+
+/// Fails with the bootstrap address if the topic's metadata cannot be read in time.
+async fn reach(spec: &KafkaSinkSpec, op: &str) -> Result<()> {
+    let (servers, topic, op) = (
+        spec.bootstrap_servers.clone(),
+        spec.topic.clone(),
+        op.to_string(),
+    );
+    let timeout = Duration::from_millis(spec.connect_timeout_ms.max(1000));
+    let c = marker_consumer(spec, &format!("weir-probe-{op}"))?;
+    blocking(move || {
+        let md = c.fetch_metadata(Some(&topic), timeout).map_err(|e| {
+            RuntimeError::Connector(format!(
+                "kafka_sink {op:?}: cannot read metadata of topic {topic:?} from {servers} within {} ms: {e}",
+                timeout.as_millis()
+            ))
+        })?;
+        match md.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() => Ok(()),
+            _ => Err(RuntimeError::Connector(format!(
+                "kafka_sink {op:?}: topic {topic:?} does not exist on {servers}"
+            ))),
+        }
+    })
+    .await
+}
+
+/// Fences `state`'s transactional id and re-sends its recorded epochs the marker lacks.
+async fn recover(
+    spec: &KafkaSinkSpec,
+    op: &str,
+    producer: Arc<KafkaProducer>,
+    state: &SinkState,
+) -> Result<()> {
+    let p = producer.clone();
+    blocking(move || {
+        p.init_transactions(TXN_TIMEOUT)
+            .map_err(|e| kafka_err("init_transactions (fencing an old subtask)", e))
+    })
+    .await?;
+    let m = marker_consumer(spec, &state.transactional_id)?;
+    resend_missing(
+        spec,
+        op,
+        &producer,
+        &m,
+        &state.transactional_id,
+        &state.epochs,
+    )
+    .await
+}
+
+/// Re-sends, one transaction each with its marker, the recorded epochs above the committed
+/// marker. The producer has been initialised (so the old transaction is resolved).
+async fn resend_missing(
+    spec: &KafkaSinkSpec,
+    op: &str,
+    producer: &Arc<KafkaProducer>,
+    marker: &Arc<BaseConsumer>,
+    group: &str,
+    epochs: &[(CheckpointId, Vec<Vec<u8>>)],
+) -> Result<()> {
+    if epochs.is_empty() {
+        return Ok(());
+    }
+    let (m, topic) = (marker.clone(), spec.topic.clone());
+    let committed = blocking(move || {
+        let mut q = TopicPartitionList::new();
+        q.add_partition(&topic, 0);
+        let c = m
+            .committed_offsets(q, TXN_TIMEOUT)
+            .map_err(|e| kafka_err("reading the commit marker", e))?;
+        Ok(c.elements()
+            .first()
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o as u64),
+                _ => None,
+            })
+            .unwrap_or(0))
+    })
+    .await?;
+    let mut resent = 0;
+    for (id, frames) in epochs.iter().filter(|(id, _)| *id > committed) {
+        producer
+            .begin_transaction()
+            .map_err(|e| kafka_err("begin_transaction (re-send)", e))?;
+        let mut encoded = Vec::new();
+        for f in frames {
+            let batch = decode_batch(f)?;
+            let payloads = encode_rows(spec.format, &batch, &mut encoded)?;
+            let keys = match &spec.key {
+                Some(k) => Some(arrow::compute::cast(
+                    batch.column(batch.schema().index_of(k)?),
+                    &DataType::Utf8,
+                )?),
+                None => None,
+            };
+            let keys = keys.as_ref().map(|k| k.as_string::<i32>());
+            for (row, (a, b)) in payloads.iter().enumerate() {
+                let mut record: BaseRecord<'_, str, [u8]> =
+                    BaseRecord::to(&spec.topic).payload(&encoded[*a..*b]);
+                if let Some(k) = keys.and_then(|k| k.is_valid(row).then(|| k.value(row))) {
+                    record = record.key(k);
+                }
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                            record = back;
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        Err((e, _)) => return Err(kafka_err("re-sending an epoch", e)),
+                    }
+                }
+            }
+        }
+        let (p, m, g, t, id) = (
+            producer.clone(),
+            marker.clone(),
+            group.to_string(),
+            spec.topic.clone(),
+            *id,
+        );
+        blocking(move || {
+            p.flush(TXN_TIMEOUT)
+                .map_err(|e| kafka_err("flush (re-send)", e))?;
+            mark_and_commit(&p, &m, &g, &t, id)
+        })
+        .await?;
+        resent += 1;
+    }
+    info!(
+        operator = op,
+        transactional_id = group,
+        committed_marker = committed,
+        recorded = epochs.len(),
+        resent,
+        "kafka sink recovered"
+    );
+    Ok(())
+}
+
+/// Encodes each row of `batch` into `out`; returns each row's byte range.
+fn encode_rows(
+    format: KafkaFormat,
+    batch: &RecordBatch,
+    out: &mut Vec<u8>,
+) -> Result<Vec<(usize, usize)>> {
+    out.clear();
+    let mut ranges = Vec::with_capacity(batch.num_rows());
+    match format {
+        KafkaFormat::Json | KafkaFormat::Csv => {
+            if format == KafkaFormat::Json {
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut *out);
+                w.write(batch)?;
+                w.finish()?;
+            } else {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(false)
+                    .build(&mut *out);
+                w.write(batch)?;
+            }
+            let mut start = 0;
+            for (i, b) in out.iter().enumerate() {
+                if *b == b'\n' {
+                    ranges.push((start, i));
+                    start = i + 1;
+                }
+            }
+        }
+        KafkaFormat::Raw => {
+            let col = batch.column(0);
+            for row in 0..batch.num_rows() {
+                let start = out.len();
+                match col.data_type() {
+                    DataType::Binary => out.extend_from_slice(col.as_binary::<i32>().value(row)),
+                    _ => out.extend_from_slice(col.as_string::<i32>().value(row).as_bytes()),
+                }
+                ranges.push((start, out.len()));
+            }
+        }
+    }
+    if ranges.len() != batch.num_rows() {
+        return Err(RuntimeError::Internal(format!(
+            "encoded {} rows into {} messages",
+            batch.num_rows(),
+            ranges.len()
+        )));
+    }
+    Ok(ranges)
+}
+
+#[async_trait]
+impl Operator for KafkaSink {
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        if !self.transactional {
+            self.send(&batch).await?;
+            return Ok(None);
+        }
+        self.open.push(batch);
+        if self.pending.is_empty() {
+            self.send_open().await?;
+        }
+        Ok(None)
+    }
+
+    async fn snapshot(&mut self, barrier: &Barrier) -> Result<Option<Vec<u8>>> {
+        if !self.transactional {
+            self.flush().await?;
+            return Ok(None);
+        }
+        let sent = self.pending.is_empty() && self.txn_open;
+        if sent {
+            self.flush().await?;
+        }
+        debug_assert!(!sent || self.open_sent == self.open.len());
+        self.open_sent = 0;
+        let batches = std::mem::take(&mut self.open);
+        if !batches.is_empty() {
+            self.pending.push_back(Epoch {
+                id: barrier.id,
+                batches,
+                sent,
+            });
+        }
+        let epochs = self
+            .pending
+            .iter()
+            .map(|e| {
+                Ok((
+                    e.id,
+                    e.batches
+                        .iter()
+                        .map(encode_batch)
+                        .collect::<Result<Vec<_>>>()?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(weir_state::encode(&SinkState {
+            transactional_id: self.marker_group.clone(),
+            epochs,
+        })))
+    }
+
+    async fn checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
+        if !self.transactional {
+            return Ok(());
+        }
+        while self.pending.front().is_some_and(|e| e.id <= id) {
+            let Some(epoch) = self.pending.pop_front() else {
+                break;
+            };
+            if !epoch.sent {
+                for b in &epoch.batches {
+                    self.send(b).await?;
+                }
+                self.flush().await?;
+            }
+            self.commit(epoch.id).await?;
+        }
+        // Rows held back while a transaction awaited its checkpoint go out now: the oldest
+        // epoch still waiting (pre-committed at once), else the current epoch's.
+        match self.pending.front_mut() {
+            Some(front) if !front.sent => {
+                let batches = front.batches.clone();
+                front.sent = true;
+                for b in &batches {
+                    self.send(b).await?;
+                }
+                self.flush().await?;
+            }
+            Some(_) => {}
+            None => self.send_open().await?,
+        }
+        Ok(())
+    }
+
+    fn awaiting_commit(&self) -> bool {
+        self.transactional && (!self.pending.is_empty() || !self.open.is_empty())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        self.flush().await?;
+        if self.transactional && self.txn_open {
+            let p = self.producer.clone();
+            blocking(move || {
+                p.commit_transaction(TXN_TIMEOUT)
+                    .map_err(|e| kafka_err("commit_transaction", e))
+            })
+            .await?;
+            self.txn_open = false;
+        }
+        Ok(())
+    }
+}
