@@ -6,6 +6,12 @@
 //! ```sh
 //! cargo run --release -p weir --bin weir-bench -- --events 50000000 --runs 3
 //! ```
+//!
+//! With `--kafka HOST:PORT` (build with `--features kafka`) it measures Kafka → Kafka instead
+//! (see `kafka.rs`); `--broker-pid PID` adds the broker's CPU time to the report.
+
+#[cfg(feature = "kafka")]
+mod kafka;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -233,6 +239,28 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    if let Some(broker) = args
+        .iter()
+        .position(|a| a == "--kafka")
+        .and_then(|i| args.get(i + 1))
+    {
+        #[cfg(feature = "kafka")]
+        {
+            let pid = args
+                .iter()
+                .position(|a| a == "--broker-pid")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|p| p.parse().ok());
+            println!("weir-bench --kafka {broker}: {events} events per run, median of {runs} runs");
+            kafka::bench(broker, events, runs, pid);
+            return;
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            eprintln!("weir-bench was built without the `kafka` feature; rebuild with --features kafka ({broker})");
+            std::process::exit(2);
+        }
+    }
     println!("weir-bench: {events} events per run, median of {runs} runs, parallelism {parallelism} per pipeline stage, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     println!(
         "{:<12} {:<9} {:<12} {:>14} {:>16} {:>10}  peak RSS (MB)",
