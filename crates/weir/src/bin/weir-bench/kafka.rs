@@ -95,8 +95,16 @@ pub fn bench(broker: &str, events: u64, runs: usize, broker_pid: Option<u32>) {
         "Kafka -> Kafka", "events/s", "events/s/core", "wall s", "broker cpu s"
     );
     for (label, guarantee, sink_guarantee) in [
-        ("exactly-once, checkpoints 1 s", "exactly_once", "exactly_once"),
-        ("at-least-once, checkpoints 1 s", "at_least_once", "at_least_once"),
+        (
+            "exactly-once, checkpoints 1 s",
+            "exactly_once",
+            "exactly_once",
+        ),
+        (
+            "at-least-once, checkpoints 1 s",
+            "at_least_once",
+            "at_least_once",
+        ),
     ] {
         let (mut walls, mut cores, mut brokers) = (vec![], vec![], vec![]);
         for r in 0..runs {
@@ -110,9 +118,15 @@ pub fn bench(broker: &str, events: u64, runs: usize, broker_pid: Option<u32>) {
  {{"id": "out", "inputs": [{{"from": "in"}}], {}}}]}}"#,
                 sink(broker, &out, sink_guarantee)
             );
-            let before = broker_pid.and_then(usage).map(|u| u.cpu_secs).unwrap_or(0.0);
+            let before = broker_pid
+                .and_then(usage)
+                .map(|u| u.cpu_secs)
+                .unwrap_or(0.0);
             let (wall, cpu) = run(&write_job(dir.path(), "k2k", &job), dir.path());
-            let after = broker_pid.and_then(usage).map(|u| u.cpu_secs).unwrap_or(0.0);
+            let after = broker_pid
+                .and_then(usage)
+                .map(|u| u.cpu_secs)
+                .unwrap_or(0.0);
             walls.push(wall);
             cores.push(events as f64 / cpu.max(1e-9));
             brokers.push(after - before);
