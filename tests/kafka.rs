@@ -21,7 +21,7 @@ fn kafka_count_job(broker: &str, out: &std::path::Path) -> String {
   "restart": {{ "fixed_delay": {{ "attempts": 10, "delay_ms": 200 }} }},
   "operators": [
     {{ "id": "events", "type": "kafka_source", "parallelism": 2, "bootstrap_servers": "{broker}",
-       "topic": "events", "format": "json", "schema": [["id", "int64"], ["key", "int64"]] }},
+       "topic": "events", "group_id": "weir-monitor", "format": "json", "schema": [["id", "int64"], ["key", "int64"]] }},
     {{ "id": "counts", "type": "keyed_aggregate", "parallelism": 2,
        "inputs": [{{ "from": "events", "partition": {{ "hash": ["key"] }} }}],
        "keys": ["key"], "aggregates": [{{ "fn": "count", "as": "n" }}] }},
@@ -121,6 +121,33 @@ async fn kafka_source_to_exactly_once_files_survives_task_manager_kill() {
     );
     assert!(status.restarts >= 1, "the kill must have caused a restart");
     check.assert_exact(count);
+    // After the last checkpoints, the consumer group (monitoring only) sits at the end.
+    let committed = group_offsets(&broker, "weir-monitor", "events", 3);
+    eprintln!("kafka-source: consumer group weir-monitor committed {committed:?}");
+    assert_eq!(committed.iter().sum::<i64>(), count as i64, "{committed:?}");
+}
+
+/// The committed offsets of `group` for partitions `0..partitions` of `topic`.
+fn group_offsets(broker: &Broker, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .collect()
 }
 
 /// An unreachable broker fails the start with its address, not a hang.

@@ -7,36 +7,187 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 const ACCESS_KEY: &str = "weir-test";
 const SECRET_KEY: &str = "weir-test-secret";
 
-/// Serves `root` as an S3 endpoint; each sub-folder is a bucket.
-async fn start_s3(root: &Path) -> String {
+/// An S3 endpoint serving `root` (each sub-folder is a bucket), and a count of the multipart
+/// part uploads it received (`PUT …?partNumber=…&uploadId=…`).
+async fn start_s3(root: &Path) -> (String, Arc<AtomicUsize>) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder as ConnBuilder;
     let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
     let mut b = s3s::service::S3ServiceBuilder::new(fs);
     b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
     let service = b.build();
+    let parts = Arc::new(AtomicUsize::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let counter = parts.clone();
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
             };
-            let service = service.clone();
+            let (service, counter) = (service.clone(), counter.clone());
+            let counting =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let is_part = req.method() == hyper::Method::PUT
+                        && req
+                            .uri()
+                            .query()
+                            .is_some_and(|q| q.contains("uploadId=") && q.contains("partNumber="));
+                    if is_part {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let service = service.clone();
+                    async move { hyper::service::Service::call(&service, req).await }
+                });
             tokio::spawn(async move {
                 let _ = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
+                    .serve_connection(TokioIo::new(socket), counting)
                     .await;
             });
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), parts)
+}
+
+/// `weir run JOB` against the S3 endpoint; returns what it printed, after checking it succeeded.
+async fn run_on_s3(dir: &Path, name: &str, job: String, endpoint: &str) -> String {
+    let job_file = dir.join(format!("{name}.json"));
+    std::fs::write(&job_file, job).unwrap();
+    let endpoint = endpoint.to_string();
+    let state = format!("s3://weir/state-{name}");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(weir())
+            .args(["run", job_file.to_str().unwrap(), "--state-dir", &state])
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// Large part files go up in 5 MiB parts (multipart upload) and appear whole at commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_part_files_are_uploaded_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(root.join("weir")).unwrap();
+    let (endpoint, parts) = start_s3(&root).await;
+    let count = 1_500_000;
+    let job = count_job(
+        "s3-big",
+        "exactly_once",
+        count,
+        500,
+        0,
+        Path::new("s3://weir/big"),
+        1,
+    )
+    .replace(
+        r#""interval_ms": 1000 }"#,
+        r#""interval_ms": 60000, "storage": "s3://weir/checkpoints-big" }"#,
+    )
+    .replace(
+        r#""format": "csv""#,
+        r#""format": "csv", "part_bytes": 5242880"#,
+    );
+    run_on_s3(dir.path(), "big", job, &endpoint).await;
+    let out = root.join("weir/big");
+    let check = check_output(&read_committed(&out), count, 500, 42);
+    let sizes: Vec<u64> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    let uploaded = parts.load(Ordering::SeqCst);
+    eprintln!(
+        "s3-big: {} rows exact, part files {sizes:?} bytes, {uploaded} multipart part uploads",
+        check.rows
+    );
+    check.assert_exact(count);
+    assert!(
+        sizes.iter().any(|s| *s > 5 << 20),
+        "a part file larger than one upload part"
+    );
+    assert!(uploaded >= 2, "the large file was uploaded in parts");
+}
+
+/// Parquet part files on S3, rolled by time as well as at checkpoints, read back by a
+/// Parquet file source into CSV, and checked record by record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_part_files_roll_by_time_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(root.join("weir")).unwrap();
+    let (endpoint, _) = start_s3(&root).await;
+    let count = 600_000;
+    let job = count_job(
+        "s3-pq",
+        "exactly_once",
+        count,
+        500,
+        200_000,
+        Path::new("s3://weir/pq"),
+        2,
+    )
+    .replace(
+        r#""interval_ms": 1000 }"#,
+        r#""interval_ms": 1000, "storage": "s3://weir/checkpoints-pq" }"#,
+    )
+    .replace(
+        r#""format": "csv""#,
+        r#""format": "parquet", "roll_interval_ms": 200"#,
+    );
+    run_on_s3(dir.path(), "pq", job, &endpoint).await;
+    let files: Vec<String> = std::fs::read_dir(root.join("weir/pq"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("part-"))
+        .collect();
+    assert!(files.iter().all(|f| f.ends_with(".parquet")), "{files:?}");
+    // 3 s of input at 200 000 events/s with 1 s checkpoints: rolling every 200 ms makes
+    // several files per checkpoint and subtask.
+    assert!(files.len() >= 8, "rolled by time: {} files", files.len());
+    let back = dir.path().join("back");
+    let read_job = format!(
+        r#"{{"name": "read-back", "checkpoint": {{"interval_ms": 1000, "storage": "s3://weir/checkpoints-back"}},
+"operators": [
+ {{"id": "src", "type": "file_source", "path": "s3://weir/pq", "format": "parquet",
+   "schema": [["id", "int64"], ["key", "int64"], ["n", "int64"]]}},
+ {{"id": "out", "type": "file_sink", "inputs": [{{"from": "src"}}], "path": "{}", "format": "csv"}}]}}"#,
+        back.display()
+    );
+    run_on_s3(dir.path(), "back", read_job, &endpoint).await;
+    let check = check_output(&read_committed(&back), count, 500, 42);
+    eprintln!(
+        "s3-parquet: {} parquet files, {} rows read back, {} missing, {} duplicated",
+        files.len(),
+        check.rows,
+        check.missing,
+        check.duplicated
+    );
+    check.assert_exact(count);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +195,7 @@ async fn exactly_once_job_with_checkpoints_and_output_on_s3() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("s3");
     std::fs::create_dir_all(root.join("weir")).unwrap();
-    let endpoint = start_s3(&root).await;
+    let (endpoint, _) = start_s3(&root).await;
     let count = 300_000;
     let job = count_job(
         "s3",

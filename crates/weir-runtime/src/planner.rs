@@ -99,7 +99,7 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                     if f.schema.is_empty() {
                         return plan_err(
                             &op.id,
-                            "a csv or jsonl file source needs a \"schema\"".into(),
+                            "a csv, jsonl or parquet file source needs a \"schema\"".into(),
                         );
                     }
                     let fields = f
@@ -247,6 +247,17 @@ pub fn validate(spec: &JobSpec) -> Result<()> {
             return Err(not_built(
                 &format!("operator {:?}: postgres_sink", op.id),
                 "postgres",
+            ));
+        }
+        let parquet = match &op.kind {
+            OperatorKind::FileSink(f) => f.format == weir_types::FileFormat::Parquet,
+            OperatorKind::FileSource(f) => f.format == weir_types::FileFormat::Parquet,
+            _ => false,
+        };
+        if parquet && !cfg!(feature = "parquet") {
+            return Err(not_built(
+                &format!("operator {:?}: the parquet format", op.id),
+                "parquet",
             ));
         }
         if matches!(

@@ -303,6 +303,9 @@ impl Task {
     }
 
     async fn complete(&mut self, id: CheckpointId) -> Result<()> {
+        if let Some(src) = &mut self.source {
+            src.checkpoint_complete(id).await?;
+        }
         for op in &mut self.chain {
             op.checkpoint_complete(id).await?;
         }
@@ -325,7 +328,7 @@ impl Task {
             &self.op_ids[..]
         };
         if let Some(src) = &mut self.source {
-            if let Some(bytes) = src.snapshot()? {
+            if let Some(bytes) = src.snapshot(barrier.id)? {
                 states.push((self.op_ids[0].clone(), bytes));
             }
         }

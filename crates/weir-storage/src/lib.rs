@@ -170,7 +170,7 @@ impl Storage {
             .unwrap_or_else(|| p.to_string())
     }
 
-    fn err(&self, op: &'static str, rel: &str, e: object_store::Error) -> StorageError {
+    pub(crate) fn err(&self, op: &'static str, rel: &str, e: object_store::Error) -> StorageError {
         let path = format!("{}/{}", self.url.trim_end_matches('/'), rel);
         match e {
             object_store::Error::NotFound { .. } => StorageError::NotFound { op, path },
@@ -185,6 +185,23 @@ impl Storage {
             .await
             .map(|_| ())
             .map_err(|e| self.err("write", rel, e))
+    }
+
+    /// Starts a multipart upload of `rel` in parts of `part_bytes` (S3 needs at least 5 MiB for
+    /// every part but the last). Nothing is visible under `rel` until [`PartWriter::finish`].
+    pub async fn writer(&self, rel: &str, part_bytes: usize) -> Result<PartWriter> {
+        let upload = self
+            .store
+            .put_multipart(&self.path(rel))
+            .await
+            .map_err(|e| self.err("start a multipart upload of", rel, e))?;
+        Ok(PartWriter {
+            inner: object_store::WriteMultipart::new_with_chunk_size(upload, part_bytes),
+            storage: self.clone(),
+            rel: rel.to_string(),
+            part_bytes,
+            written: 0,
+        })
     }
 
     pub async fn get(&self, rel: &str) -> Result<Bytes> {
@@ -275,6 +292,49 @@ impl Storage {
             .buffered(8)
             .try_collect()
             .await
+    }
+}
+
+/// An object being written in parts (see [`Storage::writer`]). At most two parts upload at
+/// once; a writer dropped without `finish` leaves an incomplete upload that the store never
+/// shows (S3 keeps its parts until aborted or a lifecycle rule removes them).
+pub struct PartWriter {
+    inner: object_store::WriteMultipart,
+    storage: Storage,
+    rel: String,
+    part_bytes: usize,
+    written: u64,
+}
+
+impl PartWriter {
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.inner
+            .wait_for_capacity(2)
+            .await
+            .map_err(|e| self.storage.err("upload a part of", &self.rel, e))?;
+        self.inner.write(data);
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Parts this upload has (or will have, once finished).
+    pub fn parts(&self) -> u64 {
+        self.written.div_ceil(self.part_bytes.max(1) as u64)
+    }
+
+    /// Uploads what is left and completes the upload: the object appears, whole.
+    pub async fn finish(self) -> Result<()> {
+        let (storage, rel) = (self.storage, self.rel);
+        self.inner
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| storage.err("complete the multipart upload of", &rel, e))
     }
 }
 

@@ -426,6 +426,8 @@ pub enum FileFormat {
     Jsonl,
     Csv,
     Lines,
+    /// Apache Parquet (sinks only; cargo feature `parquet`).
+    Parquet,
 }
 
 impl FileFormat {
@@ -434,6 +436,7 @@ impl FileFormat {
             FileFormat::Jsonl => "jsonl",
             FileFormat::Csv => "csv",
             FileFormat::Lines => "txt",
+            FileFormat::Parquet => "parquet",
         }
     }
 }
@@ -485,6 +488,19 @@ pub struct FileSinkSpec {
     /// Roll to a new part file when the open one reaches this size (bytes).
     #[serde(default = "default_roll")]
     pub roll_bytes: u64,
+    /// Roll when the open part file is this old (ms; 0: never by time). Every checkpoint
+    /// barrier also rolls.
+    #[serde(default)]
+    pub roll_interval_ms: u64,
+    /// Part files larger than this are uploaded in parts of this size (multipart upload on
+    /// S3, which needs at least 5 MiB), so a part file never has to fit in memory whole
+    /// (Parquet files excepted: they are encoded in memory until they roll).
+    #[serde(default = "default_part_bytes")]
+    pub part_bytes: u64,
+}
+
+fn default_part_bytes() -> u64 {
+    8 << 20
 }
 
 fn default_roll() -> u64 {

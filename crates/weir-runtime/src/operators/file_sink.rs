@@ -42,6 +42,14 @@ pub struct FileSink {
     storage: Storage,
     format: FileFormat,
     roll_bytes: u64,
+    part_bytes: usize,
+    roll_interval: Option<std::time::Duration>,
+    /// When the open part file got its first row.
+    opened_at: Option<std::time::Instant>,
+    /// The open part file's name and multipart upload, once it outgrew one part.
+    upload: Option<(String, weir_storage::PartWriter)>,
+    #[cfg(feature = "parquet")]
+    parquet: Option<parquet::arrow::ArrowWriter<Vec<u8>>>,
     transactional: bool,
     job_id: String,
     subtask: u32,
@@ -74,6 +82,27 @@ pub async fn committed_files(storage: &Storage) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Makes a pending part file visible under its final name; idempotent (a pending file that is
+/// gone but whose final copy exists was committed before).
+async fn commit_file(storage: &Storage, pending: &str) -> Result<()> {
+    let final_name = pending
+        .strip_prefix(&format!("{PENDING_DIR}/"))
+        .ok_or_else(|| RuntimeError::Internal(format!("not a pending file: {pending}")))?;
+    match storage.copy(pending, final_name).await {
+        Ok(()) => storage.delete(pending).await?,
+        Err(e) if e.is_not_found() => {
+            if !storage.exists(final_name).await? {
+                return Err(RuntimeError::Input(format!(
+                    "pre-committed file {pending} is gone and was never committed: output lost"
+                )));
+            }
+            debug!(file = final_name, "already committed");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
 impl FileSink {
     pub async fn open(
         ctx: &OperatorContext,
@@ -86,6 +115,13 @@ impl FileSink {
             storage,
             format: spec.format,
             roll_bytes: spec.roll_bytes.max(1024),
+            part_bytes: spec.part_bytes.max(5 << 20) as usize,
+            roll_interval: (spec.roll_interval_ms > 0)
+                .then(|| std::time::Duration::from_millis(spec.roll_interval_ms)),
+            opened_at: None,
+            upload: None,
+            #[cfg(feature = "parquet")]
+            parquet: None,
             transactional,
             job_id: ctx.job_id.0.clone(),
             subtask: ctx.subtask,
@@ -116,7 +152,7 @@ impl FileSink {
         let (_, to_commit) = TxnLog::restore(logs);
         let recorded: BTreeSet<String> = to_commit.iter().cloned().collect();
         for name in &to_commit {
-            self.commit_file(name).await?;
+            commit_file(&self.storage, name).await?;
         }
         let mut aborted = 0;
         for name in self.storage.list(PENDING_DIR).await? {
@@ -138,34 +174,32 @@ impl FileSink {
         Ok(())
     }
 
-    async fn commit_file(&self, pending: &str) -> Result<()> {
-        let final_name = pending
-            .strip_prefix(&format!("{PENDING_DIR}/"))
-            .ok_or_else(|| RuntimeError::Internal(format!("not a pending file: {pending}")))?;
-        match self.storage.copy(pending, final_name).await {
-            Ok(()) => self.storage.delete(pending).await?,
-            Err(e) if e.is_not_found() => {
-                if !self.storage.exists(final_name).await? {
-                    return Err(RuntimeError::Input(format!(
-                        "pre-committed file {pending} is gone and was never committed: output lost"
-                    )));
-                }
-                debug!(file = final_name, "already committed");
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Ok(())
-    }
-
     fn encode(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.opened_at.get_or_insert_with(std::time::Instant::now);
         match self.format {
+            #[cfg(feature = "parquet")]
+            FileFormat::Parquet => {
+                let w = match &mut self.parquet {
+                    Some(w) => w,
+                    None => self.parquet.insert(
+                        parquet::arrow::ArrowWriter::try_new(Vec::new(), batch.schema(), None)
+                            .map_err(|e| RuntimeError::Internal(format!("parquet writer: {e}")))?,
+                    ),
+                };
+                w.write(batch)
+                    .map_err(|e| RuntimeError::Internal(format!("parquet encoding: {e}")))?;
+            }
+            #[cfg(not(feature = "parquet"))]
+            FileFormat::Parquet => {
+                return Err(crate::planner::not_built("the parquet format", "parquet"))
+            }
             FileFormat::Jsonl => {
                 let mut w = arrow::json::LineDelimitedWriter::new(&mut self.buffer);
                 w.write(batch)?;
                 w.finish()?;
             }
             FileFormat::Csv => {
-                let header = self.buffer.is_empty();
+                let header = self.buffer.is_empty() && self.upload.is_none();
                 let mut w = arrow::csv::WriterBuilder::new()
                     .with_header(header)
                     .build(&mut self.buffer);
@@ -189,11 +223,8 @@ impl FileSink {
         Ok(())
     }
 
-    /// Writes the in-progress buffer as a part file: pending (transactional) or final.
-    async fn roll(&mut self) -> Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
+    /// Where the next part file goes: `_pending/part-…` (transactional) or its final name.
+    fn next_name(&mut self) -> String {
         let name = format!(
             "part-{}-s{:04}-a{}-{:06}.{}",
             self.job_id,
@@ -203,14 +234,78 @@ impl FileSink {
             self.format.extension()
         );
         self.seq += 1;
-        let data = bytes::Bytes::from(std::mem::take(&mut self.buffer));
+        if self.transactional {
+            format!("{PENDING_DIR}/{name}")
+        } else {
+            name
+        }
+    }
+
+    /// Size of the open part file so far (uploaded parts and what is buffered).
+    fn open_bytes(&self) -> u64 {
+        #[cfg(feature = "parquet")]
+        if let Some(w) = &self.parquet {
+            return (w.bytes_written() + w.in_progress_size()) as u64;
+        }
+        self.upload.as_ref().map(|(_, u)| u.written()).unwrap_or(0) + self.buffer.len() as u64
+    }
+
+    /// Row formats: once the buffer holds a whole part, it goes to the file's multipart
+    /// upload (started on the first full part), so memory stays at one part.
+    async fn upload_full_part(&mut self) -> Result<()> {
+        if self.format == FileFormat::Parquet || self.buffer.len() < self.part_bytes {
+            return Ok(());
+        }
+        if self.upload.is_none() {
+            let name = self.next_name();
+            let w = self.storage.writer(&name, self.part_bytes).await?;
+            self.upload = Some((name, w));
+        }
+        if let Some((_, w)) = &mut self.upload {
+            w.write(&self.buffer).await?;
+        }
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Completes the open part file: pending (transactional) or final.
+    async fn roll(&mut self) -> Result<()> {
+        self.opened_at = None;
+        #[cfg(feature = "parquet")]
+        if let Some(w) = self.parquet.take() {
+            let data = w
+                .into_inner()
+                .map_err(|e| RuntimeError::Internal(format!("parquet encoding: {e}")))?;
+            self.buffer = data;
+        }
+        let name = match self.upload.take() {
+            Some((name, mut w)) => {
+                w.write(&self.buffer).await?;
+                self.buffer.clear();
+                let parts = w.parts();
+                w.finish().await?;
+                debug!(file = %name, parts, "part file uploaded in parts");
+                name
+            }
+            None if self.buffer.is_empty() => return Ok(()),
+            None if self.buffer.len() > self.part_bytes => {
+                // A Parquet file larger than one part: upload it in parts too.
+                let name = self.next_name();
+                let mut w = self.storage.writer(&name, self.part_bytes).await?;
+                w.write(&std::mem::take(&mut self.buffer)).await?;
+                w.finish().await?;
+                name
+            }
+            None => {
+                let name = self.next_name();
+                let data = bytes::Bytes::from(std::mem::take(&mut self.buffer));
+                self.storage.put(&name, data).await?;
+                name
+            }
+        };
         self.buffered_rows = 0;
         if self.transactional {
-            let pending = format!("{PENDING_DIR}/{name}");
-            self.storage.put(&pending, data).await?;
-            self.this_epoch.push(pending);
-        } else {
-            self.storage.put(&name, data).await?;
+            self.this_epoch.push(name);
         }
         Ok(())
     }
@@ -220,7 +315,12 @@ impl FileSink {
 impl Operator for FileSink {
     async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         self.encode(&batch)?;
-        if self.buffer.len() as u64 >= self.roll_bytes {
+        self.upload_full_part().await?;
+        let too_old = match (self.roll_interval, self.opened_at) {
+            (Some(i), Some(t)) => t.elapsed() >= i,
+            _ => false,
+        };
+        if too_old || self.open_bytes() >= self.roll_bytes {
             self.roll().await?;
         }
         Ok(None)
@@ -240,14 +340,17 @@ impl Operator for FileSink {
     async fn checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
         for name in self.log.complete(id) {
             crate::failpoint::hit(crate::failpoint::FILE_SINK_COMMIT);
-            self.commit_file(&name).await?;
+            commit_file(&self.storage, &name).await?;
         }
         Ok(())
     }
 
     fn awaiting_commit(&self) -> bool {
         self.transactional
-            && (!self.log.is_empty() || !self.this_epoch.is_empty() || !self.buffer.is_empty())
+            && (!self.log.is_empty()
+                || !self.this_epoch.is_empty()
+                || !self.buffer.is_empty()
+                || self.opened_at.is_some())
     }
 
     async fn finish(&mut self) -> Result<()> {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::Arc;
 use weir_storage::Storage;
-use weir_types::{FileFormat, FileSourceSpec};
+use weir_types::{CheckpointId, FileFormat, FileSourceSpec};
 
 type BatchIter =
     Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send>;
@@ -90,6 +90,21 @@ impl FileSource {
                     .with_batch_size(self.batch_size)
                     .build(Cursor::new(data))?,
             ),
+            #[cfg(feature = "parquet")]
+            FileFormat::Parquet => {
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)
+                        .and_then(|b| b.with_batch_size(self.batch_size).build())
+                        .map_err(|e| {
+                            RuntimeError::Input(format!("{file}: not a readable Parquet file: {e}"))
+                        })?;
+                let schema = self.schema.clone();
+                Box::new(reader.map(move |b| project_to(&b?, &schema)))
+            }
+            #[cfg(not(feature = "parquet"))]
+            FileFormat::Parquet => {
+                return Err(crate::planner::not_built("the parquet format", "parquet"))
+            }
             FileFormat::Lines => {
                 let text = String::from_utf8(data.to_vec())
                     .map_err(|e| RuntimeError::Input(format!("{file}: not UTF-8: {e}")))?;
@@ -139,7 +154,7 @@ impl Source for FileSource {
         }
     }
 
-    fn snapshot(&mut self) -> Result<Option<Vec<u8>>> {
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
         let v: Vec<(String, u64)> = self
             .positions
             .iter()
@@ -147,4 +162,27 @@ impl Source for FileSource {
             .collect();
         Ok(Some(weir_state::encode(&v)))
     }
+}
+
+/// The declared columns of a batch read from a self-describing file, by name, cast to the
+/// declared types.
+#[cfg(feature = "parquet")]
+fn project_to(
+    batch: &RecordBatch,
+    schema: &arrow::datatypes::SchemaRef,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = batch.column_by_name(f.name()).ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!(
+                    "the file has no column {:?}",
+                    f.name()
+                ))
+            })?;
+            arrow::compute::cast(c, f.data_type())
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), cols)
 }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_types::keygroup::fmix64;
-use weir_types::GeneratorSpec;
+use weir_types::{CheckpointId, GeneratorSpec};
 
 /// Timestamps start here (2023-11-14T22:13:20Z) and advance one millisecond per id.
 pub const BASE_TS_MS: i64 = 1_700_000_000_000;
@@ -181,7 +181,7 @@ impl Source for Generator {
         Ok(SourcePoll::Batch(batch))
     }
 
-    fn snapshot(&mut self) -> Result<Option<Vec<u8>>> {
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
         Ok(Some(weir_state::encode(&self.owned)))
     }
 
@@ -251,7 +251,7 @@ mod tests {
         for s in 0..2 {
             let mut g = Generator::new(&ctx(s, 2), &spec, None).unwrap();
             drain(&mut g, 7, &mut ids).await;
-            snaps.push((s, bytes::Bytes::from(g.snapshot().unwrap().unwrap())));
+            snaps.push((s, bytes::Bytes::from(g.snapshot(1).unwrap().unwrap())));
         }
         let restored = Restored {
             job_id: "j".into(),

@@ -57,6 +57,7 @@ pub fn schema(spec: &KafkaSourceSpec) -> Result<SchemaRef> {
         fields.push(Field::new("_partition", DataType::Int32, false));
         fields.push(Field::new("_offset", DataType::Int64, false));
         fields.push(Field::new("_timestamp", DataType::Int64, true));
+        fields.push(Field::new("_headers", DataType::Utf8, true));
     }
     Ok(Arc::new(Schema::new(fields)))
 }
@@ -85,6 +86,9 @@ pub struct KafkaSource {
     offsets: Int64Builder,
     timestamps: Int64Builder,
     rows: usize,
+    headers: arrow::array::StringBuilder,
+    /// Offsets each pending checkpoint recorded, committed to `group_id` once it completes.
+    snapshots: BTreeMap<u64, Vec<(i32, i64)>>,
 }
 
 impl KafkaSource {
@@ -141,6 +145,8 @@ impl KafkaSource {
             offsets: Int64Builder::new(),
             timestamps: Int64Builder::new(),
             rows: 0,
+            headers: arrow::array::StringBuilder::new(),
+            snapshots: BTreeMap::new(),
         };
         let mut restored_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         if let Some(r) = restored {
@@ -314,6 +320,7 @@ impl KafkaSource {
             cols.push(Arc::new(self.partitions.finish()));
             cols.push(Arc::new(self.offsets.finish()));
             cols.push(Arc::new(self.timestamps.finish()));
+            cols.push(Arc::new(self.headers.finish()));
         }
         Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
     }
@@ -375,6 +382,10 @@ impl Source for KafkaSource {
                 self.partitions.append_value(p);
                 self.offsets.append_value(msg.offset());
                 self.timestamps.append_option(msg.timestamp().to_millis());
+                match msg.headers() {
+                    Some(h) => self.headers.append_value(headers_json(h)),
+                    None => self.headers.append_null(),
+                }
             }
             self.rows += 1;
         }
@@ -387,7 +398,7 @@ impl Source for KafkaSource {
         Ok(SourcePoll::Wait(Instant::now() + Duration::from_millis(5)))
     }
 
-    fn snapshot(&mut self) -> Result<Option<Vec<u8>>> {
+    fn snapshot(&mut self, checkpoint: weir_types::CheckpointId) -> Result<Option<Vec<u8>>> {
         // Partitions that have not delivered a record since they were assigned keep their
         // position by asking the consumer (an earliest/latest start resolved by the broker).
         let unknown: Vec<i32> = self
@@ -407,11 +418,53 @@ impl Source for KafkaSource {
                 }
             }
         }
-        let offsets = self
+        let offsets: Vec<(i32, i64)> = self
             .next
             .iter()
             .filter_map(|(p, o)| o.map(|o| (*p, o)))
             .collect();
+        if self.spec.group_id.is_some() {
+            self.snapshots.insert(checkpoint, offsets.clone());
+        }
         Ok(Some(weir_state::encode(&SourceState { offsets })))
     }
+
+    async fn checkpoint_complete(&mut self, id: weir_types::CheckpointId) -> Result<()> {
+        // Commit (for monitoring only: Weir restores from the checkpoint) the offsets this
+        // subtask recorded for the completed checkpoint (or the newest one it subsumes).
+        let Some((&seq, offsets)) = self.snapshots.range(..=id).next_back() else {
+            return Ok(());
+        };
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets {
+            tpl.add_partition_offset(&self.spec.topic, *p, Offset::Offset(*o))
+                .map_err(|e| kafka_err("building the offset commit", e))?;
+        }
+        if let Err(e) = self
+            .consumer
+            .commit(&tpl, rdkafka::consumer::CommitMode::Async)
+        {
+            // Monitoring only: a failed commit must not fail the job.
+            debug!(error = %e, "committing offsets to the consumer group failed");
+        }
+        self.snapshots = self.snapshots.split_off(&(seq + 1));
+        Ok(())
+    }
+}
+
+/// A message's headers as a JSON object (values as UTF-8 text where they are, else null).
+fn headers_json(h: &rdkafka::message::BorrowedHeaders) -> String {
+    use rdkafka::message::Headers;
+    let map: serde_json::Map<String, serde_json::Value> = h
+        .iter()
+        .map(|hd| {
+            let v = hd
+                .value
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(|s| serde_json::Value::String(s.to_string()))
+                .unwrap_or(serde_json::Value::Null);
+            (hd.key.to_string(), v)
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
 }

@@ -101,14 +101,20 @@ pub enum SourcePoll {
 #[async_trait]
 pub trait Source: Send {
     async fn poll_next(&mut self) -> Result<SourcePoll>;
-    /// The source's position, for the checkpoint.
-    fn snapshot(&mut self) -> Result<Option<Vec<u8>>>;
+    /// The source's position, for checkpoint `checkpoint`.
+    fn snapshot(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>>;
 
     /// At-most-once: allows `ahead` more records per partition and returns the position that
     /// lease reaches, in snapshot form. The task makes it durable before the source emits
     /// past its previous lease, so a restart resumes beyond anything ever emitted.
     fn lease(&mut self, _ahead: u64) -> Result<Option<Vec<u8>>> {
         Ok(None)
+    }
+
+    /// Checkpoint `id` is complete (a Kafka source reports its offsets to its consumer group,
+    /// for monitoring).
+    async fn checkpoint_complete(&mut self, _id: CheckpointId) -> Result<()> {
+        Ok(())
     }
 }
 
