@@ -249,3 +249,66 @@ async fn exactly_once_job_with_checkpoints_and_output_on_s3() {
         "job records were written to S3"
     );
 }
+
+/// The exactly-once file sink on S3 with a task manager killed mid-run (checkpoints, job
+/// records and output all on the S3 server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sink_on_s3_survives_task_manager_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(root.join("weir")).unwrap();
+    let (endpoint, _) = start_s3(&root).await;
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let mut cluster = TestCluster::with_env(&env);
+    cluster.start_tm(2);
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(4).await;
+    let count = 1_500_000;
+    let job = count_job(
+        "s3-kill",
+        "exactly_once",
+        count,
+        10_000,
+        250_000,
+        Path::new("s3://weir/kill"),
+        2,
+    )
+    .replace(
+        r#""interval_ms": 1000 }"#,
+        r#""interval_ms": 1000, "storage": "s3://weir/checkpoints-kill" }"#,
+    );
+    let id = client.submit_json(&job, None).await.expect("submit");
+    wait_until(&client, &id, 60, "checkpoints", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= 3
+    })
+    .await;
+    cluster.kill_tm(0);
+    cluster.start_tm(2);
+    let status = match client
+        .wait(&id, Some(std::time::Duration::from_secs(240)))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            cluster.dump_logs();
+            panic!("job did not end: {e}");
+        }
+    };
+    if status.state != "FINISHED" {
+        cluster.dump_logs();
+        panic!("job ended {}: {}", status.state, status.failure);
+    }
+    let check = check_output(&read_committed(&root.join("weir/kill")), count, 10_000, 42);
+    eprintln!(
+        "s3-kill: {} rows, {} missing, {} duplicated, {} keys with wrong counts, {} restarts",
+        check.rows, check.missing, check.duplicated, check.bad_counts, status.restarts
+    );
+    assert!(status.restarts >= 1, "the kill must have caused a restart");
+    check.assert_exact(count);
+}

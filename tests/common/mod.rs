@@ -75,10 +75,17 @@ pub struct TestCluster {
     pub jm: Option<Proc>,
     pub tms: Vec<Proc>,
     tm_count: usize,
+    /// Environment every process of the cluster gets (e.g. S3 credentials).
+    env: Vec<(String, String)>,
 }
 
 impl TestCluster {
     pub fn new() -> Self {
+        Self::with_env(&[])
+    }
+
+    /// A cluster whose processes all get `env`.
+    pub fn with_env(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = TestCluster {
             dir,
@@ -86,9 +93,22 @@ impl TestCluster {
             jm: None,
             tms: vec![],
             tm_count: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         c.start_jm();
         c
+    }
+
+    /// The cluster's environment plus `extra`, owned (so `self` stays free to change).
+    fn env_with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        self.env
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -103,7 +123,9 @@ impl TestCluster {
         let state = self.path("state");
         let log = self.path(&format!("jm-{}.log", free_port()));
         let port = self.jm_port.to_string();
-        self.jm = Some(Proc::spawn(
+        let env = self.env_with(&[]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.jm = Some(Proc::spawn_env(
             "jobmanager",
             &[
                 "jobmanager",
@@ -113,6 +135,7 @@ impl TestCluster {
                 state.to_str().expect("utf8"),
             ],
             &log,
+            &env,
         ));
     }
 
@@ -132,7 +155,9 @@ impl TestCluster {
         self.tm_count += 1;
         let id = format!("tm-{}", self.tm_count);
         let log = self.path(&format!("{id}.log"));
-        self.tms.push(Proc::spawn_env(
+        let env = self.env_with(env);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let proc = Proc::spawn_env(
             &id,
             &[
                 "taskmanager",
@@ -144,8 +169,9 @@ impl TestCluster {
                 &id,
             ],
             &log,
-            env,
-        ));
+            &env,
+        );
+        self.tms.push(proc);
         self.tms.len() - 1
     }
 
