@@ -61,6 +61,13 @@ where
     }
     let rows = read_committed(&out);
     let check = check_output(&rows, count, keys, SEED);
+    if check.duplicated > 0 || check.missing > 0 {
+        // Keep what a diagnosis needs: where the duplicates are, and every process's log.
+        for (files, ids) in duplicate_sources(&out).iter().take(10) {
+            eprintln!("{ids} ids duplicated across {files:?}");
+        }
+        cluster.dump_logs();
+    }
     eprintln!(
         "{name}: {} rows, {} distinct ids of {count}, {} missing, {} duplicated, {} keys with wrong counts, {} restarts",
         check.rows, check.distinct_ids, check.missing, check.duplicated, check.bad_counts, status.restarts

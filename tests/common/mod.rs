@@ -411,3 +411,37 @@ pub fn check_output(rows: &[(i64, i64, i64)], count: u64, keys: u64, seed: u64) 
         bad_counts,
     }
 }
+
+/// For a failing output check: which committed part files hold the duplicated ids (file names
+/// carry the subtask and attempt), as (files, ids) sorted by count; printed by the tests.
+pub fn duplicate_sources(dir: &Path) -> Vec<(Vec<String>, usize)> {
+    let mut by_id: HashMap<i64, Vec<String>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with("part-") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with("id,") && !l.is_empty())
+        {
+            if let Some(Ok(id)) = line.split(',').next().map(str::parse::<i64>) {
+                by_id.entry(id).or_default().push(name.clone());
+            }
+        }
+    }
+    let mut groups: HashMap<Vec<String>, usize> = HashMap::new();
+    for (_, mut files) in by_id.into_iter().filter(|(_, f)| f.len() > 1) {
+        files.sort();
+        *groups.entry(files).or_default() += 1;
+    }
+    let mut out: Vec<_> = groups.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out
+}
