@@ -442,6 +442,6 @@ pub fn duplicate_sources(dir: &Path) -> Vec<(Vec<String>, usize)> {
         *groups.entry(files).or_default() += 1;
     }
     let mut out: Vec<_> = groups.into_iter().collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|g| std::cmp::Reverse(g.1));
     out
 }
