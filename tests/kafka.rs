@@ -84,15 +84,7 @@ async fn kafka_source_to_exactly_once_files_survives_task_manager_kill() {
         .await
         .expect("submit");
     let producing = produce_events(&broker, count, keys, 12);
-    let disrupt = async {
-        wait_until(&client, &id, 60, "checkpoints", |s| {
-            s.state == "RUNNING" && completed_checkpoints(s) >= 3
-        })
-        .await;
-        cluster.kill_tm(0);
-        cluster.start_tm(2);
-        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
-    };
+    let disrupt = kill_tm_mid_run(&mut cluster, &client, &id, 3, 0, 2);
     tokio::join!(producing, disrupt);
     // A streaming job does not end: wait until everything produced is committed, then for two
     // more checkpoints (anything doubled would show up), then cancel.
@@ -284,15 +276,7 @@ async fn kafka_to_kafka_exactly_once_survives_task_manager_kill() {
         .await
         .expect("submit");
     let producing = produce_events(&broker, count, keys, 12);
-    let disrupt = async {
-        wait_until(&client, &id, 60, "checkpoints", |s| {
-            s.state == "RUNNING" && completed_checkpoints(s) >= 3
-        })
-        .await;
-        cluster.kill_tm(0);
-        cluster.start_tm(2);
-        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
-    };
+    let disrupt = kill_tm_mid_run(&mut cluster, &client, &id, 3, 0, 2);
     tokio::join!(producing, disrupt);
     let status = settle_and_check(
         &cluster,

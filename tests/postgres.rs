@@ -57,13 +57,6 @@ where
     (cluster, status)
 }
 
-async fn checkpoints_pass(client: &weir_client::Client, id: &str, n: usize) {
-    wait_until(client, id, 60, "checkpoints", |s| {
-        s.state == "RUNNING" && completed_checkpoints(s) >= n
-    })
-    .await;
-}
-
 async fn two_tm_cluster() -> TestCluster {
     let mut cluster = TestCluster::new();
     cluster.start_tm(2);
@@ -115,10 +108,7 @@ async fn exactly_once_survives_task_manager_kill() {
         two_tm_cluster().await,
         &job,
         |mut c, client, id| async move {
-            checkpoints_pass(&client, &id, 3).await;
-            c.kill_tm(0);
-            c.start_tm(2);
-            wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+            kill_tm_mid_run(&mut c, &client, &id, 3, 0, 2).await;
             c
         },
     )
@@ -230,10 +220,7 @@ async fn upsert_collapses_replays_after_a_kill() {
         two_tm_cluster().await,
         &job,
         |mut c, client, id| async move {
-            checkpoints_pass(&client, &id, 3).await;
-            c.kill_tm(0);
-            c.start_tm(2);
-            wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+            kill_tm_mid_run(&mut c, &client, &id, 3, 0, 2).await;
             c
         },
     )

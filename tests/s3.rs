@@ -210,32 +210,7 @@ async fn exactly_once_job_with_checkpoints_and_output_on_s3() {
         r#""interval_ms": 1000 }"#,
         r#""interval_ms": 500, "storage": "s3://weir/checkpoints" }"#,
     );
-    let job_file = dir.path().join("job.json");
-    std::fs::write(&job_file, job).unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(weir())
-            .args([
-                "run",
-                job_file.to_str().unwrap(),
-                "--state-dir",
-                "s3://weir/state",
-            ])
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    run_on_s3(dir.path(), "s3", job, &endpoint).await;
     // What the S3 server stored, read straight from its folder.
     let check = check_output(&read_committed(&root.join("weir/out")), count, 500, 42);
     check.assert_exact(count);
@@ -245,7 +220,7 @@ async fn exactly_once_job_with_checkpoints_and_output_on_s3() {
         .collect();
     assert!(!checkpoints.is_empty(), "checkpoints were written to S3");
     assert!(
-        root.join("weir/state/jobs").exists(),
+        root.join("weir/state-s3/jobs").exists(),
         "job records were written to S3"
     );
 }

@@ -445,3 +445,23 @@ pub fn duplicate_sources(dir: &Path) -> Vec<(Vec<String>, usize)> {
     out.sort_by_key(|g| std::cmp::Reverse(g.1));
     out
 }
+
+/// Mid-run task-manager failure: waits until the job is running with `n` completed
+/// checkpoints, kills task manager `tm` with SIGKILL, starts a replacement with `slots` slots,
+/// and waits until the job has restarted.
+pub async fn kill_tm_mid_run(
+    cluster: &mut TestCluster,
+    client: &Client,
+    id: &str,
+    n: usize,
+    tm: usize,
+    slots: u32,
+) {
+    wait_until(client, id, 60, "checkpoints", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= n
+    })
+    .await;
+    cluster.kill_tm(tm);
+    cluster.start_tm(slots);
+    wait_until(client, id, 60, "restart", |s| s.restarts >= 1).await;
+}

@@ -198,34 +198,14 @@ impl KafkaSink {
                 .map_err(|e| kafka_err("begin_transaction", e))?;
             self.txn_open = true;
         }
-        let payloads = encode_rows(self.spec.format, batch, &mut self.encoded)?;
-        let keys = match self.key_col {
-            Some(k) => Some(arrow::compute::cast(batch.column(k), &DataType::Utf8)?),
-            None => None,
-        };
-        let keys = keys.as_ref().map(|k| k.as_string::<i32>());
-        for (row, payload) in payloads.iter().enumerate() {
-            let bytes = &self.encoded[payload.0..payload.1];
-            let key = keys.and_then(|k| k.is_valid(row).then(|| k.value(row)));
-            let mut record: BaseRecord<'_, str, [u8]> =
-                BaseRecord::to(&self.spec.topic).payload(bytes);
-            if let Some(k) = key {
-                record = record.key(k);
-            }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err((e, _)) => {
-                        return Err(kafka_err(&format!("producing to {}", self.spec.topic), e))
-                    }
-                }
-            }
-        }
-        Ok(())
+        produce_rows(
+            &self.producer,
+            &self.spec,
+            self.key_col,
+            batch,
+            &mut self.encoded,
+        )
+        .await
     }
 
     /// Sends the current epoch's rows not sent yet.
@@ -453,32 +433,12 @@ async fn resend_missing(
         let mut encoded = Vec::new();
         for f in frames {
             let batch = decode_batch(f)?;
-            let payloads = encode_rows(spec.format, &batch, &mut encoded)?;
-            let keys = match &spec.key {
-                Some(k) => Some(arrow::compute::cast(
-                    batch.column(batch.schema().index_of(k)?),
-                    &DataType::Utf8,
-                )?),
-                None => None,
-            };
-            let keys = keys.as_ref().map(|k| k.as_string::<i32>());
-            for (row, (a, b)) in payloads.iter().enumerate() {
-                let mut record: BaseRecord<'_, str, [u8]> =
-                    BaseRecord::to(&spec.topic).payload(&encoded[*a..*b]);
-                if let Some(k) = keys.and_then(|k| k.is_valid(row).then(|| k.value(row))) {
-                    record = record.key(k);
-                }
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                            record = back;
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                        }
-                        Err((e, _)) => return Err(kafka_err("re-sending an epoch", e)),
-                    }
-                }
-            }
+            let key_col = spec
+                .key
+                .as_ref()
+                .map(|k| batch.schema().index_of(k))
+                .transpose()?;
+            produce_rows(producer, spec, key_col, &batch, &mut encoded).await?;
         }
         let (p, m, g, t, id) = (
             producer.clone(),
@@ -503,6 +463,41 @@ async fn resend_missing(
         resent,
         "kafka sink recovered"
     );
+    Ok(())
+}
+
+/// Produces one message per row of `batch` (encoded into the reused `encoded` buffer), keyed
+/// by column `key_col` as text; waits while the producer's queue is full.
+async fn produce_rows(
+    producer: &KafkaProducer,
+    spec: &KafkaSinkSpec,
+    key_col: Option<usize>,
+    batch: &RecordBatch,
+    encoded: &mut Vec<u8>,
+) -> Result<()> {
+    let payloads = encode_rows(spec.format, batch, encoded)?;
+    let keys = match key_col {
+        Some(k) => Some(arrow::compute::cast(batch.column(k), &DataType::Utf8)?),
+        None => None,
+    };
+    let keys = keys.as_ref().map(|k| k.as_string::<i32>());
+    for (row, (a, b)) in payloads.iter().enumerate() {
+        let mut record: BaseRecord<'_, str, [u8]> =
+            BaseRecord::to(&spec.topic).payload(&encoded[*a..*b]);
+        if let Some(k) = keys.and_then(|k| k.is_valid(row).then(|| k.value(row))) {
+            record = record.key(k);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(kafka_err(&format!("producing to {}", spec.topic), e)),
+            }
+        }
+    }
     Ok(())
 }
 
