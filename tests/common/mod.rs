@@ -14,8 +14,13 @@ pub mod kafka;
 pub mod kafka_raw;
 pub mod pg;
 
+/// The `weir` binary the tests start: the one cargo built, or `WEIR_TEST_BIN` (to loop a test
+/// on frozen binaries while the workspace is rebuilt).
 pub fn weir() -> &'static str {
-    env!("CARGO_BIN_EXE_weir")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("WEIR_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_weir").to_string())
+    })
 }
 
 pub fn free_port() -> u16 {

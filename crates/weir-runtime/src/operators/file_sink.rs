@@ -84,12 +84,18 @@ pub async fn committed_files(storage: &Storage) -> Result<Vec<String>> {
 
 /// Makes a pending part file visible under its final name; idempotent (a pending file that is
 /// gone but whose final copy exists was committed before).
+///
+/// A rename, not a copy: on a local folder `object_store`'s copy hard-links the file to a
+/// staging name `<final>#0` and then renames that into place, so a kill between the two left
+/// a whole second copy of the file next to the committed one, and a retried commit staged
+/// under `#1`: a reader of the folder saw that part file's rows twice. A rename is one atomic
+/// step locally; on S3 it is a server-side copy (atomic) and a delete, and retries are safe.
 async fn commit_file(storage: &Storage, pending: &str) -> Result<()> {
     let final_name = pending
         .strip_prefix(&format!("{PENDING_DIR}/"))
         .ok_or_else(|| RuntimeError::Internal(format!("not a pending file: {pending}")))?;
-    match storage.copy(pending, final_name).await {
-        Ok(()) => storage.delete(pending).await?,
+    match storage.rename(pending, final_name).await {
+        Ok(()) => {}
         Err(e) if e.is_not_found() => {
             if !storage.exists(final_name).await? {
                 return Err(RuntimeError::Input(format!(
@@ -154,22 +160,30 @@ impl FileSink {
         for name in &to_commit {
             commit_file(&self.storage, name).await?;
         }
+        let is_earlier = |name: &str| match owner_of(name) {
+            Some((job, attempt)) => {
+                (job == self.job_id && attempt < self.attempt)
+                    || (restored_job.as_ref() == Some(&job) && job != self.job_id)
+            }
+            None => false,
+        };
         let mut aborted = 0;
         for name in self.storage.list(PENDING_DIR).await? {
-            let stray = match owner_of(&name) {
-                Some((job, attempt)) => {
-                    (job == self.job_id && attempt < self.attempt)
-                        || (restored_job.as_ref() == Some(&job) && job != self.job_id)
-                }
-                None => false,
-            };
-            if stray && !recorded.contains(&name) {
+            if is_earlier(&name) && !recorded.contains(&name) {
                 self.storage.delete(&name).await?;
                 aborted += 1;
             }
         }
-        if !to_commit.is_empty() || aborted > 0 {
-            info!(committed = to_commit.len(), aborted, "file sink recovered");
+        // Half-written staging files of earlier attempts' writes (local folders only).
+        let swept = self.storage.sweep_staging("", |base| !is_earlier(base))?
+            + self
+                .storage
+                .sweep_staging(PENDING_DIR, |base| !is_earlier(base))?;
+        if !to_commit.is_empty() || aborted > 0 || swept > 0 {
+            info!(
+                committed = to_commit.len(),
+                aborted, swept, "file sink recovered"
+            );
         }
         Ok(())
     }
@@ -382,5 +396,83 @@ mod tests {
         );
         assert_eq!(owner_of("other"), None);
         assert_eq!(owner_of("part-x.csv"), None);
+    }
+
+    fn ctx(attempt: u64) -> OperatorContext {
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("x", arrow::datatypes::DataType::Int64, false),
+        ]));
+        OperatorContext {
+            job_id: weir_types::JobId("j-1".into()),
+            op_id: "out".into(),
+            subtask: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            attempt,
+            guarantee: DeliveryGuarantee::ExactlyOnce,
+            checkpointing: true,
+            state_backend: Default::default(),
+            input_schema: Some(schema.clone()),
+            output_schema: schema,
+        }
+    }
+
+    /// A task manager killed inside a commit: the restored subtask commits the recorded file
+    /// once, removes what earlier attempts left half-done, and a plain directory reader sees
+    /// every committed row once.
+    #[tokio::test]
+    async fn recovery_after_a_kill_inside_a_commit_leaves_one_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        let recorded = "_pending/part-j-1-s0000-a1-000000.csv";
+        let unrecorded = "_pending/part-j-1-s0001-a1-000004.csv";
+        storage.put(recorded, &b"1\n2\n"[..]).await.unwrap();
+        storage.put(unrecorded, &b"3\n"[..]).await.unwrap();
+        // What object_store's copy left when killed between its hard link and its rename, and
+        // a put killed mid-write; plus another job's staging file, which is not ours to touch.
+        let top = dir.path();
+        std::fs::hard_link(
+            top.join(recorded),
+            top.join("part-j-1-s0000-a1-000000.csv#0"),
+        )
+        .unwrap();
+        std::fs::write(top.join("_pending/part-j-1-s0001-a1-000005.csv#0"), b"3").unwrap();
+        std::fs::write(top.join("part-j-9-s0000-a1-000000.csv#0"), b"9").unwrap();
+        let state = weir_state::encode(&SinkState {
+            pending: vec![(7, recorded.to_string())],
+        });
+        let restored = Restored {
+            job_id: "j-1".into(),
+            old_parallelism: 2,
+            snapshots: vec![(0, bytes::Bytes::from(state))],
+        };
+        let spec = FileSinkSpec {
+            path: storage.url().to_string(),
+            format: FileFormat::Csv,
+            roll_bytes: 1 << 20,
+            roll_interval_ms: 0,
+            part_bytes: 8 << 20,
+        };
+        FileSink::open(&ctx(2), &spec, Some(restored))
+            .await
+            .unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(top)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                "_pending",
+                "part-j-1-s0000-a1-000000.csv",
+                "part-j-9-s0000-a1-000000.csv#0"
+            ]
+        );
+        assert_eq!(std::fs::read_dir(top.join("_pending")).unwrap().count(), 0);
+        // Committing again (a second restore from the same checkpoint) changes nothing.
+        commit_file(&storage, recorded).await.unwrap();
+        let err = commit_file(&storage, unrecorded).await.unwrap_err();
+        assert!(err.to_string().contains("never committed"), "{err}");
     }
 }
