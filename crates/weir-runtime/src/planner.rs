@@ -27,9 +27,12 @@ pub fn parse_type(name: &str) -> Result<DataType> {
         "float64" | "double" => DataType::Float64,
         "utf8" | "string" | "varchar" | "text" => DataType::Utf8,
         "bool" | "boolean" => DataType::Boolean,
+        "timestamp" | "timestamp_ms" => {
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None)
+        }
         other => {
             return Err(RuntimeError::Plan(format!(
-                "unknown column type {other:?} (use int64, int32, float64, utf8 or bool)"
+                "unknown column type {other:?} (use int64, int32, float64, utf8, bool or timestamp)"
             )))
         }
     })
@@ -92,6 +95,7 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
         let input = inputs.first().cloned();
         let schema = match &op.kind {
             OperatorKind::Generator(_) => generator_schema(),
+            OperatorKind::Nexmark(n) => crate::operators::nexmark::schema(n)?,
             OperatorKind::FileSource(f) => {
                 if f.format == weir_types::FileFormat::Lines {
                     Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)]))

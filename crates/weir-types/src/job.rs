@@ -189,6 +189,8 @@ pub enum OperatorKind {
     Generator(GeneratorSpec),
     FileSource(FileSourceSpec),
     KafkaSource(KafkaSourceSpec),
+    /// The Nexmark benchmark's people, auctions or bids.
+    Nexmark(crate::nexmark::NexmarkSpec),
     /// Keeps rows for which the SQL predicate is true.
     Filter {
         predicate: String,
@@ -216,7 +218,10 @@ impl OperatorKind {
     pub fn is_source(&self) -> bool {
         matches!(
             self,
-            OperatorKind::Generator(_) | OperatorKind::FileSource(_) | OperatorKind::KafkaSource(_)
+            OperatorKind::Generator(_)
+                | OperatorKind::FileSource(_)
+                | OperatorKind::KafkaSource(_)
+                | OperatorKind::Nexmark(_)
         )
     }
     pub fn is_sink(&self) -> bool {
@@ -246,6 +251,7 @@ impl OperatorKind {
             OperatorKind::Generator(_) => "generator",
             OperatorKind::FileSource(_) => "file_source",
             OperatorKind::KafkaSource(_) => "kafka_source",
+            OperatorKind::Nexmark(_) => "nexmark",
             OperatorKind::Filter { .. } => "filter",
             OperatorKind::Project { .. } => "project",
             OperatorKind::KeyedAggregate { .. } => "keyed_aggregate",
@@ -792,6 +798,9 @@ impl JobSpec {
             }
             if let OperatorKind::PostgresSink(p) = &op.kind {
                 p.validate(&op.id, self.guarantee)?;
+            }
+            if let OperatorKind::Nexmark(n) = &op.kind {
+                n.validate(&op.id).or_else(&bad)?;
             }
             if let OperatorKind::Generator(g) = &op.kind {
                 if g.keys == 0 {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod job;
 pub mod keygroup;
+pub mod nexmark;
 pub mod plan;
 
 pub use error::{Result, TypesError};
@@ -17,6 +18,7 @@ pub use job::{
     KafkaSourceSpec, KafkaStart, OnConflict, OperatorKind, OperatorSpec, Partitioning,
     PostgresSinkMode, PostgresSinkSpec, ProjectExpr, RestartStrategy, StateBackend, StdoutSinkSpec,
 };
+pub use nexmark::{NexmarkSpec, NexmarkTable};
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};
 
 /// Milliseconds since the Unix epoch, for timestamps in records and status.

@@ -11,6 +11,7 @@ mod generator;
 pub mod kafka_sink;
 #[cfg(feature = "kafka")]
 pub mod kafka_source;
+pub mod nexmark;
 #[cfg(feature = "postgres")]
 pub mod postgres_sink;
 mod project;
@@ -125,6 +126,7 @@ pub async fn build_source(
 ) -> Result<Box<dyn Source>> {
     match &spec.kind {
         OperatorKind::Generator(g) => Ok(Box::new(Generator::new(ctx, g, restored)?)),
+        OperatorKind::Nexmark(n) => Ok(Box::new(nexmark::NexmarkSource::new(ctx, n, restored)?)),
         OperatorKind::FileSource(f) => Ok(Box::new(
             file_source::FileSource::open(ctx, f, restored).await?,
         )),
@@ -179,7 +181,10 @@ pub async fn build_operator(
         OperatorKind::PostgresSink(_) => {
             return Err(crate::planner::not_built("postgres_sink", "postgres"))
         }
-        OperatorKind::Generator(_) | OperatorKind::FileSource(_) | OperatorKind::KafkaSource(_) => {
+        OperatorKind::Generator(_)
+        | OperatorKind::FileSource(_)
+        | OperatorKind::KafkaSource(_)
+        | OperatorKind::Nexmark(_) => {
             return Err(RuntimeError::Internal(
                 "a source cannot follow another operator".into(),
             ))

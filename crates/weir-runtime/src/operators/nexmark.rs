@@ -1,0 +1,668 @@
+//! The `nexmark` source: the Nexmark benchmark's people, auctions and bids.
+//!
+//! One deterministic event sequence underlies the three tables: event `n` is a person, an
+//! auction or a bid by `n` modulo the sum of the proportions, and each of its fields is a
+//! function of `n` and the seed ([`Sequence`]). A source produces one table: its partitions
+//! walk the event numbers `p, p + partitions, …` and keep the events of its kind, so the
+//! `person`, `auction` and `bid` sources of one job agree on every id whatever their
+//! parallelism. The checkpointed position is, per partition, how far it has walked.
+//!
+//! The model follows the benchmark's (Beam's and Flink's generators): ids start at 1000; a bid
+//! goes to a "hot" auction (every 100th) half the time and otherwise to one of the 100 newest
+//! auctions, with bidders and sellers chosen the same way among people; prices are
+//! log-uniform between 1 and 10^6 (times 100); auctions are in categories 10 to 14; event time
+//! advances by `1000 / event_rate` ms per event from 2015-07-15. Strings come from small fixed
+//! sets and `extra` is empty, so a row is cheap to make (Weir's choice, see `docs/sql.md`).
+
+use super::{OperatorContext, Restored, Source, SourcePoll};
+use crate::error::{Result, RuntimeError};
+use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weir_types::keygroup::fmix64;
+use weir_types::{CheckpointId, NexmarkSpec, NexmarkTable};
+
+/// 2015-07-15T00:00:00Z, the benchmark's base time.
+pub const BASE_TIME_MS: i64 = 1_436_918_400_000;
+pub const FIRST_PERSON_ID: i64 = 1000;
+pub const FIRST_AUCTION_ID: i64 = 1000;
+/// Every `HOT_STRIDE`-th auction (person) is hot.
+const HOT_STRIDE: u64 = 100;
+/// Non-hot bids (sellers, bidders) pick among this many of the newest auctions (people).
+const IN_FLIGHT: u64 = 100;
+
+const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
+const CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
+const STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+const CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+const URLS: [&str; 4] = [
+    "https://www.nexmark.com/google/item.htm?query=1",
+    "https://www.nexmark.com/facebook/item.htm?query=1",
+    "https://www.nexmark.com/baidu/item.htm?query=1",
+    "https://www.nexmark.com/apple/item.htm?query=1",
+];
+const DESCRIPTIONS: [&str; 4] = [
+    "a fine item",
+    "barely used",
+    "in its original box",
+    "collector's edition",
+];
+
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, None)
+}
+
+/// All columns of a table, in their declared order.
+pub fn table_schema(table: NexmarkTable) -> SchemaRef {
+    let i = |n: &str| Field::new(n, DataType::Int64, false);
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let t = |n: &str| Field::new(n, ts_type(), false);
+    Arc::new(Schema::new(match table {
+        NexmarkTable::Person => vec![
+            i("id"),
+            s("name"),
+            s("email_address"),
+            s("credit_card"),
+            s("city"),
+            s("state"),
+            t("date_time"),
+            s("extra"),
+        ],
+        NexmarkTable::Auction => vec![
+            i("id"),
+            s("item_name"),
+            s("description"),
+            i("initial_bid"),
+            i("reserve"),
+            t("date_time"),
+            t("expires"),
+            i("seller"),
+            i("category"),
+            s("extra"),
+        ],
+        NexmarkTable::Bid => vec![
+            i("auction"),
+            i("bidder"),
+            i("price"),
+            s("channel"),
+            s("url"),
+            t("date_time"),
+            s("extra"),
+        ],
+    }))
+}
+
+/// The source's schema: the table's columns the spec asks for, in its order.
+pub fn schema(spec: &NexmarkSpec) -> Result<SchemaRef> {
+    let full = table_schema(spec.table);
+    Ok(Arc::new(full.project(&column_indices(spec, &full)?)?))
+}
+
+fn column_indices(spec: &NexmarkSpec, full: &Schema) -> Result<Vec<usize>> {
+    if spec.columns.is_empty() {
+        return Ok((0..full.fields().len()).collect());
+    }
+    spec.columns
+        .iter()
+        .map(|c| {
+            full.index_of(c).map_err(|_| {
+                let have: Vec<&str> = full.fields().iter().map(|f| f.name().as_str()).collect();
+                RuntimeError::Plan(format!(
+                    "the nexmark {} table has no column {c:?} (columns: {})",
+                    spec.table.name(),
+                    have.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub id: i64,
+    pub name: String,
+    pub email_address: String,
+    pub credit_card: String,
+    pub city: &'static str,
+    pub state: &'static str,
+    pub date_time: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auction {
+    pub id: i64,
+    pub item_name: String,
+    pub description: &'static str,
+    pub initial_bid: i64,
+    pub reserve: i64,
+    pub date_time: i64,
+    pub expires: i64,
+    pub seller: i64,
+    pub category: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bid {
+    pub auction: i64,
+    pub bidder: i64,
+    pub price: i64,
+    pub channel: &'static str,
+    pub url: &'static str,
+    pub date_time: i64,
+}
+
+/// The event sequence: what event `n` is, as a pure function of `n` and the spec.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    people: u64,
+    auctions: u64,
+    total: u64,
+    seed: u64,
+    event_rate: u64,
+}
+
+impl Sequence {
+    pub fn new(spec: &NexmarkSpec) -> Self {
+        let people = u64::from(spec.person_proportion.max(1));
+        let auctions = u64::from(spec.auction_proportion.max(1));
+        Self {
+            people,
+            auctions,
+            total: people + auctions + u64::from(spec.bid_proportion),
+            seed: fmix64(spec.seed ^ 0x6e65_786d_6172_6b00),
+            event_rate: spec.event_rate.max(1),
+        }
+    }
+
+    pub fn kind(&self, n: u64) -> NexmarkTable {
+        let off = n % self.total;
+        if off < self.people {
+            NexmarkTable::Person
+        } else if off < self.people + self.auctions {
+            NexmarkTable::Auction
+        } else {
+            NexmarkTable::Bid
+        }
+    }
+
+    pub fn date_time(&self, n: u64) -> i64 {
+        BASE_TIME_MS + (u128::from(n) * 1000 / u128::from(self.event_rate)) as i64
+    }
+
+    fn rng(&self, n: u64, stream: u64) -> u64 {
+        fmix64(
+            n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ self.seed
+                ^ stream.wrapping_mul(0xc2b2_ae3d_27d4_eb4f),
+        )
+    }
+
+    /// People created at or before event `n` (at least 1: every epoch starts with people).
+    fn people_upto(&self, n: u64) -> u64 {
+        let (epoch, off) = (n / self.total, n % self.total);
+        epoch * self.people + (off + 1).min(self.people)
+    }
+
+    /// Auctions created at or before event `n`.
+    fn auctions_upto(&self, n: u64) -> u64 {
+        let (epoch, off) = (n / self.total, n % self.total);
+        epoch * self.auctions + (off + 1).saturating_sub(self.people).min(self.auctions)
+    }
+
+    /// A recent one of `count` (base 0): hot half the time, else one of the newest.
+    fn pick(&self, n: u64, stream: u64, count: u64) -> u64 {
+        let last = count.saturating_sub(1);
+        if self.rng(n, stream).is_multiple_of(2) {
+            (last / HOT_STRIDE) * HOT_STRIDE
+        } else {
+            last - self.rng(n, stream + 1) % IN_FLIGHT.min(count.max(1))
+        }
+    }
+
+    fn price(&self, n: u64, stream: u64) -> i64 {
+        let u = (self.rng(n, stream) >> 11) as f64 / (1u64 << 53) as f64;
+        (10f64.powf(u * 6.0) * 100.0).round() as i64
+    }
+
+    pub fn person(&self, n: u64) -> Person {
+        let (epoch, off) = (n / self.total, n % self.total);
+        let id = FIRST_PERSON_ID + (epoch * self.people + off) as i64;
+        let first = FIRST_NAMES[(self.rng(n, 10) % FIRST_NAMES.len() as u64) as usize];
+        let last = LAST_NAMES[(self.rng(n, 11) % LAST_NAMES.len() as u64) as usize];
+        let card = self.rng(n, 12);
+        Person {
+            id,
+            name: format!("{first} {last}"),
+            email_address: format!(
+                "{}.{}{id}@nexmark.com",
+                first.to_lowercase(),
+                last.to_lowercase()
+            ),
+            credit_card: format!(
+                "{:04} {:04} {:04} {:04}",
+                card % 10_000,
+                (card >> 16) % 10_000,
+                (card >> 32) % 10_000,
+                (card >> 48) % 10_000
+            ),
+            city: CITIES[(self.rng(n, 13) % CITIES.len() as u64) as usize],
+            state: STATES[(self.rng(n, 14) % STATES.len() as u64) as usize],
+            date_time: self.date_time(n),
+        }
+    }
+
+    pub fn auction(&self, n: u64) -> Auction {
+        let (epoch, off) = (n / self.total, n % self.total);
+        let id = FIRST_AUCTION_ID + (epoch * self.auctions + off - self.people) as i64;
+        let initial_bid = self.price(n, 20);
+        let date_time = self.date_time(n);
+        Auction {
+            id,
+            item_name: format!("item {id}"),
+            description: DESCRIPTIONS[(self.rng(n, 21) % DESCRIPTIONS.len() as u64) as usize],
+            initial_bid,
+            reserve: initial_bid + self.price(n, 22),
+            date_time,
+            expires: date_time + 1000 * (1 + (self.rng(n, 23) % 20) as i64),
+            seller: FIRST_PERSON_ID + self.pick(n, 24, self.people_upto(n)) as i64,
+            category: 10 + (self.rng(n, 26) % 5) as i64,
+        }
+    }
+
+    pub fn bid(&self, n: u64) -> Bid {
+        let c = (self.rng(n, 30) % CHANNELS.len() as u64) as usize;
+        Bid {
+            auction: FIRST_AUCTION_ID + self.pick(n, 31, self.auctions_upto(n)) as i64,
+            bidder: FIRST_PERSON_ID + self.pick(n, 33, self.people_upto(n)) as i64,
+            price: self.price(n, 35),
+            channel: CHANNELS[c],
+            url: URLS[c],
+            date_time: self.date_time(n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct PartitionPos {
+    partition: u32,
+    /// Event numbers of this partition walked so far.
+    walked: u64,
+}
+
+pub struct NexmarkSource {
+    seq: Sequence,
+    table: NexmarkTable,
+    events: Option<u64>,
+    partitions: u32,
+    owned: Vec<PartitionPos>,
+    next: usize,
+    columns: Vec<usize>,
+    schema: SchemaRef,
+    batch_size: usize,
+    rate: f64,
+    started: Option<Instant>,
+    walked_since_start: u64,
+}
+
+impl NexmarkSource {
+    pub fn new(
+        ctx: &OperatorContext,
+        spec: &NexmarkSpec,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
+        let partitions = if spec.partitions == 0 {
+            32
+        } else {
+            spec.partitions
+        };
+        let mut owned: Vec<PartitionPos> = (0..partitions)
+            .filter(|p| p % ctx.parallelism == ctx.subtask)
+            .map(|partition| PartitionPos {
+                partition,
+                walked: 0,
+            })
+            .collect();
+        if let Some(r) = restored {
+            for (_, bytes) in &r.snapshots {
+                let positions: Vec<PartitionPos> = weir_state::decode(bytes)?;
+                for pos in positions {
+                    if pos.partition >= partitions {
+                        return Err(RuntimeError::Plan(format!(
+                            "nexmark {:?}: the snapshot has partition {} but the job has {partitions}",
+                            ctx.op_id, pos.partition
+                        )));
+                    }
+                    if let Some(o) = owned.iter_mut().find(|o| o.partition == pos.partition) {
+                        o.walked = o.walked.max(pos.walked);
+                    }
+                }
+            }
+        }
+        let full = table_schema(spec.table);
+        let columns = column_indices(spec, &full)?;
+        let share = owned.len() as f64 / f64::from(partitions);
+        Ok(Self {
+            seq: Sequence::new(spec),
+            table: spec.table,
+            events: spec.events,
+            partitions,
+            owned,
+            next: 0,
+            schema: Arc::new(full.project(&columns)?),
+            columns,
+            batch_size: spec.batch_size.max(1) as usize,
+            rate: spec.rate as f64 * share,
+            started: None,
+            walked_since_start: 0,
+        })
+    }
+
+    /// Event number of a partition's `k`-th step, if below the sequence's end.
+    fn event(&self, partition: u32, k: u64) -> Option<u64> {
+        let n = u64::from(partition) + k * u64::from(self.partitions);
+        match self.events {
+            Some(end) if n >= end => None,
+            _ => Some(n),
+        }
+    }
+
+    /// The batch of events `ns` (all of this source's table), its columns only.
+    fn build(&self, ns: &[u64]) -> Result<RecordBatch> {
+        let seq = &self.seq;
+        let cols: Vec<ArrayRef> = match self.table {
+            NexmarkTable::Bid => {
+                let rows: Vec<Bid> = ns.iter().map(|n| seq.bid(*n)).collect();
+                self.columns
+                    .iter()
+                    .map(|c| match c {
+                        0 => ints(&rows, |b| b.auction),
+                        1 => ints(&rows, |b| b.bidder),
+                        2 => ints(&rows, |b| b.price),
+                        3 => strs(&rows, |b| b.channel),
+                        4 => strs(&rows, |b| b.url),
+                        5 => times(&rows, |b| b.date_time),
+                        _ => strs(&rows, |_| ""),
+                    })
+                    .collect()
+            }
+            NexmarkTable::Auction => {
+                let rows: Vec<Auction> = ns.iter().map(|n| seq.auction(*n)).collect();
+                self.columns
+                    .iter()
+                    .map(|c| match c {
+                        0 => ints(&rows, |a| a.id),
+                        1 => strs(&rows, |a| a.item_name.as_str()),
+                        2 => strs(&rows, |a| a.description),
+                        3 => ints(&rows, |a| a.initial_bid),
+                        4 => ints(&rows, |a| a.reserve),
+                        5 => times(&rows, |a| a.date_time),
+                        6 => times(&rows, |a| a.expires),
+                        7 => ints(&rows, |a| a.seller),
+                        8 => ints(&rows, |a| a.category),
+                        _ => strs(&rows, |_| ""),
+                    })
+                    .collect()
+            }
+            NexmarkTable::Person => {
+                let rows: Vec<Person> = ns.iter().map(|n| seq.person(*n)).collect();
+                self.columns
+                    .iter()
+                    .map(|c| match c {
+                        0 => ints(&rows, |p| p.id),
+                        1 => strs(&rows, |p| p.name.as_str()),
+                        2 => strs(&rows, |p| p.email_address.as_str()),
+                        3 => strs(&rows, |p| p.credit_card.as_str()),
+                        4 => strs(&rows, |p| p.city),
+                        5 => strs(&rows, |p| p.state),
+                        6 => times(&rows, |p| p.date_time),
+                        _ => strs(&rows, |_| ""),
+                    })
+                    .collect()
+            }
+        };
+        Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+    }
+}
+
+fn ints<T>(rows: &[T], f: impl Fn(&T) -> i64) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+}
+
+fn times<T>(rows: &[T], f: impl Fn(&T) -> i64) -> ArrayRef {
+    Arc::new(TimestampMillisecondArray::from_iter_values(
+        rows.iter().map(f),
+    ))
+}
+
+fn strs<'a, T>(rows: &'a [T], f: impl Fn(&'a T) -> &'a str) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+}
+
+#[async_trait]
+impl Source for NexmarkSource {
+    async fn poll_next(&mut self) -> Result<SourcePoll> {
+        let count = self.owned.len();
+        let Some(i) = (0..count).map(|k| (self.next + k) % count).find(|&i| {
+            self.event(self.owned[i].partition, self.owned[i].walked)
+                .is_some()
+        }) else {
+            return Ok(SourcePoll::Exhausted);
+        };
+        if self.rate > 0.0 {
+            let started = *self.started.get_or_insert_with(Instant::now);
+            let due = started + Duration::from_secs_f64(self.walked_since_start as f64 / self.rate);
+            if due > Instant::now() {
+                return Ok(SourcePoll::Wait(due));
+            }
+        }
+        // Walk far enough for a full batch of this table's rows, or less under a rate limit.
+        let mut max_walk = (self.batch_size as u64) * self.seq.total;
+        if self.rate > 0.0 {
+            max_walk = max_walk.min(((self.rate / 100.0) as u64).max(1));
+        }
+        let pos = self.owned[i];
+        let mut ns = Vec::with_capacity(self.batch_size);
+        let mut walked = 0;
+        while walked < max_walk && ns.len() < self.batch_size {
+            let Some(n) = self.event(pos.partition, pos.walked + walked) else {
+                break;
+            };
+            walked += 1;
+            if self.seq.kind(n) == self.table {
+                ns.push(n);
+            }
+        }
+        self.owned[i].walked += walked;
+        self.walked_since_start += walked;
+        self.next = (i + 1) % count;
+        if ns.is_empty() {
+            return Ok(SourcePoll::Wait(Instant::now()));
+        }
+        Ok(SourcePoll::Batch(self.build(&ns)?))
+    }
+
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        Ok(Some(weir_state::encode(&self.owned)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    use std::collections::BTreeSet;
+    use weir_types::{DeliveryGuarantee, JobId};
+
+    fn ctx(subtask: u32, parallelism: u32) -> OperatorContext {
+        OperatorContext {
+            job_id: JobId("j".into()),
+            op_id: "n".into(),
+            subtask,
+            parallelism,
+            max_parallelism: 128,
+            attempt: 0,
+            guarantee: DeliveryGuarantee::ExactlyOnce,
+            checkpointing: true,
+            state_backend: Default::default(),
+            input_schema: None,
+            output_schema: table_schema(NexmarkTable::Bid),
+        }
+    }
+
+    async fn drain(s: &mut NexmarkSource, limit: usize, out: &mut Vec<RecordBatch>) -> bool {
+        for _ in 0..limit {
+            match s.poll_next().await.unwrap() {
+                SourcePoll::Batch(b) => out.push(b),
+                SourcePoll::Exhausted => return true,
+                SourcePoll::Wait(_) => {}
+                SourcePoll::NeedLease => unreachable!(),
+            }
+        }
+        false
+    }
+
+    fn spec(table: NexmarkTable, events: u64) -> NexmarkSpec {
+        NexmarkSpec {
+            table,
+            events: Some(events),
+            partitions: 8,
+            batch_size: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bids_refer_to_people_and_auctions_that_exist() {
+        let seq = Sequence::new(&NexmarkSpec::default());
+        let mut people = BTreeSet::new();
+        let mut auctions = BTreeSet::new();
+        let mut hot = 0;
+        for n in 0..50_000 {
+            match seq.kind(n) {
+                NexmarkTable::Person => assert!(people.insert(seq.person(n).id)),
+                NexmarkTable::Auction => {
+                    let a = seq.auction(n);
+                    assert!(
+                        people.contains(&a.seller),
+                        "seller {} of event {n}",
+                        a.seller
+                    );
+                    assert!((10..15).contains(&a.category));
+                    assert!(a.expires > a.date_time && a.reserve > a.initial_bid);
+                    assert!(auctions.insert(a.id));
+                }
+                NexmarkTable::Bid => {
+                    let b = seq.bid(n);
+                    assert!(
+                        auctions.contains(&b.auction),
+                        "auction {} of bid {n}",
+                        b.auction
+                    );
+                    assert!(people.contains(&b.bidder), "bidder {} of bid {n}", b.bidder);
+                    assert!((100..=100_000_000).contains(&b.price), "price {}", b.price);
+                    hot += i32::from((b.auction - FIRST_AUCTION_ID) % 100 == 0);
+                }
+            }
+            assert!(seq.date_time(n) >= seq.date_time(n.saturating_sub(1)));
+        }
+        assert_eq!(people.len(), 1000);
+        assert_eq!(auctions.len(), 3000);
+        assert_eq!(*people.first().unwrap(), FIRST_PERSON_ID);
+        assert!(
+            hot > 20_000,
+            "about half the bids go to hot auctions: {hot}"
+        );
+        assert_eq!(
+            seq.date_time(10_000),
+            BASE_TIME_MS + 1000,
+            "10 000 events per second"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_bid_once_across_a_rescale_and_a_restore() {
+        let s = spec(NexmarkTable::Bid, 10_007);
+        // Two subtasks run a while and snapshot; three restore from it and finish.
+        let mut first = Vec::new();
+        let mut snaps = Vec::new();
+        for sub in 0..2 {
+            let mut src = NexmarkSource::new(&ctx(sub, 2), &s, None).unwrap();
+            drain(&mut src, 7, &mut first).await;
+            snaps.push((sub, bytes::Bytes::from(src.snapshot(1).unwrap().unwrap())));
+        }
+        let restored = Restored {
+            job_id: "j".into(),
+            old_parallelism: 2,
+            snapshots: snaps,
+        };
+        let mut rest = Vec::new();
+        for sub in 0..3 {
+            let mut src = NexmarkSource::new(&ctx(sub, 3), &s, Some(restored.clone())).unwrap();
+            assert!(drain(&mut src, 10_000, &mut rest).await);
+        }
+        let seq = Sequence::new(&s);
+        let expected: Vec<(i64, i64, i64)> = (0..10_007)
+            .filter(|n| seq.kind(*n) == NexmarkTable::Bid)
+            .map(|n| {
+                let b = seq.bid(n);
+                (b.date_time, b.auction, b.price)
+            })
+            .collect();
+        let mut got: Vec<(i64, i64, i64)> = first
+            .iter()
+            .chain(&rest)
+            .flat_map(|b| {
+                let t = b
+                    .column(5)
+                    .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+                let a = b.column(0).as_primitive::<Int64Type>();
+                let p = b.column(2).as_primitive::<Int64Type>();
+                (0..b.num_rows())
+                    .map(|i| (t.value(i), a.value(i), p.value(i)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        got.sort_unstable();
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort_unstable();
+        assert_eq!(got.len(), expected.len());
+        assert_eq!(got, expected_sorted);
+    }
+
+    #[tokio::test]
+    async fn columns_are_projected_in_the_asked_order() {
+        let mut s = spec(NexmarkTable::Person, 500);
+        s.columns = vec!["state".into(), "id".into()];
+        let mut src = NexmarkSource::new(&ctx(0, 1), &s, None).unwrap();
+        let mut out = Vec::new();
+        assert!(drain(&mut src, 100, &mut out).await);
+        let got = out[0].schema();
+        let names: Vec<&str> = got.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, vec!["state", "id"]);
+        let ids: usize = out.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(ids, 10, "one person per 50 events");
+        s.columns = vec!["nope".into()];
+        let err = schema(&s).unwrap_err().to_string();
+        assert!(err.contains("no column \"nope\""), "{err}");
+    }
+}
