@@ -14,6 +14,53 @@ pub enum NexmarkTable {
 }
 
 impl NexmarkTable {
+    /// The table's columns and their types (`int64`, `utf8`, `timestamp`: milliseconds), in
+    /// order; none is nullable.
+    pub fn columns(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            NexmarkTable::Person => &[
+                ("id", "int64"),
+                ("name", "utf8"),
+                ("email_address", "utf8"),
+                ("credit_card", "utf8"),
+                ("city", "utf8"),
+                ("state", "utf8"),
+                ("date_time", "timestamp"),
+                ("extra", "utf8"),
+            ],
+            NexmarkTable::Auction => &[
+                ("id", "int64"),
+                ("item_name", "utf8"),
+                ("description", "utf8"),
+                ("initial_bid", "int64"),
+                ("reserve", "int64"),
+                ("date_time", "timestamp"),
+                ("expires", "timestamp"),
+                ("seller", "int64"),
+                ("category", "int64"),
+                ("extra", "utf8"),
+            ],
+            NexmarkTable::Bid => &[
+                ("auction", "int64"),
+                ("bidder", "int64"),
+                ("price", "int64"),
+                ("channel", "utf8"),
+                ("url", "utf8"),
+                ("date_time", "timestamp"),
+                ("extra", "utf8"),
+            ],
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "person" | "people" => Some(NexmarkTable::Person),
+            "auction" | "auctions" => Some(NexmarkTable::Auction),
+            "bid" | "bids" => Some(NexmarkTable::Bid),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             NexmarkTable::Person => "person",

@@ -32,7 +32,8 @@ struct JmAddr {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a job (JSON file) in this process: a job manager and a task manager, embedded.
+    /// Run a job (a JSON job graph or a SQL script) in this process: a job manager and a task
+    /// manager, embedded.
     Run {
         job: PathBuf,
         /// Folder (or URL) for job records and default checkpoints.
@@ -76,7 +77,7 @@ enum Command {
         #[arg(long)]
         id: Option<String>,
     },
-    /// Submit a job (JSON file) to a job manager.
+    /// Submit a job (a JSON job graph or a SQL script) to a job manager.
     Submit {
         job: PathBuf,
         #[command(flatten)]
@@ -129,6 +130,14 @@ enum Command {
         #[arg(long)]
         timeout: Option<u64>,
     },
+    /// Print a job's dataflow (JSON or SQL file): its tasks, their operators and parallelism,
+    /// and how records are partitioned between them.
+    Explain {
+        job: PathBuf,
+        /// Print the compiled job graph as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the task managers and their slots.
     Cluster {
         #[command(flatten)]
@@ -145,12 +154,27 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
+/// A job file: JSON (the job graph) or SQL (a script compiled to one), checked as the job
+/// manager would check it; returns the job's JSON.
 fn read_job(path: &PathBuf) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read job file {}", path.display()))?;
-    weir_types::JobSpec::from_json(&text)
+    let spec = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("sql"))
+    {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sql".into());
+        weir_sql::compile(&text, &name).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    } else {
+        weir_types::JobSpec::from_json(&text)
+            .with_context(|| format!("job file {}", path.display()))?
+    };
+    weir_runtime::planner::validate(&spec)
         .with_context(|| format!("job file {}", path.display()))?;
-    Ok(text)
+    Ok(spec.to_json())
 }
 
 fn print_status(s: &weir_client::JobStatus) {
@@ -279,6 +303,16 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     ExitCode::FAILURE
                 });
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { job, json } => {
+            let text = read_job(&job)?;
+            let spec = weir_types::JobSpec::from_json(&text)?;
+            if json {
+                println!("{text}");
+            } else {
+                print!("{}", weir_sql::explain(&spec)?);
             }
             Ok(ExitCode::SUCCESS)
         }

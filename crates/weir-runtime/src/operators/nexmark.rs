@@ -71,44 +71,22 @@ pub fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
 }
 
-/// All columns of a table, in their declared order.
+/// All columns of a table, in their declared order (the list is `NexmarkTable::columns`).
 pub fn table_schema(table: NexmarkTable) -> SchemaRef {
-    let i = |n: &str| Field::new(n, DataType::Int64, false);
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    let t = |n: &str| Field::new(n, ts_type(), false);
-    Arc::new(Schema::new(match table {
-        NexmarkTable::Person => vec![
-            i("id"),
-            s("name"),
-            s("email_address"),
-            s("credit_card"),
-            s("city"),
-            s("state"),
-            t("date_time"),
-            s("extra"),
-        ],
-        NexmarkTable::Auction => vec![
-            i("id"),
-            s("item_name"),
-            s("description"),
-            i("initial_bid"),
-            i("reserve"),
-            t("date_time"),
-            t("expires"),
-            i("seller"),
-            i("category"),
-            s("extra"),
-        ],
-        NexmarkTable::Bid => vec![
-            i("auction"),
-            i("bidder"),
-            i("price"),
-            s("channel"),
-            s("url"),
-            t("date_time"),
-            s("extra"),
-        ],
-    }))
+    Arc::new(Schema::new(
+        table
+            .columns()
+            .iter()
+            .map(|(name, ty)| {
+                let t = match *ty {
+                    "int64" => DataType::Int64,
+                    "timestamp" => ts_type(),
+                    _ => DataType::Utf8,
+                };
+                Field::new(*name, t, false)
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// The source's schema: the table's columns the spec asks for, in its order.

@@ -1,0 +1,106 @@
+//! `weir explain`: a job graph as text, task by task (operators chained into one task run in
+//! one thread per subtask), with parallelism and how records move between tasks.
+
+use std::fmt::Write;
+use weir_types::{ExecutionPlan, JobSpec, OperatorKind, Partitioning};
+
+fn describe(kind: &OperatorKind) -> String {
+    match kind {
+        OperatorKind::Nexmark(n) => format!(
+            "nexmark {} [{}]",
+            n.table.name(),
+            if n.columns.is_empty() {
+                "all columns".to_string()
+            } else {
+                n.columns.join(", ")
+            }
+        ),
+        OperatorKind::Generator(g) => format!("generator ({} keys)", g.keys),
+        OperatorKind::FileSource(f) => format!("file_source {} ({:?})", f.path, f.format),
+        OperatorKind::KafkaSource(k) => format!("kafka_source topic {} ({:?})", k.topic, k.format),
+        OperatorKind::Filter { predicate } => format!("filter {predicate}"),
+        OperatorKind::Project { exprs } => format!(
+            "project {}",
+            exprs
+                .iter()
+                .map(|e| if e.expr == e.name {
+                    e.name.clone()
+                } else {
+                    format!("{} AS {}", e.expr, e.name)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        OperatorKind::KeyedAggregate { keys, aggregates } => format!(
+            "keyed_aggregate by {}: {}",
+            keys.join(", "),
+            aggregates
+                .iter()
+                .map(|a| format!(
+                    "{:?}({}) AS {}",
+                    a.func,
+                    a.column.as_deref().unwrap_or("*"),
+                    a.name
+                )
+                .to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        OperatorKind::Union => "union".into(),
+        OperatorKind::StdoutSink(_) => "print".into(),
+        OperatorKind::BlackholeSink => "blackhole".into(),
+        OperatorKind::FileSink(f) => format!("file_sink {} ({:?})", f.path, f.format),
+        OperatorKind::PostgresSink(p) => format!("postgres_sink {} ({:?})", p.table, p.mode),
+        OperatorKind::KafkaSink(k) => format!("kafka_sink topic {} ({:?})", k.topic, k.guarantee),
+    }
+}
+
+fn partitioning(p: &Partitioning) -> String {
+    match p {
+        Partitioning::Forward => "forward".into(),
+        Partitioning::Rebalance => "rebalance".into(),
+        Partitioning::Broadcast => "broadcast".into(),
+        Partitioning::Hash(k) => format!("hash({})", k.join(", ")),
+    }
+}
+
+/// The job's dataflow: tasks (chains of operators) with parallelism, and the edges between
+/// them with their partitioning.
+pub fn explain(job: &JobSpec) -> Result<String, weir_types::TypesError> {
+    let plan = ExecutionPlan::new(job)?;
+    let mut out = String::new();
+    let checkpoints = if job.checkpoint.interval_ms == 0 {
+        "checkpoints off".to_string()
+    } else {
+        format!("checkpoint every {} ms", job.checkpoint.interval_ms)
+    };
+    let _ = writeln!(
+        out,
+        "job {:?}: {}, {checkpoints}, {} slots",
+        job.name,
+        job.guarantee.name(),
+        job.slots_needed()
+    );
+    for v in &plan.vertices {
+        let _ = writeln!(out, "task {} (parallelism {}):", v.id, v.parallelism);
+        for (i, op) in v.operators.iter().enumerate() {
+            let o = &job.operators[*op];
+            let _ = writeln!(
+                out,
+                "  {}{}: {}",
+                if i == 0 { "" } else { "-> " },
+                o.id,
+                describe(&o.kind)
+            );
+        }
+        for e in plan.edges.iter().filter(|e| e.from_vertex == v.id) {
+            let _ = writeln!(
+                out,
+                "  => task {} by {}",
+                e.to_vertex,
+                partitioning(&e.partitioning)
+            );
+        }
+    }
+    Ok(out)
+}

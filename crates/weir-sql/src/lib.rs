@@ -1,0 +1,427 @@
+//! Weir's streaming SQL: a script of `SET`, `CREATE TABLE … WITH (…)`, `CREATE VIEW` and
+//! `INSERT INTO … SELECT` statements compiled to one job graph (every `INSERT` of the script
+//! runs in the same job, like Flink's statement set).
+//!
+//! DataFusion parses (sqlparser), resolves names, types and plans each query; [`translate`]
+//! turns its logical plan into Weir's operators. This crate knows the job model
+//! (`weir-types`) and nothing of the runtime: expressions travel as SQL text and the runtime
+//! compiles them against the columns it really has.
+
+mod catalog;
+mod connectors;
+mod error;
+mod explain;
+mod script;
+mod settings;
+mod translate;
+
+pub use error::{Result, SqlError};
+pub use explain::explain;
+pub use settings::Settings;
+
+use catalog::{normalize_schema, Catalog, TableDef, ViewDef};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::Analyzer;
+use datafusion::sql::planner::{ParserOptions, SqlToRel};
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTableOptions, Expr as SqlExpr, ObjectName, SqlOption, Statement,
+    TableConstraint, Value,
+};
+use datafusion::sql::sqlparser::tokenizer::Location;
+use script::Item;
+use std::sync::Arc;
+use weir_types::JobSpec;
+
+/// Compiles a SQL script to a job named `name` (a `SET 'pipeline.name'` overrides it).
+pub fn compile(sql: &str, name: &str) -> Result<JobSpec> {
+    let mut catalog = Catalog::default();
+    let mut settings = Settings::new(name);
+    let mut inserts: Vec<(LogicalPlan, Location)> = Vec::new();
+    for item in script::split(sql)? {
+        match item {
+            Item::Set { key, value, at } => settings.apply(&key, &value, at)?,
+            Item::Statement {
+                stmt,
+                at,
+                watermark,
+            } => match *stmt {
+                Statement::CreateTable(ct) => {
+                    let def = table_def(&catalog, &ct, at, watermark)?;
+                    if catalog.contains(&def.name) {
+                        return Err(SqlError::at(at, format!("{} is already defined", def.name)));
+                    }
+                    catalog.tables.insert(def.name.clone(), def);
+                }
+                Statement::CreateView(v) => {
+                    let name = object_name(&v.name);
+                    if catalog.contains(&name) {
+                        return Err(SqlError::at(at, format!("{name} is already defined")));
+                    }
+                    if !v.columns.is_empty() {
+                        return Err(SqlError::at(
+                            at,
+                            "CREATE VIEW with a column list is not supported yet: name the columns with AS in the query",
+                        ));
+                    }
+                    let plan = plan(&catalog, Statement::Query(v.query), at)?;
+                    catalog.views.insert(name, ViewDef { plan });
+                }
+                s @ Statement::Insert(_) => {
+                    let p = inline_views(&catalog, plan(&catalog, s, at)?, at)?;
+                    inserts.push((p, at))
+                }
+                Statement::Query(_) => return Err(SqlError::at(
+                    at,
+                    "a bare SELECT has nowhere to write its rows: use INSERT INTO <table> SELECT …",
+                )),
+                other => {
+                    let text = other.to_string();
+                    let first: String = text
+                        .split_whitespace()
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    return Err(SqlError::at(
+                        at,
+                        format!("{first} … is not supported (a script has SET, CREATE TABLE, CREATE VIEW and INSERT INTO statements)"),
+                    ));
+                }
+            },
+        }
+    }
+    if inserts.is_empty() {
+        return Err(SqlError::Script(
+            "the script has no INSERT INTO statement: there is nothing to run".into(),
+        ));
+    }
+    let mut t = translate::Translator::new(&catalog, settings.parallelism);
+    for (p, at) in &inserts {
+        t.insert(p, *at)?;
+    }
+    let job = settings.job(t.ops);
+    job.validate()
+        .map_err(|e| SqlError::Script(format!("the compiled job is invalid: {e}")))?;
+    Ok(job)
+}
+
+/// Plans one statement with DataFusion, types coerced.
+fn plan(catalog: &Catalog, stmt: Statement, at: Location) -> Result<LogicalPlan> {
+    let opts = ParserOptions::new()
+        .with_collect_spans(true)
+        .with_map_string_types_to_utf8view(false);
+    let planner = SqlToRel::new_with_options(catalog, opts);
+    let p = planner
+        .sql_statement_to_plan(stmt)
+        .map_err(|e| SqlError::from_datafusion(e, at))?;
+    use datafusion::logical_expr::planner::ContextProvider;
+    Analyzer::new()
+        .execute_and_check(p, catalog.options(), |_, _| {})
+        .map_err(|e| SqlError::from_datafusion(e, at))
+}
+
+/// Replaces scans of views by the views' plans and merges the projections that leaves
+/// (DataFusion's projection optimizer: consecutive projections merge, scans read only the
+/// columns used), so each query becomes as few operators as its shape needs.
+fn inline_views(catalog: &Catalog, p: LogicalPlan, at: Location) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::SubqueryAlias;
+    use datafusion::optimizer::optimize_projections::OptimizeProjections;
+    use datafusion::optimizer::{Optimizer, OptimizerContext};
+    let inlined = p
+        .transform_up(|node| match &node {
+            LogicalPlan::TableScan(scan) => match catalog.views.get(scan.table_name.table()) {
+                Some(v) if scan.projection.is_none() => {
+                    let alias =
+                        SubqueryAlias::try_new(Arc::new(v.plan.clone()), scan.table_name.clone())?;
+                    Ok(Transformed::yes(LogicalPlan::SubqueryAlias(alias)))
+                }
+                _ => Ok(Transformed::no(node)),
+            },
+            _ => Ok(Transformed::no(node)),
+        })
+        .map_err(|e| SqlError::from_datafusion(e, at))?
+        .data;
+    Optimizer::with_rules(vec![Arc::new(OptimizeProjections::new())])
+        .optimize(inlined, &OptimizerContext::new(), |_, _| {})
+        .map_err(|e| SqlError::from_datafusion(e, at))
+}
+
+/// A table or view name as DataFusion resolves it: unquoted parts lower-cased, the last part.
+fn object_name(n: &ObjectName) -> String {
+    match n.0.last().and_then(|p| p.as_ident()) {
+        Some(id) if id.quote_style.is_some() => id.value.clone(),
+        Some(id) => id.value.to_lowercase(),
+        None => n.to_string().to_lowercase(),
+    }
+}
+
+fn table_def(
+    catalog: &Catalog,
+    ct: &datafusion::sql::sqlparser::ast::CreateTable,
+    at: Location,
+    watermark: Option<script::Watermark>,
+) -> Result<TableDef> {
+    let name = object_name(&ct.name);
+    if ct.query.is_some() {
+        return Err(SqlError::at(
+            at,
+            "CREATE TABLE … AS SELECT is not supported: create the table, then INSERT INTO it",
+        ));
+    }
+    let opts = ParserOptions::new().with_map_string_types_to_utf8view(false);
+    let planner = SqlToRel::new_with_options(catalog, opts);
+    let schema = planner
+        .build_schema(ct.columns.clone())
+        .map_err(|e| SqlError::from_datafusion(e, at))?;
+    let schema = Arc::new(normalize_schema(&schema));
+    let mut options = std::collections::BTreeMap::new();
+    if let CreateTableOptions::With(list) = &ct.table_options {
+        for o in list {
+            let SqlOption::KeyValue { key, value } = o else {
+                return Err(SqlError::at(
+                    at,
+                    format!("table {name}: WITH takes 'key' = 'value' pairs, not {o}"),
+                ));
+            };
+            let v = match value {
+                SqlExpr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                    Value::Number(n, _) => n.to_string(),
+                    Value::Boolean(b) => b.to_string(),
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            };
+            options.insert(key.value.clone(), v);
+        }
+    } else if !matches!(ct.table_options, CreateTableOptions::None) {
+        return Err(SqlError::at(
+            at,
+            format!("table {name}: give the connector's options as WITH ('key' = 'value', …)"),
+        ));
+    }
+    let mut primary_key = Vec::new();
+    for c in &ct.constraints {
+        if let TableConstraint::PrimaryKey(pk) = c {
+            for col in &pk.columns {
+                primary_key.push(match &col.column.expr {
+                    SqlExpr::Identifier(id) if id.quote_style.is_some() => id.value.clone(),
+                    SqlExpr::Identifier(id) => id.value.to_lowercase(),
+                    other => {
+                        return Err(SqlError::at(
+                            at,
+                            format!("table {name}: PRIMARY KEY takes columns, not {other}"),
+                        ))
+                    }
+                });
+            }
+        }
+    }
+    for col in &ct.columns {
+        if col
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
+        {
+            primary_key.push(if col.name.quote_style.is_some() {
+                col.name.value.clone()
+            } else {
+                col.name.value.to_lowercase()
+            });
+        }
+    }
+    for k in &primary_key {
+        if schema.field_with_name(k).is_err() {
+            return Err(SqlError::at(
+                at,
+                format!("table {name}: PRIMARY KEY column {k} is not a column of the table"),
+            ));
+        }
+    }
+    if let Some(w) = &watermark {
+        if schema.field_with_name(&w.column).is_err() {
+            return Err(SqlError::at(
+                w.at,
+                format!("table {name}: WATERMARK FOR {}: no such column", w.column),
+            ));
+        }
+    }
+    Ok(TableDef {
+        name,
+        schema,
+        options,
+        primary_key,
+        watermark,
+        at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_types::{OperatorKind, Partitioning};
+
+    const BID: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT,
+  date_time TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'events' = '1000');\n";
+
+    fn kinds(job: &JobSpec) -> Vec<&'static str> {
+        job.operators.iter().map(|o| o.kind.type_name()).collect()
+    }
+
+    #[test]
+    fn projection_and_filter_chain_to_the_sink() {
+        let sql = format!(
+            "SET 'parallelism.default' = '3';\nSET 'execution.checkpointing.interval' = '2s';\n{BID}
+CREATE TABLE out (a BIGINT, p DOUBLE) WITH ('connector' = 'blackhole');
+INSERT INTO out SELECT auction, 0.5 * price FROM bid WHERE auction % 2 = 0;"
+        );
+        let job = compile(&sql, "t").unwrap();
+        assert_eq!(job.checkpoint.interval_ms, 2000);
+        assert_eq!(
+            kinds(&job),
+            vec!["nexmark", "filter", "project", "blackhole_sink"]
+        );
+        assert!(job.operators.iter().all(|o| o.parallelism == 3));
+        match &job.operators[0].kind {
+            OperatorKind::Nexmark(n) => {
+                assert_eq!(n.events, Some(1000));
+                assert_eq!(
+                    n.columns,
+                    vec!["auction", "price"],
+                    "only what the query uses"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &job.operators[1].kind {
+            OperatorKind::Filter { predicate } => assert_eq!(predicate, "((auction % 2) = 0)"),
+            other => panic!("{other:?}"),
+        }
+        match &job.operators[2].kind {
+            OperatorKind::Project { exprs } => {
+                let names: Vec<&str> = exprs.iter().map(|e| e.name.as_str()).collect();
+                assert_eq!(names, vec!["a", "p"], "the sink's column names");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn views_inline_and_sources_are_shared() {
+        let sql = format!(
+            "{BID}
+CREATE VIEW cheap AS SELECT auction, price FROM bid WHERE price < 1000;
+CREATE TABLE a (auction BIGINT, price BIGINT) WITH ('connector' = 'blackhole');
+CREATE TABLE b (auction BIGINT, price BIGINT) WITH ('connector' = 'print');
+INSERT INTO a SELECT * FROM cheap;
+INSERT INTO b SELECT auction, price FROM bid;"
+        );
+        let job = compile(&sql, "t").unwrap();
+        let sources = job.operators.iter().filter(|o| o.kind.is_source()).count();
+        assert_eq!(sources, 1, "{:#?}", job.operators);
+        assert_eq!(job.operators.iter().filter(|o| o.kind.is_sink()).count(), 2);
+    }
+
+    #[test]
+    fn group_by_is_an_updating_result_for_upsert_sinks_only() {
+        let base = format!(
+            "{BID}
+CREATE TABLE counts (auction BIGINT, n BIGINT, top BIGINT, PRIMARY KEY (auction) NOT ENFORCED)
+  WITH ('connector' = 'jdbc', 'url' = 'postgresql://localhost/db');
+CREATE TABLE files (auction BIGINT, n BIGINT, top BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '/tmp/x', 'format' = 'csv');\n"
+        );
+        let q = "SELECT auction, COUNT(*) AS n, MAX(price) AS top FROM bid GROUP BY auction";
+        let job = compile(&format!("{base}INSERT INTO counts {q};"), "t").unwrap();
+        assert_eq!(
+            kinds(&job),
+            vec![
+                "nexmark",
+                "keyed_aggregate",
+                "project",
+                "project",
+                "postgres_sink"
+            ]
+        );
+        assert_eq!(
+            job.operators[1].inputs[0].partition,
+            Partitioning::Hash(vec!["auction".into()])
+        );
+        match &job.operators[4].kind {
+            OperatorKind::PostgresSink(p) => {
+                assert_eq!(p.key, vec!["auction".to_string()]);
+                assert_eq!(p.mode, weir_types::PostgresSinkMode::Upsert);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = compile(&format!("{base}INSERT INTO files {q};"), "t").unwrap_err();
+        assert!(e.to_string().contains("updating result"), "{e}");
+        assert!(e.to_string().contains("only takes appends"), "{e}");
+    }
+
+    fn err(sql: &str) -> String {
+        compile(sql, "t").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_place_and_the_problem() {
+        let sink = "CREATE TABLE out (a BIGINT) WITH ('connector' = 'blackhole');\n";
+        // Unknown column: DataFusion's span points at it.
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out\nSELECT nope FROM bid;"
+        ));
+        assert!(e.starts_with("line 7, column 8: "), "{e}");
+        assert!(e.contains("nope"), "{e}");
+        // Unknown table.
+        let e = err(&format!("{sink}INSERT INTO out SELECT a FROM missing;"));
+        assert!(e.contains("missing"), "{e}");
+        assert!(e.starts_with("line 2, "), "{e}");
+        // Type error.
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out SELECT auction FROM bid WHERE extra > 1 + 'x';"
+        ));
+        assert_eq!(
+            e,
+            "line 6, column 1: Cannot coerce arithmetic expression Int64 + Utf8 to valid types"
+        );
+        // Unsupported constructs say so.
+        let e = err(&format!("{BID}{sink}INSERT INTO out SELECT b1.auction FROM bid b1 JOIN bid b2 ON b1.auction = b2.bidder;"));
+        assert!(
+            e.contains("a join is not supported in streaming SQL yet"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out SELECT auction FROM bid ORDER BY price;"
+        ));
+        assert!(e.contains("ORDER BY is not supported"), "{e}");
+        let e = err(&format!("{BID}{sink}SELECT auction FROM bid;"));
+        assert!(e.contains("bare SELECT"), "{e}");
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out SELECT COUNT(DISTINCT bidder) FROM bid GROUP BY auction;"
+        ));
+        assert!(e.contains("COUNT(DISTINCT …) is not supported"), "{e}");
+        // Options and settings.
+        let e =
+            err("CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole', 'colour' = 'red');\nCREATE TABLE s (auction BIGINT) WITH ('connector' = 'nexmark', 'table' = 'bid');\nINSERT INTO t SELECT auction FROM s;");
+        assert!(
+            e.contains("unknown option 'colour' for the blackhole connector"),
+            "{e}"
+        );
+        let e = err("CREATE TABLE t (a BIGINT) WITH ('connector' = 'nosuch');\nINSERT INTO t SELECT a FROM t;");
+        assert!(e.contains("unknown connector 'nosuch'"), "{e}");
+        let e = err("SET 'parallelism.defualt' = '2';");
+        assert!(
+            e.starts_with("line 1, column 1: unknown setting 'parallelism.defualt'"),
+            "{e}"
+        );
+        let e = err(sink);
+        assert!(e.contains("no INSERT INTO"), "{e}");
+        let e = err("CREATE TABLE bid (auction INT) WITH ('connector' = 'nexmark');\nCREATE TABLE out (a INT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT auction FROM bid;");
+        assert!(
+            e.contains("column auction is declared Int32, the nexmark bid table has it as BIGINT"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,476 @@
+//! DataFusion logical plans to Weir operators.
+//!
+//! DataFusion plans and types each `INSERT INTO … SELECT`; this walks the plan bottom-up and
+//! emits the job graph's operators: a table scan becomes the table's source (one per table,
+//! shared by every query of the script that reads it), a projection a `project`, a filter a
+//! `filter`, a `GROUP BY` over columns a `keyed_aggregate` behind a hash exchange plus a
+//! `project` of the keys and aggregates (an updating result, keyed by the group columns), and
+//! the insert the target table's sink. Expressions go into the job as SQL text (DataFusion's
+//! unparser), which the runtime compiles again against the columns it actually has.
+//! Anything else is refused with a message that names the construct.
+
+use crate::catalog::Catalog;
+use crate::connectors;
+use crate::error::{Result, SqlError};
+use datafusion::common::Column;
+use datafusion::logical_expr::expr_rewriter::unnormalize_col;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::sql::sqlparser::tokenizer::Location;
+use datafusion::sql::unparser::expr_to_sql;
+use std::collections::{BTreeSet, HashMap};
+use weir_types::{
+    AggFn, AggSpec, InputSpec, OperatorKind, OperatorSpec, Partitioning, ProjectExpr,
+};
+
+/// The output of a translated plan node.
+#[derive(Debug, Clone)]
+struct Stream {
+    op: String,
+    parallelism: u32,
+    /// Column names, in order.
+    columns: Vec<String>,
+    /// An updating result: the columns that key it.
+    keys: Option<Vec<String>>,
+}
+
+pub struct Translator<'a> {
+    catalog: &'a Catalog,
+    parallelism: u32,
+    pub ops: Vec<OperatorSpec>,
+    sources: HashMap<String, Stream>,
+    ids: BTreeSet<String>,
+    at: Location,
+}
+
+fn unsupported(at: Location, what: &str) -> SqlError {
+    SqlError::at(at, format!("{what} is not supported in streaming SQL yet"))
+}
+
+/// An expression as SQL text over unqualified column names.
+fn sql_text(e: &Expr, at: Location) -> Result<String> {
+    let e = unnormalize_col(e.clone().unalias());
+    expr_to_sql(&e)
+        .map(|s| s.to_string())
+        .map_err(|err| SqlError::from_datafusion(err, at))
+}
+
+impl<'a> Translator<'a> {
+    pub fn new(catalog: &'a Catalog, parallelism: u32) -> Self {
+        Self {
+            catalog,
+            parallelism: parallelism.max(1),
+            ops: Vec::new(),
+            sources: HashMap::new(),
+            ids: BTreeSet::new(),
+            at: Location::new(0, 0),
+        }
+    }
+
+    fn fresh(&mut self, base: &str) -> String {
+        let base: String = base
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let mut id = base.clone();
+        let mut n = 1;
+        while self.ids.contains(&id) {
+            n += 1;
+            id = format!("{base}_{n}");
+        }
+        self.ids.insert(id.clone());
+        id
+    }
+
+    fn push(
+        &mut self,
+        base: &str,
+        kind: OperatorKind,
+        input: &Stream,
+        partition: Partitioning,
+    ) -> String {
+        let id = self.fresh(base);
+        self.ops.push(OperatorSpec {
+            id: id.clone(),
+            parallelism: self.parallelism,
+            inputs: vec![InputSpec {
+                from: input.op.clone(),
+                partition,
+            }],
+            kind,
+        });
+        id
+    }
+
+    /// The edge from `input` to an operator of this translator's parallelism.
+    fn forward_or_rebalance(&self, input: &Stream) -> Partitioning {
+        if input.parallelism == self.parallelism {
+            Partitioning::Forward
+        } else {
+            Partitioning::Rebalance
+        }
+    }
+
+    /// `INSERT INTO table <query>`, planned by DataFusion as a DML node.
+    pub fn insert(&mut self, plan: &LogicalPlan, at: Location) -> Result<String> {
+        self.at = at;
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(SqlError::at(
+                at,
+                "only INSERT INTO … SELECT runs as a streaming job (a bare SELECT has nowhere to go)",
+            ));
+        };
+        let name = dml.table_name.table().to_string();
+        let table = self.catalog.tables.get(&name).ok_or_else(|| {
+            SqlError::at(
+                at,
+                format!("INSERT INTO {name}: {name} is a view, not a table"),
+            )
+        })?;
+        let input = self.plan(&dml.input)?;
+        let keys = input.keys.clone();
+        let kind = connectors::sink(table, keys.as_deref())?;
+        let partition = match &keys {
+            // Updates of one key must reach the sink subtask in order: route by key.
+            Some(k) => Partitioning::Hash(k.clone()),
+            None => self.forward_or_rebalance(&input),
+        };
+        Ok(self.push(&format!("{name}_sink"), kind, &input, partition))
+    }
+
+    fn plan(&mut self, p: &LogicalPlan) -> Result<Stream> {
+        let at = self.at;
+        match p {
+            LogicalPlan::TableScan(scan) => {
+                let name = scan.table_name.table().to_string();
+                if let Some(view) = self.catalog.views.get(&name) {
+                    let plan = view.plan.clone();
+                    return self.plan(&plan);
+                }
+                let table = self
+                    .catalog
+                    .tables
+                    .get(&name)
+                    .ok_or_else(|| SqlError::at(at, format!("no table {name}")))?;
+                let all: Vec<String> = table
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let columns = match &scan.projection {
+                    Some(proj) => proj.iter().map(|i| all[*i].clone()).collect(),
+                    None => all,
+                };
+                if !scan.filters.is_empty() || scan.fetch.is_some() {
+                    return Err(unsupported(at, "a filtered or limited table scan"));
+                }
+                self.source(&name, columns)
+            }
+            LogicalPlan::SubqueryAlias(a) => self.plan(&a.input),
+            LogicalPlan::Projection(proj) => {
+                let input = self.plan(&proj.input)?;
+                let names: Vec<String> = proj
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let mut exprs = Vec::with_capacity(names.len());
+                let mut plain: Vec<Option<String>> = Vec::with_capacity(names.len());
+                for (e, name) in proj.expr.iter().zip(&names) {
+                    let inner = e.clone().unalias();
+                    plain.push(match &inner {
+                        Expr::Column(Column { name: c, .. }) => Some(c.clone()),
+                        _ => None,
+                    });
+                    exprs.push(ProjectExpr {
+                        expr: sql_text(e, at)?,
+                        name: name.clone(),
+                    });
+                }
+                // An updating result keeps its key columns (perhaps renamed).
+                let keys = match &input.keys {
+                    None => None,
+                    Some(keys) => {
+                        let mut out = Vec::new();
+                        for k in keys {
+                            let Some(pos) =
+                                plain.iter().position(|p| p.as_deref() == Some(k.as_str()))
+                            else {
+                                return Err(SqlError::at(
+                                    at,
+                                    format!("the result of a GROUP BY must keep its key column {k} (it keys the updates)"),
+                                ));
+                            };
+                            out.push(names[pos].clone());
+                        }
+                        Some(out)
+                    }
+                };
+                let identity = plain.len() == input.columns.len()
+                    && plain
+                        .iter()
+                        .zip(&input.columns)
+                        .zip(&names)
+                        .all(|((p, c), n)| p.as_deref() == Some(c.as_str()) && n == c);
+                if identity {
+                    return Ok(input);
+                }
+                let partition = self.forward_or_rebalance(&input);
+                let op = self.push(
+                    "project",
+                    OperatorKind::Project { exprs },
+                    &input,
+                    partition,
+                );
+                Ok(Stream {
+                    op,
+                    parallelism: self.parallelism,
+                    columns: names,
+                    keys,
+                })
+            }
+            LogicalPlan::Filter(f) => {
+                let input = self.plan(&f.input)?;
+                if input.keys.is_some() {
+                    return Err(unsupported(
+                        at,
+                        "a filter over an updating result (HAVING, or WHERE over a GROUP BY view)",
+                    ));
+                }
+                let predicate = sql_text(&f.predicate, at)?;
+                let partition = self.forward_or_rebalance(&input);
+                let op = self.push(
+                    "filter",
+                    OperatorKind::Filter { predicate },
+                    &input,
+                    partition,
+                );
+                Ok(Stream {
+                    op,
+                    parallelism: self.parallelism,
+                    ..input
+                })
+            }
+            LogicalPlan::Aggregate(agg) => {
+                let input = self.plan(&agg.input)?;
+                if input.keys.is_some() {
+                    return Err(unsupported(at, "an aggregate over an updating result"));
+                }
+                if agg.group_expr.is_empty() {
+                    return Err(unsupported(
+                        at,
+                        "an aggregate without GROUP BY (a global aggregate)",
+                    ));
+                }
+                let mut keys = Vec::new();
+                for g in &agg.group_expr {
+                    match g {
+                        Expr::Column(c) => keys.push(c.name.clone()),
+                        other => {
+                            return Err(SqlError::at(
+                                at,
+                                format!(
+                                    "GROUP BY {} is not supported yet: group by columns (compute the expression in a view first)",
+                                    sql_text(other, at)?
+                                ),
+                            ))
+                        }
+                    }
+                }
+                let out_names: Vec<String> = agg
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let mut aggregates = Vec::new();
+                for (e, name) in agg.aggr_expr.iter().zip(&out_names[keys.len()..]) {
+                    aggregates.push(agg_spec(e, name, at)?);
+                }
+                for a in &aggregates {
+                    if input.columns.contains(&a.name) {
+                        return Err(SqlError::at(
+                            at,
+                            format!("the aggregate's name {} is also an input column; give it another name with AS", a.name),
+                        ));
+                    }
+                }
+                let op = self.push(
+                    "aggregate",
+                    OperatorKind::KeyedAggregate {
+                        keys: keys.clone(),
+                        aggregates,
+                    },
+                    &input,
+                    Partitioning::Hash(keys.clone()),
+                );
+                let agg_stream = Stream {
+                    op,
+                    parallelism: self.parallelism,
+                    columns: input
+                        .columns
+                        .iter()
+                        .cloned()
+                        .chain(out_names[keys.len()..].iter().cloned())
+                        .collect(),
+                    keys: None,
+                };
+                let mut s = self.project_columns(&agg_stream, &out_names, &out_names)?;
+                s.keys = Some(keys);
+                Ok(s)
+            }
+            LogicalPlan::Join(_) => Err(unsupported(at, "a join")),
+            LogicalPlan::Sort(_) => Err(SqlError::at(
+                at,
+                "ORDER BY is not supported on an unbounded stream",
+            )),
+            LogicalPlan::Limit(_) => Err(SqlError::at(
+                at,
+                "LIMIT is not supported on an unbounded stream",
+            )),
+            LogicalPlan::Window(_) => Err(unsupported(at, "an OVER window")),
+            LogicalPlan::Distinct(_) => Err(unsupported(at, "SELECT DISTINCT")),
+            LogicalPlan::Union(_) => Err(unsupported(at, "UNION")),
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Err(SqlError::at(
+                at,
+                "a query must read a table: VALUES and SELECT without FROM are not streams",
+            )),
+            other => Err(unsupported(
+                at,
+                &format!("{} (in this query)", other.display()),
+            )),
+        }
+    }
+
+    /// A projection of plain columns `from` renamed to `to`.
+    fn project_columns(
+        &mut self,
+        input: &Stream,
+        from: &[String],
+        to: &[String],
+    ) -> Result<Stream> {
+        let exprs = from
+            .iter()
+            .zip(to)
+            .map(|(f, t)| {
+                Ok(ProjectExpr {
+                    expr: sql_text(&Expr::Column(Column::from_name(f)), self.at)?,
+                    name: t.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let partition = self.forward_or_rebalance(input);
+        let op = self.push("project", OperatorKind::Project { exprs }, input, partition);
+        Ok(Stream {
+            op,
+            parallelism: self.parallelism,
+            columns: to.to_vec(),
+            keys: None,
+        })
+    }
+
+    /// The source of a table reading `columns` (one per table and column set).
+    fn source(&mut self, name: &str, columns: Vec<String>) -> Result<Stream> {
+        let cache_key = format!("{name}({})", columns.join(","));
+        if let Some(s) = self.sources.get(&cache_key) {
+            return Ok(s.clone());
+        }
+        let table = self
+            .catalog
+            .tables
+            .get(name)
+            .ok_or_else(|| SqlError::at(self.at, format!("no table {name}")))?;
+        // A WATERMARK clause only matters to event-time operators (windows); stateless and
+        // GROUP BY queries read the table the same with or without it.
+        let all: Vec<String> = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        // A query that uses no column still needs rows: read the first.
+        let columns = if columns.is_empty() {
+            all[..1].to_vec()
+        } else {
+            columns
+        };
+        let kind = connectors::source(table, &columns)?;
+        let projects_itself = matches!(kind, OperatorKind::Nexmark(_));
+        let id = self.fresh(name);
+        self.ops.push(OperatorSpec {
+            id: id.clone(),
+            parallelism: self.parallelism,
+            inputs: vec![],
+            kind,
+        });
+        let mut s = Stream {
+            op: id,
+            parallelism: self.parallelism,
+            columns: if projects_itself {
+                columns.clone()
+            } else {
+                all.clone()
+            },
+            keys: None,
+        };
+        if s.columns != columns {
+            s = self.project_columns(&s, &columns, &columns)?;
+        }
+        self.sources.insert(cache_key, s.clone());
+        Ok(s)
+    }
+}
+
+fn agg_spec(e: &Expr, name: &str, at: Location) -> Result<AggSpec> {
+    let Expr::AggregateFunction(f) = e.clone().unalias() else {
+        return Err(unsupported(at, &format!("the aggregate expression {e}")));
+    };
+    let p = &f.params;
+    let fname = f.func.name().to_ascii_lowercase();
+    if p.distinct {
+        return Err(unsupported(
+            at,
+            &format!("{}(DISTINCT …)", fname.to_uppercase()),
+        ));
+    }
+    if p.filter.is_some() || !p.order_by.is_empty() {
+        return Err(unsupported(at, "FILTER or ORDER BY in an aggregate"));
+    }
+    let func = match fname.as_str() {
+        "count" => AggFn::Count,
+        "sum" => AggFn::Sum,
+        "min" => AggFn::Min,
+        "max" => AggFn::Max,
+        other => {
+            return Err(unsupported(
+                at,
+                &format!(
+                    "the aggregate {}() (COUNT, SUM, MIN and MAX are)",
+                    other.to_uppercase()
+                ),
+            ))
+        }
+    };
+    let column = match p.args.as_slice() {
+        [] => None,
+        [Expr::Literal(..)] if func == AggFn::Count => None,
+        [Expr::Column(c)] => Some(c.name.clone()),
+        [other] => {
+            return Err(SqlError::at(
+                at,
+                format!(
+                    "{}({}) is not supported yet: aggregate a column (compute the expression in a view first)",
+                    fname.to_uppercase(),
+                    sql_text(other, at)?
+                ),
+            ))
+        }
+        _ => return Err(unsupported(at, "an aggregate of several arguments")),
+    };
+    Ok(AggSpec {
+        func,
+        column,
+        name: name.to_string(),
+    })
+}

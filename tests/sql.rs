@@ -1,0 +1,252 @@
+//! Streaming SQL end to end: the Nexmark queries under `examples/nexmark/` run with
+//! `weir run` (embedded) and on a 2-task-manager cluster with checkpoints every second, and
+//! their committed output is compared row by row with answers computed here, in plain Rust,
+//! from the event sequence (`nexmark::Sequence`, the source's data model) without the engine.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use weir_runtime::operators::nexmark::Sequence;
+use weir_types::{NexmarkSpec, NexmarkTable};
+
+const EVENTS: u64 = 60_000;
+
+/// An example query with its event count and output folder replaced.
+fn example(q: &str, events: u64, out: &Path) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/nexmark")
+        .join(format!("{q}.sql"));
+    let text = std::fs::read_to_string(&path).expect("example query");
+    let default_out = format!("'weir-data/output/{q}'");
+    assert!(text.contains(&default_out), "{q} writes {default_out}");
+    assert!(text.contains("'events' = '1000000'"));
+    text.replace(&default_out, &format!("'{}'", out.display()))
+        .replace("'events' = '1000000'", &format!("'events' = '{events}'"))
+}
+
+/// Committed rows of a CSV sink folder (top-level `part-*` files, headers dropped), sorted.
+fn committed_rows(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for e in std::fs::read_dir(dir).expect("output folder").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("part-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let mut lines = text.lines();
+        lines.next(); // header
+        rows.extend(lines.map(str::to_string));
+    }
+    rows.sort();
+    rows
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2015-07-15T00:00:01.234` (the CSV writer's form) as epoch milliseconds.
+fn parse_ts(s: &str) -> i64 {
+    let (date, time) = s.split_once('T').expect("timestamp");
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
+    ((days_from_civil(d[0], d[1], d[2]) * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms
+}
+
+/// Every bid of the first `events` events, from the model.
+fn bids(events: u64) -> Vec<weir_runtime::operators::nexmark::Bid> {
+    let seq = Sequence::new(&NexmarkSpec::default());
+    (0..events)
+        .filter(|n| seq.kind(*n) == NexmarkTable::Bid)
+        .map(|n| seq.bid(n))
+        .collect()
+}
+
+/// Reference answers, as (expected rows, parser of an output row into the same form).
+fn reference(q: &str, events: u64) -> Vec<String> {
+    let mut rows: Vec<String> = match q {
+        "q0" => bids(events)
+            .iter()
+            .map(|b| format!("{},{},{},{}", b.auction, b.bidder, b.price, b.date_time))
+            .collect(),
+        "q1" => bids(events)
+            .iter()
+            .map(|b| {
+                format!(
+                    "{},{},{},{}",
+                    b.auction,
+                    b.bidder,
+                    0.908 * b.price as f64,
+                    b.date_time
+                )
+            })
+            .collect(),
+        "q2" => bids(events)
+            .iter()
+            .filter(|b| b.auction % 123 == 0)
+            .map(|b| format!("{},{}", b.auction, b.price))
+            .collect(),
+        other => panic!("no reference for {other}"),
+    };
+    rows.sort();
+    rows
+}
+
+/// An output row in the reference's form (timestamps as epoch ms, floats re-printed, the
+/// always-empty `extra` column dropped).
+fn normalize(q: &str, row: &str) -> String {
+    let f: Vec<&str> = row.split(',').collect();
+    match q {
+        "q0" => format!("{},{},{},{}", f[0], f[1], f[2], parse_ts(f[3])),
+        "q1" => format!(
+            "{},{},{},{}",
+            f[0],
+            f[1],
+            f[2].parse::<f64>().expect("price"),
+            parse_ts(f[3])
+        ),
+        _ => row.to_string(),
+    }
+}
+
+fn check(q: &str, out: &Path, events: u64) {
+    let mut got: Vec<String> = committed_rows(out)
+        .iter()
+        .map(|r| normalize(q, r))
+        .collect();
+    got.sort();
+    let want = reference(q, events);
+    assert!(!want.is_empty());
+    if got != want {
+        let extra: Vec<&String> = got
+            .iter()
+            .filter(|r| want.binary_search(r).is_err())
+            .take(3)
+            .collect();
+        let missing: Vec<&String> = want
+            .iter()
+            .filter(|r| got.binary_search(r).is_err())
+            .take(3)
+            .collect();
+        panic!(
+            "{q}: {} rows, expected {}; e.g. unexpected {extra:?}, missing {missing:?}",
+            got.len(),
+            want.len()
+        );
+    }
+    eprintln!("{q}: {} rows, all as the reference", got.len());
+}
+
+fn run_embedded(q: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let file = dir.path().join(format!("{q}.sql"));
+    std::fs::write(&file, example(q, EVENTS, &out)).unwrap();
+    let res = Command::new(weir())
+        .current_dir(dir.path())
+        .args(["run", file.to_str().unwrap(), "--progress", "0"])
+        .output()
+        .expect("run weir");
+    assert!(
+        res.status.success(),
+        "weir run {q}: {}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    check(q, &out, EVENTS);
+}
+
+#[test]
+fn q0_embedded() {
+    run_embedded("q0");
+}
+
+#[test]
+fn q1_embedded() {
+    run_embedded("q1");
+}
+
+#[test]
+fn q2_embedded() {
+    run_embedded("q2");
+}
+
+/// q0–q2 as one cluster job each, on 2 task managers, checkpoints every second, rate-limited
+/// so each runs through several checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q0_to_q2_on_a_two_task_manager_cluster() {
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(4).await;
+    let events = 200_000;
+    for q in ["q0", "q1", "q2"] {
+        let out: PathBuf = cluster.path(&format!("out-{q}"));
+        let sql = example(q, events, &out).replace(
+            &format!("'events' = '{events}'"),
+            &format!("'events' = '{events}', 'rate' = '80000'"),
+        );
+        let job = weir_sql::compile(&sql, q).expect("compile");
+        assert_eq!(job.checkpoint.interval_ms, 1000);
+        let id = client
+            .submit_json(&job.to_json(), None)
+            .await
+            .expect("submit");
+        let status = client
+            .wait(&id, Some(Duration::from_secs(120)))
+            .await
+            .expect("wait");
+        if status.state != "FINISHED" {
+            cluster.dump_logs();
+            panic!("{q} ended {}: {}", status.state, status.failure);
+        }
+        assert!(
+            completed_checkpoints(&status) >= 2,
+            "{q} ran through checkpoints: {}",
+            completed_checkpoints(&status)
+        );
+        check(q, &out, events);
+    }
+}
+
+#[test]
+fn explain_prints_tasks_and_bad_sql_fails_with_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let q2 = dir.path().join("q2.sql");
+    std::fs::write(&q2, example("q2", 1000, &dir.path().join("out"))).unwrap();
+    let res = Command::new(weir())
+        .args(["explain", q2.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&res.stdout);
+    assert!(res.status.success(), "{text}");
+    assert!(text.contains("task 0 (parallelism 2)"), "{text}");
+    assert!(text.contains("filter ((auction % 123) = 0)"), "{text}");
+    let bad = dir.path().join("bad.sql");
+    std::fs::write(
+        &bad,
+        "CREATE TABLE bid (auction BIGINT) WITH ('connector' = 'nexmark');\nCREATE TABLE o (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT auction FROM bid WHERE;",
+    )
+    .unwrap();
+    for cmd in ["explain", "run"] {
+        let res = Command::new(weir())
+            .args([cmd, bad.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(!res.status.success());
+        assert!(err.contains("bad.sql: line 3, column "), "{cmd}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
