@@ -97,6 +97,34 @@ fn reference(q: &str, events: u64) -> Vec<String> {
             .filter(|b| b.auction % 123 == 0)
             .map(|b| format!("{},{}", b.auction, b.price))
             .collect(),
+        "tumble" | "hop" => {
+            let (size, slide) = if q == "tumble" {
+                (10_000, 10_000)
+            } else {
+                (10_000, 2_000)
+            };
+            let mut windows: std::collections::BTreeMap<(i64, i64), (i64, i64)> =
+                Default::default();
+            for b in bids(events) {
+                let mut start = b.date_time - b.date_time.rem_euclid(slide);
+                while start > b.date_time - size {
+                    let w = windows.entry((b.auction, start)).or_insert((0, i64::MIN));
+                    w.0 += 1;
+                    w.1 = w.1.max(b.price);
+                    start -= slide;
+                }
+            }
+            windows
+                .into_iter()
+                .map(|((auction, start), (n, top))| {
+                    if q == "tumble" {
+                        format!("{auction},{start},{},{n},{top}", start + size)
+                    } else {
+                        format!("{auction},{n},{start},{}", start + size)
+                    }
+                })
+                .collect()
+        }
         other => panic!("no reference for {other}"),
     };
     rows.sort();
@@ -116,6 +144,15 @@ fn normalize(q: &str, row: &str) -> String {
             f[2].parse::<f64>().expect("price"),
             parse_ts(f[3])
         ),
+        "tumble" => format!(
+            "{},{},{},{},{}",
+            f[0],
+            parse_ts(f[1]),
+            parse_ts(f[2]),
+            f[3],
+            f[4]
+        ),
+        "hop" => format!("{},{},{},{}", f[0], f[1], parse_ts(f[2]), parse_ts(f[3])),
         _ => row.to_string(),
     }
 }
@@ -182,16 +219,26 @@ fn q2_embedded() {
     run_embedded("q2");
 }
 
-/// q0–q2 as one cluster job each, on 2 task managers, checkpoints every second, rate-limited
+#[test]
+fn tumbling_window_embedded() {
+    run_embedded("tumble");
+}
+
+#[test]
+fn hopping_window_embedded() {
+    run_embedded("hop");
+}
+
+/// q0–q2 and the windows as one cluster job each, on 2 task managers, checkpoints every second, rate-limited
 /// so each runs through several checkpoints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn q0_to_q2_on_a_two_task_manager_cluster() {
+async fn nexmark_queries_on_a_two_task_manager_cluster() {
     let mut cluster = TestCluster::new();
     cluster.start_tm(2);
     cluster.start_tm(2);
     let client = cluster.wait_slots(4).await;
     let events = 200_000;
-    for q in ["q0", "q1", "q2"] {
+    for q in ["q0", "q1", "q2", "tumble", "hop"] {
         let out: PathBuf = cluster.path(&format!("out-{q}"));
         let sql = example(q, events, &out).replace(
             &format!("'events' = '{events}'"),

@@ -87,6 +87,7 @@ impl JobBuilder {
             parallelism: 1,
             inputs: vec![],
             kind,
+            watermark: None,
         });
         let op = self.spec.operators.last_mut().expect("just pushed");
         OperatorBuilder { op }

@@ -6,6 +6,7 @@
 //! * [`task`] runs one subtask: it reads its input channels, aligns barriers (per the job's
 //!   guarantee, using `weir_checkpoint::BarrierAligner`), runs its operator chain, writes its
 //!   outputs through [`output`] partitioners, and uploads snapshots asynchronously;
+//! * [`watermark`] generates event-time watermarks per source partition and combines them;
 //! * [`exchange`] encodes channel messages for the network (Arrow IPC).
 //!
 //! Architecture invariant: no gRPC and no knowledge of job or task managers here. A task
@@ -22,6 +23,7 @@ pub mod operators;
 pub mod output;
 pub mod planner;
 pub mod task;
+pub mod watermark;
 
 pub use error::{Result, RuntimeError};
 pub use message::{Barrier, Message};

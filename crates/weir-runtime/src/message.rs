@@ -18,6 +18,9 @@ pub struct Barrier {
 pub enum Message {
     Batch(RecordBatch),
     Barrier(Barrier),
+    /// Event time: no record with a timestamp at or below this (ms) follows on this channel
+    /// (except late ones, which event-time operators drop).
+    Watermark(i64),
     /// The sender will send nothing more. A channel that closes without it means the sender
     /// failed.
     EndOfStream,

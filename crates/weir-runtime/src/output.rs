@@ -146,6 +146,13 @@ impl Outputs {
         Ok(())
     }
 
+    pub async fn watermark(&self, w: i64) -> Result<()> {
+        for e in &self.edges {
+            e.send_all(Message::Watermark(w)).await?;
+        }
+        Ok(())
+    }
+
     pub async fn end_of_stream(&self) -> Result<()> {
         for e in &self.edges {
             e.send_all(Message::EndOfStream).await?;

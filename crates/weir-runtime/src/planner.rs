@@ -148,6 +148,11 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                 }
                 Arc::new(Schema::new(fields))
             }
+            OperatorKind::WindowAggregate(w) => {
+                let input =
+                    input.ok_or_else(|| RuntimeError::Internal("window without input".into()))?;
+                crate::operators::window_schema(w, &input, &op.id)?
+            }
             OperatorKind::KeyedAggregate { keys, aggregates } => {
                 let input = input
                     .ok_or_else(|| RuntimeError::Internal("aggregate without input".into()))?;

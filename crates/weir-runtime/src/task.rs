@@ -21,6 +21,8 @@ use crate::operators::{
     build_operator, build_source, Operator, OperatorContext, Restored, Source, SourcePoll,
 };
 use crate::output::Outputs;
+use crate::watermark::{InputWatermarks, WatermarkGen};
+use arrow::array::AsArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use std::future::poll_fn;
@@ -111,6 +113,8 @@ struct Task {
     metrics: Arc<TaskMetrics>,
     checkpointing: bool,
     lease_dir: Option<Storage>,
+    /// Sources with a watermark spec: the generator and the event-time column's index.
+    watermarks: Option<(WatermarkGen, usize)>,
 }
 
 /// Records a source may emit per partition beyond its durable lease (at-most-once).
@@ -211,6 +215,7 @@ impl Task {
             .ok_or_else(|| RuntimeError::Internal(format!("no vertex {}", s.task.vertex)))?
             .clone();
         let mut source = None;
+        let mut watermarks = None;
         let mut chain = Vec::new();
         let mut op_ids = Vec::new();
         for (pos, &op_index) in vertex.operators.iter().enumerate() {
@@ -239,7 +244,23 @@ impl Task {
                 restored = load_leases(dir, &op.id, restored).await?;
             }
             if pos == 0 && op.kind.is_source() {
-                source = Some(build_source(&ctx, op, restored).await?);
+                let src = build_source(&ctx, op, restored).await?;
+                if let Some(w) = &op.watermark {
+                    let col = s.schemas[op_index].index_of(&w.column).map_err(|_| {
+                        RuntimeError::Plan(format!(
+                            "operator {:?}: no watermark column {:?}",
+                            op.id, w.column
+                        ))
+                    })?;
+                    let gen = WatermarkGen::new(
+                        src.partition_count(),
+                        w.delay_ms,
+                        w.idle_timeout_ms,
+                        std::time::Instant::now(),
+                    );
+                    watermarks = Some((gen, col));
+                }
+                source = Some(src);
             } else {
                 chain.push(build_operator(&ctx, op, restored).await?);
             }
@@ -257,6 +278,7 @@ impl Task {
             metrics: s.metrics,
             checkpointing: s.spec.checkpoint.interval_ms > 0,
             lease_dir: s.lease_dir,
+            watermarks,
         };
         Ok((task, s.inputs, s.control, s.spec.guarantee))
     }
@@ -286,6 +308,33 @@ impl Task {
             self.outputs.batch(b).await?;
         }
         Ok(())
+    }
+
+    /// The task's watermark advanced to `w`: each operator of the chain may emit (closed
+    /// windows) into the ones after it, then the watermark goes downstream.
+    async fn on_watermark(&mut self, w: i64) -> Result<()> {
+        for i in 0..self.chain.len() {
+            if let Some(b) = self.chain[i].on_watermark(w).await? {
+                self.push(i + 1, b).await?;
+            }
+        }
+        self.outputs.watermark(w).await
+    }
+
+    /// A source task's watermark after a batch (partition, largest event time), or a check
+    /// for ended and idle partitions.
+    async fn source_watermark(&mut self, batch: Option<(usize, i64)>) -> Result<()> {
+        let advanced = {
+            let (Some((gen, _)), Some(src)) = (&mut self.watermarks, &self.source) else {
+                return Ok(());
+            };
+            let ended = |p: usize| src.partition_ended(p);
+            gen.update(batch, &ended, std::time::Instant::now())
+        };
+        match advanced {
+            Some(w) => self.on_watermark(w).await,
+            None => Ok(()),
+        }
     }
 
     /// End of input for the chain: each operator flushes into the ones after it.
@@ -419,12 +468,26 @@ impl Task {
                                 self.metrics
                                     .records_in
                                     .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
+                                let event_time = match &self.watermarks {
+                                    Some((_, col)) => max_time(&b, *col)?,
+                                    None => None,
+                                };
                                 self.push(0, b).await?;
+                                if let (Some(ts), Some(src)) = (event_time, &self.source) {
+                                    let p = src.last_partition();
+                                    self.source_watermark(Some((p, ts))).await?;
+                                }
                             }
-                            SourcePoll::Wait(t) => wait_until = Some(t.into()),
+                            SourcePoll::Wait(t) => {
+                                self.source_watermark(None).await?;
+                                wait_until = Some(t.into())
+                            }
                             SourcePoll::NeedLease => self.extend_lease().await?,
                             SourcePoll::Exhausted => {
                                 exhausted = true;
+                                if self.watermarks.is_some() {
+                                    self.on_watermark(crate::watermark::END).await?;
+                                }
                                 self.flush_chain().await?;
                                 self.event(TaskEventKind::SourceExhausted);
                                 if !self.checkpointing {
@@ -483,6 +546,7 @@ impl Task {
         }
         let n = inputs.len();
         let mut aligner = BarrierAligner::new(n, aligned);
+        let mut input_watermarks = InputWatermarks::new(n);
         let mut ended = vec![false; n];
         let mut ended_all = n == 0;
         let mut pending_barrier: Option<Barrier> = None;
@@ -544,8 +608,17 @@ impl Task {
                     }
                     ev
                 }
+                Next::Input(i, Some(Message::Watermark(w))) => {
+                    if let Some(w) = input_watermarks.on_watermark(i, w) {
+                        self.on_watermark(w).await?;
+                    }
+                    continue;
+                }
                 Next::Input(i, Some(Message::EndOfStream)) => {
                     ended[i] = true;
+                    if let Some(w) = input_watermarks.on_end(i) {
+                        self.on_watermark(w).await?;
+                    }
                     aligner.on_end_of_input(i)
                 }
             };
@@ -584,6 +657,14 @@ impl Task {
             }
         }
     }
+}
+
+/// The largest value of a timestamp or integer column in a batch (event time, ms).
+fn max_time(batch: &RecordBatch, col: usize) -> Result<Option<i64>> {
+    let c = arrow::compute::cast(batch.column(col), &arrow::datatypes::DataType::Int64)?;
+    Ok(arrow::compute::max(
+        c.as_primitive::<arrow::datatypes::Int64Type>(),
+    ))
 }
 
 async fn upload(

@@ -1,7 +1,7 @@
 //! The script's tables and views, and what DataFusion's planner asks of them.
 
 use crate::error::{Result, SqlError};
-use crate::script::Watermark;
+use crate::windows::WindowDef;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::TableReference;
@@ -23,9 +23,8 @@ pub struct TableDef {
     /// `WITH (…)` options, keys as written.
     pub options: BTreeMap<String, String>,
     pub primary_key: Vec<String>,
-    /// Parsed and checked; used once event-time operators exist (they are not built yet).
-    #[allow(dead_code)]
-    pub watermark: Option<Watermark>,
+    /// `WATERMARK FOR column AS column [- INTERVAL …]`: (column, delay in ms).
+    pub watermark: Option<(String, u64)>,
     pub at: Location,
 }
 
@@ -52,10 +51,12 @@ pub struct ViewDef {
 pub struct Catalog {
     pub tables: BTreeMap<String, TableDef>,
     pub views: BTreeMap<String, ViewDef>,
+    /// The window tables that stand for `TUMBLE(…)`/`HOP(…)` calls (see `windows`).
+    pub windows: BTreeMap<String, WindowDef>,
     options: ConfigOptions,
     scalars: HashMap<String, Arc<ScalarUDF>>,
     aggregates: HashMap<String, Arc<AggregateUDF>>,
-    windows: HashMap<String, Arc<WindowUDF>>,
+    window_fns: HashMap<String, Arc<WindowUDF>>,
     planners: Vec<Arc<dyn ExprPlanner>>,
 }
 
@@ -73,19 +74,20 @@ impl Default for Catalog {
                 aggregates.insert(name.to_string(), f.clone());
             }
         }
-        let mut windows = HashMap::new();
+        let mut window_fns = HashMap::new();
         for f in SessionStateDefaults::default_window_functions() {
             for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
-                windows.insert(name.to_string(), f.clone());
+                window_fns.insert(name.to_string(), f.clone());
             }
         }
         Self {
             tables: BTreeMap::new(),
             views: BTreeMap::new(),
+            windows: BTreeMap::new(),
             options: ConfigOptions::default(),
             scalars,
             aggregates,
-            windows,
+            window_fns,
             planners: SessionStateDefaults::default_expr_planners(),
         }
     }
@@ -125,6 +127,9 @@ impl ContextProvider for Catalog {
         if let Some(t) = self.tables.get(key) {
             return Ok(Arc::new(LogicalTableSource::new(t.schema.clone())));
         }
+        if let Some(w) = self.windows.get(key) {
+            return Ok(Arc::new(LogicalTableSource::new(w.schema.clone())));
+        }
         if let Some(v) = self.views.get(key) {
             let schema = Arc::new(v.plan.schema().as_arrow().clone());
             return Ok(Arc::new(LogicalTableSource::new(schema)));
@@ -162,7 +167,7 @@ impl ContextProvider for Catalog {
     }
 
     fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
-        self.windows.get(name).cloned()
+        self.window_fns.get(name).cloned()
     }
 
     fn get_variable_type(&self, _names: &[String]) -> Option<DataType> {
@@ -186,6 +191,6 @@ impl ContextProvider for Catalog {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        self.windows.keys().cloned().collect()
+        self.window_fns.keys().cloned().collect()
     }
 }

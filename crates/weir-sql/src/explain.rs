@@ -46,6 +46,31 @@ fn describe(kind: &OperatorKind) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        OperatorKind::WindowAggregate(w) => format!(
+            "window_aggregate by {}{}{} over {}: {} ms windows every {} ms{}: {}",
+            w.keys.join(", "),
+            if w.keys.is_empty() { "" } else { "," },
+            " window",
+            w.time,
+            w.size_ms,
+            w.slide(),
+            if w.allowed_lateness_ms > 0 {
+                format!(" (allowed lateness {} ms)", w.allowed_lateness_ms)
+            } else {
+                String::new()
+            },
+            w.aggregates
+                .iter()
+                .map(|a| format!(
+                    "{:?}({}) AS {}",
+                    a.func,
+                    a.column.as_deref().unwrap_or("*"),
+                    a.name
+                )
+                .to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         OperatorKind::Union => "union".into(),
         OperatorKind::StdoutSink(_) => "print".into(),
         OperatorKind::BlackholeSink => "blackhole".into(),

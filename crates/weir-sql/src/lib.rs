@@ -14,6 +14,7 @@ mod explain;
 mod script;
 mod settings;
 mod translate;
+mod windows;
 
 pub use error::{Result, SqlError};
 pub use explain::explain;
@@ -63,10 +64,13 @@ pub fn compile(sql: &str, name: &str) -> Result<JobSpec> {
                             "CREATE VIEW with a column list is not supported yet: name the columns with AS in the query",
                         ));
                     }
-                    let plan = plan(&catalog, Statement::Query(v.query), at)?;
+                    let mut query = Statement::Query(v.query);
+                    windows::rewrite(&mut query, &mut catalog, at)?;
+                    let plan = plan(&catalog, query, at)?;
                     catalog.views.insert(name, ViewDef { plan });
                 }
-                s @ Statement::Insert(_) => {
+                mut s @ Statement::Insert(_) => {
+                    windows::rewrite(&mut s, &mut catalog, at)?;
                     let p = inline_views(&catalog, plan(&catalog, s, at)?, at)?;
                     inserts.push((p, at))
                 }
@@ -94,7 +98,7 @@ pub fn compile(sql: &str, name: &str) -> Result<JobSpec> {
             "the script has no INSERT INTO statement: there is nothing to run".into(),
         ));
     }
-    let mut t = translate::Translator::new(&catalog, settings.parallelism);
+    let mut t = translate::Translator::new(&catalog, &settings);
     for (p, at) in &inserts {
         t.insert(p, *at)?;
     }
@@ -144,6 +148,37 @@ fn inline_views(catalog: &Catalog, p: LogicalPlan, at: Location) -> Result<Logic
     Optimizer::with_rules(vec![Arc::new(OptimizeProjections::new())])
         .optimize(inlined, &OptimizerContext::new(), |_, _| {})
         .map_err(|e| SqlError::from_datafusion(e, at))
+}
+
+/// The delay of `WATERMARK FOR c AS c` (0) or `… AS c - INTERVAL '<n>' <unit>`.
+fn watermark_delay(w: &script::Watermark) -> Result<u64> {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let unsupported = || {
+        SqlError::at(
+            w.at,
+            format!(
+                "WATERMARK FOR {c} AS {}: Weir takes `{c}` or `{c} - INTERVAL '<n>' <unit>` (a bounded delay)",
+                w.expr,
+                c = w.column
+            ),
+        )
+    };
+    let e = Parser::new(&GenericDialect {})
+        .try_with_sql(&w.expr)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::at(w.at, e.to_string()))?;
+    let is_col = |e: &SqlExpr| matches!(e, SqlExpr::Identifier(id) if id.value.eq_ignore_ascii_case(&w.column));
+    match &e {
+        e if is_col(e) => Ok(0),
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if is_col(left) => windows::interval_ms(right).ok_or_else(unsupported),
+        _ => Err(unsupported()),
+    }
 }
 
 /// A table or view name as DataFusion resolves it: unquoted parts lower-cased, the last part.
@@ -238,14 +273,31 @@ fn table_def(
             ));
         }
     }
-    if let Some(w) = &watermark {
-        if schema.field_with_name(&w.column).is_err() {
-            return Err(SqlError::at(
-                w.at,
-                format!("table {name}: WATERMARK FOR {}: no such column", w.column),
-            ));
+    let watermark = match watermark {
+        None => None,
+        Some(w) => {
+            let f = schema.field_with_name(&w.column).map_err(|_| {
+                SqlError::at(
+                    w.at,
+                    format!("table {name}: WATERMARK FOR {}: no such column", w.column),
+                )
+            })?;
+            if !matches!(
+                f.data_type(),
+                datafusion::arrow::datatypes::DataType::Timestamp(_, _)
+            ) {
+                return Err(SqlError::at(
+                    w.at,
+                    format!(
+                        "table {name}: WATERMARK FOR {}: the column is {}, not TIMESTAMP(3)",
+                        w.column,
+                        f.data_type()
+                    ),
+                ));
+            }
+            Some((w.column.clone(), watermark_delay(&w)?))
         }
-    }
+    };
     Ok(TableDef {
         name,
         schema,

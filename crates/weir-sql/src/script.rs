@@ -99,6 +99,7 @@ fn statement(mut tokens: Vec<TokenWithSpan>) -> Result<Option<Item>> {
     {
         watermark = take_watermark(&mut tokens)?;
     }
+    strip_table_arguments(&mut tokens);
     let dialect = GenericDialect {};
     let mut stmts = Parser::new(&dialect)
         .with_tokens_with_locations(tokens)
@@ -112,6 +113,29 @@ fn statement(mut tokens: Vec<TokenWithSpan>) -> Result<Option<Item>> {
         at,
         watermark,
     }))
+}
+
+/// Flink's window functions take their input as `TUMBLE(TABLE bid, …)`, which sqlparser
+/// cannot parse as a function argument: the `TABLE` keyword right after `TUMBLE(`, `HOP(`,
+/// `SESSION(` or `CUMULATE(` is dropped, leaving `TUMBLE(bid, …)`.
+fn strip_table_arguments(tokens: &mut Vec<TokenWithSpan>) {
+    let mut i = 0;
+    while i < tokens.len() {
+        if keyword(&tokens[i]) == Some(Keyword::TABLE) {
+            let mut prev = tokens[..i].iter().rev().filter(|t| !is_ws(t));
+            let paren = prev.next().is_some_and(|t| t.token == Token::LParen);
+            let func = prev.next().is_some_and(|t| {
+                ["TUMBLE", "HOP", "SESSION", "CUMULATE"]
+                    .iter()
+                    .any(|f| is_word(t, f))
+            });
+            if paren && func {
+                tokens.remove(i);
+                continue;
+            }
+        }
+        i += 1;
+    }
 }
 
 /// `SET 'key' = 'value'` (Flink's form), or unquoted `SET a.b = 1s`.

@@ -18,6 +18,10 @@ pub struct Settings {
     pub checkpoint: CheckpointConfig,
     pub restart: RestartStrategy,
     pub state_backend: StateBackend,
+    /// Event-time windows wait this long past their end before they emit.
+    pub allowed_lateness_ms: u64,
+    /// A source partition silent this long stops holding the watermark back (0: never).
+    pub idle_timeout_ms: u64,
 }
 
 const KEYS: &[&str] = &[
@@ -32,6 +36,8 @@ const KEYS: &[&str] = &[
     "state.savepoints.dir",
     "state.backend.type",
     "weir.delivery-guarantee",
+    "weir.window.allowed-lateness",
+    "table.exec.source.idle-timeout",
     "restart-strategy.type",
     "restart-strategy.fixed-delay.attempts",
     "restart-strategy.fixed-delay.delay",
@@ -47,6 +53,8 @@ impl Settings {
             checkpoint: CheckpointConfig::default(),
             restart: RestartStrategy::default(),
             state_backend: StateBackend::Memory,
+            allowed_lateness_ms: 0,
+            idle_timeout_ms: 0,
         }
     }
 
@@ -86,6 +94,8 @@ impl Settings {
                     _ => return Err(bad("exactly-once, at-least-once or at-most-once")),
                 }
             }
+            "weir.window.allowed-lateness" => self.allowed_lateness_ms = duration()?,
+            "table.exec.source.idle-timeout" => self.idle_timeout_ms = duration()?,
             "state.checkpoints.dir" => self.checkpoint.storage = value.to_string(),
             "state.savepoints.dir" => self.checkpoint.savepoint_dir = value.to_string(),
             "state.checkpoints.num-retained" => self.checkpoint.retained = number()?,

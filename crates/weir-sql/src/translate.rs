@@ -20,6 +20,7 @@ use datafusion::sql::unparser::expr_to_sql;
 use std::collections::{BTreeSet, HashMap};
 use weir_types::{
     AggFn, AggSpec, InputSpec, OperatorKind, OperatorSpec, Partitioning, ProjectExpr,
+    WatermarkSpec, WindowSpec,
 };
 
 /// The output of a translated plan node.
@@ -36,6 +37,8 @@ struct Stream {
 pub struct Translator<'a> {
     catalog: &'a Catalog,
     parallelism: u32,
+    allowed_lateness_ms: u64,
+    idle_timeout_ms: u64,
     pub ops: Vec<OperatorSpec>,
     sources: HashMap<String, Stream>,
     ids: BTreeSet<String>,
@@ -55,10 +58,12 @@ fn sql_text(e: &Expr, at: Location) -> Result<String> {
 }
 
 impl<'a> Translator<'a> {
-    pub fn new(catalog: &'a Catalog, parallelism: u32) -> Self {
+    pub fn new(catalog: &'a Catalog, settings: &crate::Settings) -> Self {
         Self {
             catalog,
-            parallelism: parallelism.max(1),
+            parallelism: settings.parallelism.max(1),
+            allowed_lateness_ms: settings.allowed_lateness_ms,
+            idle_timeout_ms: settings.idle_timeout_ms,
             ops: Vec::new(),
             sources: HashMap::new(),
             ids: BTreeSet::new(),
@@ -97,6 +102,7 @@ impl<'a> Translator<'a> {
                 partition,
             }],
             kind,
+            watermark: None,
         });
         id
     }
@@ -252,6 +258,9 @@ impl<'a> Translator<'a> {
                     ..input
                 })
             }
+            LogicalPlan::Aggregate(agg) if self.window_scan(&agg.input).is_some() => {
+                self.window_aggregate(agg)
+            }
             LogicalPlan::Aggregate(agg) => {
                 let input = self.plan(&agg.input)?;
                 if input.keys.is_some() {
@@ -343,6 +352,153 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// The window table an aggregate reads, through aliases and column-only projections.
+    fn window_scan<'p>(
+        &self,
+        p: &'p LogicalPlan,
+    ) -> Option<&'p datafusion::logical_expr::TableScan> {
+        match p {
+            LogicalPlan::SubqueryAlias(a) => self.window_scan(&a.input),
+            LogicalPlan::Projection(pr) if pr.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                self.window_scan(&pr.input)
+            }
+            LogicalPlan::TableScan(s)
+                if self.catalog.windows.contains_key(s.table_name.table()) =>
+            {
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    /// `GROUP BY keys…, window_start, window_end` over a `TUMBLE`/`HOP` window table: a
+    /// `window_aggregate` over the window's input, hash-partitioned by the keys.
+    fn window_aggregate(&mut self, agg: &datafusion::logical_expr::Aggregate) -> Result<Stream> {
+        let at = self.at;
+        let scan = self
+            .window_scan(&agg.input)
+            .ok_or_else(|| unsupported(at, "this window query"))?;
+        let w = self.catalog.windows[scan.table_name.table()].clone();
+        let mut keys = Vec::new();
+        let mut window_cols = 0;
+        for g in &agg.group_expr {
+            match g {
+                Expr::Column(c) if c.name == "window_start" || c.name == "window_end" => {
+                    window_cols += 1
+                }
+                Expr::Column(c) => keys.push(c.name.clone()),
+                other => {
+                    return Err(SqlError::at(
+                        at,
+                        format!(
+                            "GROUP BY {} is not supported with windows yet: group by columns",
+                            sql_text(other, at)?
+                        ),
+                    ))
+                }
+            }
+        }
+        if window_cols == 0 {
+            return Err(SqlError::at(
+                at,
+                "a window aggregate must GROUP BY window_start, window_end (and any key columns)",
+            ));
+        }
+        if keys.is_empty() {
+            return Err(unsupported(at, "a window aggregate without key columns"));
+        }
+        let out_names: Vec<String> = agg
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let mut aggregates = Vec::new();
+        for (e, name) in agg.aggr_expr.iter().zip(&out_names[agg.group_expr.len()..]) {
+            let a = agg_spec(e, name, at)?;
+            if a.column
+                .as_deref()
+                .is_some_and(|c| c == "window_start" || c == "window_end")
+            {
+                return Err(unsupported(at, "aggregating window_start or window_end"));
+            }
+            aggregates.push(a);
+        }
+        // The window's input: a table (reading the columns used) or a view.
+        let mut needed: Vec<String> = keys.clone();
+        for a in &aggregates {
+            if let Some(c) = &a.column {
+                needed.push(c.clone());
+            }
+        }
+        needed.push(w.time.clone());
+        let input = if let Some(table) = self.catalog.tables.get(&w.input) {
+            if table.watermark.as_ref().is_none_or(|(c, _)| *c != w.time) {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "windows over {}.{} need event time: declare WATERMARK FOR {} AS {} - INTERVAL '<n>' SECOND on table {}",
+                        w.input, w.time, w.time, w.time, w.input
+                    ),
+                ));
+            }
+            let cols: Vec<String> = table
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|c| needed.contains(c))
+                .collect();
+            self.source(&w.input, cols)?
+        } else if let Some(view) = self.catalog.views.get(&w.input) {
+            let plan = view.plan.clone();
+            self.plan(&plan)?
+        } else {
+            return Err(SqlError::at(at, format!("no table or view {}", w.input)));
+        };
+        if input.keys.is_some() {
+            return Err(unsupported(at, "a window over an updating result"));
+        }
+        let spec = WindowSpec {
+            keys: keys.clone(),
+            time: w.time.clone(),
+            size_ms: w.size_ms,
+            slide_ms: w.slide_ms,
+            aggregates: aggregates.clone(),
+            allowed_lateness_ms: self.allowed_lateness_ms,
+        };
+        let op = self.push(
+            "window",
+            OperatorKind::WindowAggregate(spec),
+            &input,
+            Partitioning::Hash(keys.clone()),
+        );
+        let mut columns = keys.clone();
+        columns.push("window_start".into());
+        columns.push("window_end".into());
+        columns.extend(aggregates.iter().map(|a| a.name.clone()));
+        let window = Stream {
+            op,
+            parallelism: self.parallelism,
+            columns: columns.clone(),
+            keys: None,
+        };
+        // In the aggregate's column order (group columns as listed, then aggregates).
+        let ordered: Vec<String> = agg
+            .group_expr
+            .iter()
+            .filter_map(|g| match g {
+                Expr::Column(c) => Some(c.name.clone()),
+                _ => None,
+            })
+            .chain(aggregates.iter().map(|a| a.name.clone()))
+            .collect();
+        if ordered == columns && ordered == out_names {
+            return Ok(window);
+        }
+        self.project_columns(&window, &ordered, &out_names)
+    }
+
     /// A projection of plain columns `from` renamed to `to`.
     fn project_columns(
         &mut self,
@@ -398,11 +554,22 @@ impl<'a> Translator<'a> {
         let kind = connectors::source(table, &columns)?;
         let projects_itself = matches!(kind, OperatorKind::Nexmark(_));
         let id = self.fresh(name);
+        // The table's watermark, when the source reads its column.
+        let watermark = table
+            .watermark
+            .as_ref()
+            .filter(|(c, _)| columns.contains(c) || !projects_itself)
+            .map(|(column, delay_ms)| WatermarkSpec {
+                column: column.clone(),
+                delay_ms: *delay_ms,
+                idle_timeout_ms: self.idle_timeout_ms,
+            });
         self.ops.push(OperatorSpec {
             id: id.clone(),
             parallelism: self.parallelism,
             inputs: vec![],
             kind,
+            watermark,
         });
         let mut s = Stream {
             op: id,

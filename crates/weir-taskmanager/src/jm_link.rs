@@ -119,8 +119,20 @@ async fn forward_events(
         if matches!(ev.kind, TaskEventKind::Finished | TaskEventKind::Failed(_)) {
             state.task_ended(&ev.job_id, ev.attempt, ev.task);
         }
-        let Some(mut c) = client.lock().await.clone() else {
-            continue; // no job manager: it will redeploy everything anyway
+        // Wait for the session's client rather than drop the event: the job manager deploys
+        // as soon as it has registered this task manager, which can be before the
+        // registration call has returned here, and a fast source's `EXHAUSTED` sent in that
+        // window was lost, so the job never took its final checkpoint and never ended. Events
+        // of tasks that a lost session cancelled reach the next job manager, which ignores
+        // them (their attempt is not current).
+        let mut c = loop {
+            if let Some(c) = client.lock().await.clone() {
+                break c;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
         };
         let task = Some(pb::TaskId {
             job_id: ev.job_id.0.clone(),

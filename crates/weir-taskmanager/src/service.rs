@@ -168,7 +168,8 @@ impl pb::task_manager_service_server::TaskManagerService for Service {
                 ),
                 Some(Kind::Barrier(b)) => Message::Barrier(barrier_from_proto(b)),
                 Some(Kind::EndOfStream(_)) => Message::EndOfStream,
-                Some(Kind::Watermark(_)) | Some(Kind::Header(_)) | None => continue,
+                Some(Kind::Watermark(w)) => Message::Watermark(w),
+                Some(Kind::Header(_)) | None => continue,
             };
             let end = matches!(msg, Message::EndOfStream);
             if tx.send(msg).await.is_err() {

@@ -369,6 +369,7 @@ fn frame(msg: Message) -> Option<pb::DataFrame> {
             savepoint: b.savepoint,
             target_dir: b.target_dir.to_string(),
         }),
+        Message::Watermark(w) => Kind::Watermark(w),
         Message::EndOfStream => Kind::EndOfStream(true),
     };
     Some(pb::DataFrame { kind: Some(kind) })

@@ -154,6 +154,52 @@ pub struct OperatorSpec {
     pub inputs: Vec<InputSpec>,
     #[serde(flatten)]
     pub kind: OperatorKind,
+    /// Sources only: generate event-time watermarks from this column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<WatermarkSpec>,
+}
+
+/// How a source derives watermarks: per source partition, the largest `column` value seen
+/// minus `delay_ms`; a subtask's watermark is the minimum over its partitions (partitions
+/// silent for `idle_timeout_ms`, when set, do not hold it back), and a task's is the minimum
+/// over its inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkSpec {
+    /// A timestamp (milliseconds) or integer column.
+    pub column: String,
+    #[serde(default)]
+    pub delay_ms: u64,
+    #[serde(default)]
+    pub idle_timeout_ms: u64,
+}
+
+/// A window aggregate (event time): rows are assigned to windows of `size_ms` every
+/// `slide_ms` (tumbling when equal) by their `time` column, aggregated per key and window,
+/// and each window's row is emitted once, when the watermark passes its end plus
+/// `allowed_lateness_ms`. Rows for windows already emitted are dropped and counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    pub keys: Vec<String>,
+    pub time: String,
+    pub size_ms: u64,
+    /// 0 means `size_ms` (tumbling).
+    #[serde(default)]
+    pub slide_ms: u64,
+    pub aggregates: Vec<AggSpec>,
+    #[serde(default)]
+    pub allowed_lateness_ms: u64,
+}
+
+impl WindowSpec {
+    pub fn slide(&self) -> u64 {
+        if self.slide_ms == 0 {
+            self.size_ms
+        } else {
+            self.slide_ms
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -205,6 +251,8 @@ pub enum OperatorKind {
         keys: Vec<String>,
         aggregates: Vec<AggSpec>,
     },
+    /// Event-time window aggregates (tumbling or hopping), emitted when windows close.
+    WindowAggregate(WindowSpec),
     /// Merges all its inputs.
     Union,
     StdoutSink(StdoutSinkSpec),
@@ -255,6 +303,7 @@ impl OperatorKind {
             OperatorKind::Filter { .. } => "filter",
             OperatorKind::Project { .. } => "project",
             OperatorKind::KeyedAggregate { .. } => "keyed_aggregate",
+            OperatorKind::WindowAggregate(_) => "window_aggregate",
             OperatorKind::Union => "union",
             OperatorKind::StdoutSink(_) => "stdout_sink",
             OperatorKind::BlackholeSink => "blackhole_sink",
@@ -701,6 +750,35 @@ impl JobSpec {
                         ));
                     }
                     _ => {}
+                }
+            }
+            if op.watermark.is_some() && !op.kind.is_source() {
+                return bad(format!(
+                    "operator {:?}: only sources generate watermarks",
+                    op.id
+                ));
+            }
+            if let OperatorKind::WindowAggregate(w) = &op.kind {
+                if w.size_ms == 0 || w.slide() > w.size_ms {
+                    return bad(format!(
+                        "window_aggregate {:?}: size_ms must be positive and slide_ms at most size_ms",
+                        op.id
+                    ));
+                }
+                if w.aggregates.is_empty() {
+                    return bad(format!("window_aggregate {:?} has no aggregates", op.id));
+                }
+                for input in &op.inputs {
+                    let ok = match &input.partition {
+                        Partitioning::Hash(k) => !w.keys.is_empty() && *k == w.keys,
+                        _ => op.parallelism == 1,
+                    };
+                    if !ok {
+                        return bad(format!(
+                            "window_aggregate {:?} must read its input {:?} hash-partitioned by its keys {:?} (or run with parallelism 1)",
+                            op.id, input.from, w.keys
+                        ));
+                    }
                 }
             }
             if let OperatorKind::KeyedAggregate { keys, aggregates } = &op.kind {

@@ -17,6 +17,7 @@ pub use job::{
     GeneratorSpec, InputSpec, JobSpec, KafkaFormat, KafkaSinkGuarantee, KafkaSinkSpec,
     KafkaSourceSpec, KafkaStart, OnConflict, OperatorKind, OperatorSpec, Partitioning,
     PostgresSinkMode, PostgresSinkSpec, ProjectExpr, RestartStrategy, StateBackend, StdoutSinkSpec,
+    WatermarkSpec, WindowSpec,
 };
 pub use nexmark::{NexmarkSpec, NexmarkTable};
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};

@@ -23,7 +23,7 @@ use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, AggSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-enum Acc {
+pub(super) enum Acc {
     Int(i64),
     Float(f64),
     /// min/max before the first non-null value
@@ -32,7 +32,7 @@ enum Acc {
 
 impl Acc {
     #[inline]
-    fn int(self) -> i64 {
+    pub(super) fn int(self) -> i64 {
         match self {
             Acc::Int(i) => i,
             Acc::Float(f) => f as i64,
@@ -40,7 +40,7 @@ impl Acc {
         }
     }
     #[inline]
-    fn float(self) -> f64 {
+    pub(super) fn float(self) -> f64 {
         match self {
             Acc::Float(f) => f,
             Acc::Int(i) => i as f64,
@@ -54,14 +54,14 @@ impl Acc {
 /// separate allocation (that second cache miss was two thirds of the operator's time with
 /// 100 000 keys).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Accs {
+pub(super) enum Accs {
     One(Acc),
     Many(Box<[Acc]>),
 }
 
 impl Accs {
     #[inline]
-    fn slice_mut(&mut self) -> &mut [Acc] {
+    pub(super) fn slice_mut(&mut self) -> &mut [Acc] {
         match self {
             Accs::One(a) => std::slice::from_mut(a),
             Accs::Many(b) => b,
@@ -75,11 +75,11 @@ enum OutCol {
     Float(Vec<f64>),
 }
 
-struct AggCol {
-    func: AggFn,
+pub(super) struct AggCol {
+    pub(super) func: AggFn,
     /// Index of the aggregated column, None for count(*)
-    column: Option<usize>,
-    float: bool,
+    pub(super) column: Option<usize>,
+    pub(super) float: bool,
 }
 
 /// How a key is read from a row.
@@ -87,10 +87,12 @@ pub(super) trait KeyReader: Send + 'static {
     type Key: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static;
     fn prepare(&mut self, cols: &[ArrayRef]) -> Result<()>;
     fn key(&self, row: usize) -> Self::Key;
+    /// The key columns of `keys` (integer keys as Int64).
+    fn columns(&self, keys: &[&Self::Key]) -> Result<Vec<ArrayRef>>;
 }
 
 /// One integer key column (any width), as i64.
-struct IntKey(Option<Int64Array>);
+pub(super) struct IntKey(pub(super) Option<Int64Array>);
 
 impl KeyReader for IntKey {
     type Key = i64;
@@ -103,12 +105,17 @@ impl KeyReader for IntKey {
     fn key(&self, row: usize) -> i64 {
         self.0.as_ref().map(|a| a.value(row)).unwrap_or_default()
     }
+    fn columns(&self, keys: &[&i64]) -> Result<Vec<ArrayRef>> {
+        Ok(vec![Arc::new(Int64Array::from_iter_values(
+            keys.iter().map(|k| **k),
+        ))])
+    }
 }
 
 /// Any key columns, encoded to bytes with arrow's row format.
-struct RowKey {
-    converter: arrow::row::RowConverter,
-    rows: Option<arrow::row::Rows>,
+pub(super) struct RowKey {
+    pub(super) converter: arrow::row::RowConverter,
+    pub(super) rows: Option<arrow::row::Rows>,
 }
 
 impl KeyReader for RowKey {
@@ -122,6 +129,12 @@ impl KeyReader for RowKey {
             .as_ref()
             .map(|r| r.row(row).as_ref().to_vec())
             .unwrap_or_default()
+    }
+    fn columns(&self, keys: &[&Vec<u8>]) -> Result<Vec<ArrayRef>> {
+        let parser = self.converter.parser();
+        Ok(self
+            .converter
+            .convert_rows(keys.iter().map(|k| parser.parse(k)))?)
     }
 }
 
@@ -150,25 +163,7 @@ pub fn build(
                 .map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let aggs = aggregates
-        .iter()
-        .map(|a| {
-            let column = match &a.column {
-                Some(c) => Some(
-                    input
-                        .index_of(c)
-                        .map_err(|_| RuntimeError::Plan(format!("unknown column {c:?}")))?,
-                ),
-                None => None,
-            };
-            let t = crate::planner::agg_type(input, &ctx.op_id, a.func, a.column.as_deref())?;
-            Ok(AggCol {
-                func: a.func,
-                column,
-                float: t == DataType::Float64,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let aggs = agg_cols(ctx, aggregates, input)?;
     let single_int = key_idx.len() == 1 && input.field(key_idx[0]).data_type().is_integer();
     if single_int {
         Ok(Box::new(KeyedAggregate::new(
@@ -238,23 +233,89 @@ impl<R: KeyReader> KeyedAggregate<R> {
     }
 
     fn initial(&self) -> Accs {
-        let mut accs: Vec<Acc> = self
-            .aggs
-            .iter()
-            .map(|a| match (a.func, a.float) {
-                (AggFn::Min | AggFn::Max, _) => Acc::Empty,
-                (_, true) => Acc::Float(0.0),
-                (_, false) => Acc::Int(0),
+        initial_accs(&self.aggs)
+    }
+}
+
+/// The aggregates' input columns and accumulator kinds.
+pub(super) fn agg_cols(
+    ctx: &OperatorContext,
+    aggregates: &[AggSpec],
+    input: &SchemaRef,
+) -> Result<Vec<AggCol>> {
+    aggregates
+        .iter()
+        .map(|a| {
+            let column = match &a.column {
+                Some(c) => Some(
+                    input
+                        .index_of(c)
+                        .map_err(|_| RuntimeError::Plan(format!("unknown column {c:?}")))?,
+                ),
+                None => None,
+            };
+            let t = crate::planner::agg_type(input, &ctx.op_id, a.func, a.column.as_deref())?;
+            Ok(AggCol {
+                func: a.func,
+                column,
+                float: t == DataType::Float64,
             })
-            .collect();
-        match accs.len() {
-            1 => Accs::One(accs.remove(0)),
-            _ => Accs::Many(accs.into_boxed_slice()),
+        })
+        .collect()
+}
+
+/// Fresh accumulators for `aggs`.
+pub(super) fn initial_accs(aggs: &[AggCol]) -> Accs {
+    let mut accs: Vec<Acc> = aggs
+        .iter()
+        .map(|a| match (a.func, a.float) {
+            (AggFn::Min | AggFn::Max, _) => Acc::Empty,
+            (_, true) => Acc::Float(0.0),
+            (_, false) => Acc::Int(0),
+        })
+        .collect();
+    match accs.len() {
+        1 => Accs::One(accs.remove(0)),
+        _ => Accs::Many(accs.into_boxed_slice()),
+    }
+}
+
+/// The aggregated columns of a batch, cast to what the accumulators take.
+pub(super) fn agg_values(aggs: &[AggCol], batch: &RecordBatch) -> Result<Vec<Values>> {
+    aggs.iter()
+        .map(|a| match a.column {
+            None => Ok(Values::None),
+            Some(c) if a.float => Ok(Values::Float(
+                cast(batch.column(c), &DataType::Float64)?
+                    .as_primitive::<Float64Type>()
+                    .clone(),
+            )),
+            Some(c) => Ok(Values::Int(
+                cast(batch.column(c), &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            )),
+        })
+        .collect()
+}
+
+/// Folds row `row` into `accs`.
+#[inline]
+pub(super) fn fold_row(aggs: &[AggCol], values: &[Values], row: usize, accs: &mut [Acc]) {
+    for (acc, (agg, vals)) in accs.iter_mut().zip(aggs.iter().zip(values)) {
+        match (agg.func, vals) {
+            (AggFn::Count, Values::None) => bump(acc),
+            (AggFn::Count, Values::Int(v)) if v.is_valid(row) => bump(acc),
+            (AggFn::Count, Values::Float(v)) if v.is_valid(row) => bump(acc),
+            (AggFn::Count, _) => {}
+            (f, Values::Int(v)) if v.is_valid(row) => fold_int(acc, f, v.value(row)),
+            (f, Values::Float(v)) if v.is_valid(row) => fold_float(acc, f, v.value(row)),
+            _ => {}
         }
     }
 }
 
-enum Values {
+pub(super) enum Values {
     None,
     Int(Int64Array),
     Float(Float64Array),
@@ -350,14 +411,14 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
 }
 
 #[inline]
-fn bump(acc: &mut Acc) {
+pub(super) fn bump(acc: &mut Acc) {
     if let Acc::Int(n) = acc {
         *n += 1;
     }
 }
 
 #[inline]
-fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
+pub(super) fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
     *acc = match (f, *acc) {
         (AggFn::Sum, Acc::Int(s)) => Acc::Int(s.wrapping_add(v)),
         (AggFn::Min, Acc::Int(m)) => Acc::Int(m.min(v)),
@@ -368,7 +429,7 @@ fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
 }
 
 #[inline]
-fn fold_float(acc: &mut Acc, f: AggFn, v: f64) {
+pub(super) fn fold_float(acc: &mut Acc, f: AggFn, v: f64) {
     *acc = match (f, *acc) {
         (AggFn::Sum, Acc::Float(s)) => Acc::Float(s + v),
         (AggFn::Min, Acc::Float(m)) => Acc::Float(m.min(v)),

@@ -16,9 +16,11 @@ pub mod nexmark;
 pub mod postgres_sink;
 mod project;
 mod sinks;
+mod window;
 
 pub use file_sink::{committed_files, FileSink};
 pub use generator::Generator;
+pub use window::schema as window_schema;
 
 use crate::error::{Result, RuntimeError};
 use crate::message::Barrier;
@@ -73,6 +75,12 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// The task's event time reached `watermark` (ms): event-time operators emit what it
+    /// completes (closed windows). Called in chain order; the watermark goes downstream after.
+    async fn on_watermark(&mut self, _watermark: i64) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+
     /// All inputs ended; emit anything buffered.
     async fn end_of_input(&mut self) -> Result<Option<RecordBatch>> {
         Ok(None)
@@ -110,6 +118,23 @@ pub trait Source: Send {
     /// past its previous lease, so a restart resumes beyond anything ever emitted.
     fn lease(&mut self, _ahead: u64) -> Result<Option<Vec<u8>>> {
         Ok(None)
+    }
+
+    /// The partition the last batch came from (for per-partition watermarks), an index below
+    /// [`Source::partition_count`].
+    fn last_partition(&self) -> usize {
+        0
+    }
+
+    /// How many partitions this subtask reads (each holds the watermark back until it has
+    /// data, ends, or is idle).
+    fn partition_count(&self) -> usize {
+        1
+    }
+
+    /// Whether partition `p` (an index below `partition_count`) has ended.
+    fn partition_ended(&self, _p: usize) -> bool {
+        false
     }
 
     /// Checkpoint `id` is complete (a Kafka source reports its offsets to its consumer group,
@@ -160,6 +185,7 @@ pub async fn build_operator(
             &input()?,
             ctx.output_schema.clone(),
         )?),
+        OperatorKind::WindowAggregate(w) => window::build(ctx, w, &input()?, restored)?,
         OperatorKind::KeyedAggregate { keys, aggregates } => {
             aggregate::build(ctx, keys, aggregates, &input()?, restored)?
         }

@@ -299,6 +299,8 @@ pub struct NexmarkSource {
     rate: f64,
     started: Option<Instant>,
     walked_since_start: u64,
+    /// Index in `owned` of the partition the last batch came from.
+    last: usize,
 }
 
 impl NexmarkSource {
@@ -351,6 +353,7 @@ impl NexmarkSource {
             rate: spec.rate as f64 * share,
             started: None,
             walked_since_start: 0,
+            last: 0,
         })
     }
 
@@ -470,6 +473,7 @@ impl Source for NexmarkSource {
             }
         }
         self.owned[i].walked += walked;
+        self.last = i;
         self.walked_since_start += walked;
         self.next = (i + 1) % count;
         if ns.is_empty() {
@@ -480,6 +484,20 @@ impl Source for NexmarkSource {
 
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
         Ok(Some(weir_state::encode(&self.owned)))
+    }
+
+    fn last_partition(&self) -> usize {
+        self.last
+    }
+
+    fn partition_count(&self) -> usize {
+        self.owned.len()
+    }
+
+    fn partition_ended(&self, p: usize) -> bool {
+        self.owned
+            .get(p)
+            .is_none_or(|pos| self.event(pos.partition, pos.walked).is_none())
     }
 }
 
