@@ -267,6 +267,39 @@ async fn nexmark_queries_on_a_two_task_manager_cluster() {
     }
 }
 
+/// The hopping-window query (the first half of Nexmark q5) on 2 task managers, one killed
+/// with SIGKILL mid-run: window state and watermarks restore from the checkpoint and the
+/// committed output is still exactly the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_window_survives_a_task_manager_kill() {
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(4).await;
+    let events = 600_000;
+    let out = cluster.path("out-hop-kill");
+    let sql = example("hop", events, &out).replace(
+        &format!("'events' = '{events}'"),
+        &format!("'events' = '{events}', 'rate' = '60000'"),
+    );
+    let job = weir_sql::compile(&sql, "hop-kill").expect("compile");
+    let id = client
+        .submit_json(&job.to_json(), None)
+        .await
+        .expect("submit");
+    kill_tm_mid_run(&mut cluster, &client, &id, 3, 0, 2).await;
+    let status = client
+        .wait(&id, Some(Duration::from_secs(180)))
+        .await
+        .expect("wait");
+    if status.state != "FINISHED" {
+        cluster.dump_logs();
+        panic!("ended {}: {}", status.state, status.failure);
+    }
+    assert!(status.restarts >= 1, "the kill caused a restart");
+    check("hop", &out, events);
+}
+
 #[test]
 fn explain_prints_tasks_and_bad_sql_fails_with_a_position() {
     let dir = tempfile::tempdir().unwrap();
