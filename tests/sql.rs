@@ -300,6 +300,42 @@ async fn hop_window_survives_a_task_manager_kill() {
     check("hop", &out, events);
 }
 
+/// A chain that never waits (source to blackhole, no checkpoints) on a task manager with as
+/// many slots as cores: its heartbeat must still get through, or the job manager declares it
+/// lost every 2 s and the job restarts forever (found by the Nexmark benchmark).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_tasks_do_not_starve_the_heartbeat() {
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(2).await;
+    let dir = cluster.path("busy");
+    let sql = example("q0", 40_000_000, &dir)
+        .replace("SET 'execution.checkpointing.interval' = '1s';", "")
+        .replace(
+            &format!(
+                "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
+                dir.display()
+            ),
+            "'connector' = 'blackhole'",
+        );
+    assert!(sql.contains("blackhole"));
+    let job = weir_sql::compile(&sql, "busy").expect("compile");
+    let id = client
+        .submit_json(&job.to_json(), None)
+        .await
+        .expect("submit");
+    let status = client
+        .wait(&id, Some(Duration::from_secs(180)))
+        .await
+        .expect("wait");
+    assert_eq!(status.state, "FINISHED", "{}", status.failure);
+    assert_eq!(
+        status.restarts, 0,
+        "the task manager was declared lost: {}",
+        status.failure
+    );
+}
+
 #[test]
 fn explain_prints_tasks_and_bad_sql_fails_with_a_position() {
     let dir = tempfile::tempdir().unwrap();

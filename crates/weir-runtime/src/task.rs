@@ -473,6 +473,11 @@ impl Task {
                                     None => None,
                                 };
                                 self.push(0, b).await?;
+                                // A chain that ends in a sink never waits on a channel, so
+                                // it never yields on its own: without this it starved the
+                                // task manager's heartbeat on the same worker thread, and a
+                                // long fast job was declared lost (every 2 s, forever).
+                                tokio::task::coop::consume_budget().await;
                                 if let (Some(ts), Some(src)) = (event_time, &self.source) {
                                     let p = src.last_partition();
                                     self.source_watermark(Some((p, ts))).await?;
@@ -599,6 +604,7 @@ impl Task {
                         .records_in
                         .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
                     self.push(0, b).await?;
+                    tokio::task::coop::consume_budget().await;
                     continue;
                 }
                 Next::Input(i, Some(Message::Barrier(b))) => {
