@@ -97,6 +97,26 @@ fn reference(q: &str, events: u64) -> Vec<String> {
             .filter(|b| b.auction % 123 == 0)
             .map(|b| format!("{},{}", b.auction, b.price))
             .collect(),
+        "tumble-avg" => {
+            let mut windows: std::collections::BTreeMap<(i64, i64), (i64, i64)> =
+                Default::default();
+            for b in bids(events) {
+                let start = b.date_time - b.date_time.rem_euclid(10_000);
+                let w = windows.entry((b.auction, start)).or_insert((0, 0));
+                w.0 += 1;
+                w.1 += b.price;
+            }
+            windows
+                .into_iter()
+                .map(|((auction, start), (n, sum))| {
+                    format!(
+                        "{auction},{start},{},{n},{}",
+                        start + 10_000,
+                        sum as f64 / n as f64
+                    )
+                })
+                .collect()
+        }
         "tumble" | "hop" => {
             let (size, slide) = if q == "tumble" {
                 (10_000, 10_000)
@@ -153,6 +173,14 @@ fn normalize(q: &str, row: &str) -> String {
             f[4]
         ),
         "hop" => format!("{},{},{},{}", f[0], f[1], parse_ts(f[2]), parse_ts(f[3])),
+        "tumble-avg" => format!(
+            "{},{},{},{},{}",
+            f[0],
+            parse_ts(f[1]),
+            parse_ts(f[2]),
+            f[3],
+            f[4].parse::<f64>().expect("avg")
+        ),
         _ => row.to_string(),
     }
 }
@@ -222,6 +250,30 @@ fn q2_embedded() {
 #[test]
 fn tumbling_window_embedded() {
     run_embedded("tumble");
+}
+
+/// AVG is a sum and a count in the window's state and their quotient after it.
+#[test]
+fn window_average_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sql = example("tumble", EVENTS, &out)
+        .replace("MAX(price) AS top_price", "AVG(price) AS top_price")
+        .replace("top_price BIGINT", "top_price DOUBLE");
+    assert!(sql.contains("AVG(price)"));
+    let file = dir.path().join("avg.sql");
+    std::fs::write(&file, sql).unwrap();
+    let res = Command::new(weir())
+        .current_dir(dir.path())
+        .args(["run", file.to_str().unwrap(), "--progress", "0"])
+        .output()
+        .expect("run weir");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    check("tumble-avg", &out, EVENTS);
 }
 
 #[test]

@@ -413,6 +413,33 @@ CREATE TABLE files (auction BIGINT, n BIGINT, top BIGINT)
         assert!(e.to_string().contains("only takes appends"), "{e}");
     }
 
+    #[test]
+    fn avg_is_a_sum_and_a_count_and_their_quotient() {
+        let sql = format!(
+            "{BID}CREATE TABLE o (auction BIGINT, a DOUBLE) WITH ('connector' = 'print');
+INSERT INTO o SELECT auction, AVG(price) AS a FROM bid GROUP BY auction;"
+        );
+        let job = compile(&sql, "t").unwrap();
+        let OperatorKind::KeyedAggregate { aggregates, .. } = &job.operators[1].kind else {
+            panic!("{:#?}", job.operators)
+        };
+        let fns: Vec<_> = aggregates
+            .iter()
+            .map(|a| (a.func, a.column.clone()))
+            .collect();
+        assert_eq!(
+            fns,
+            vec![
+                (weir_types::AggFn::Sum, Some("price".to_string())),
+                (weir_types::AggFn::Count, Some("price".to_string()))
+            ]
+        );
+        let OperatorKind::Project { exprs } = &job.operators[2].kind else {
+            panic!()
+        };
+        assert!(exprs[1].expr.contains("CASE WHEN"), "{}", exprs[1].expr);
+    }
+
     fn err(sql: &str) -> String {
         compile(sql, "t").unwrap_err().to_string()
     }

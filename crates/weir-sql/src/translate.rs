@@ -293,10 +293,8 @@ impl<'a> Translator<'a> {
                     .iter()
                     .map(|f| f.name().clone())
                     .collect();
-                let mut aggregates = Vec::new();
-                for (e, name) in agg.aggr_expr.iter().zip(&out_names[keys.len()..]) {
-                    aggregates.push(agg_spec(e, name, at)?);
-                }
+                let (aggregates, outputs) =
+                    lower_aggregates(&agg.aggr_expr, &out_names[keys.len()..], at)?;
                 for a in &aggregates {
                     if input.columns.contains(&a.name) {
                         return Err(SqlError::at(
@@ -317,15 +315,20 @@ impl<'a> Translator<'a> {
                 let agg_stream = Stream {
                     op,
                     parallelism: self.parallelism,
-                    columns: input
-                        .columns
-                        .iter()
-                        .cloned()
-                        .chain(out_names[keys.len()..].iter().cloned())
-                        .collect(),
+                    columns: Vec::new(),
                     keys: None,
                 };
-                let mut s = self.project_columns(&agg_stream, &out_names, &out_names)?;
+                let exprs = keys
+                    .iter()
+                    .map(|k| quote(k))
+                    .chain(outputs)
+                    .zip(&out_names)
+                    .map(|(expr, name)| ProjectExpr {
+                        expr,
+                        name: name.clone(),
+                    })
+                    .collect();
+                let mut s = self.project_exprs(&agg_stream, exprs, out_names.clone());
                 s.keys = Some(keys);
                 Ok(s)
             }
@@ -413,16 +416,14 @@ impl<'a> Translator<'a> {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let mut aggregates = Vec::new();
-        for (e, name) in agg.aggr_expr.iter().zip(&out_names[agg.group_expr.len()..]) {
-            let a = agg_spec(e, name, at)?;
-            if a.column
+        let (aggregates, outputs) =
+            lower_aggregates(&agg.aggr_expr, &out_names[agg.group_expr.len()..], at)?;
+        if aggregates.iter().any(|a| {
+            a.column
                 .as_deref()
                 .is_some_and(|c| c == "window_start" || c == "window_end")
-            {
-                return Err(unsupported(at, "aggregating window_start or window_end"));
-            }
-            aggregates.push(a);
+        }) {
+            return Err(unsupported(at, "aggregating window_start or window_end"));
         }
         // The window's input: a table (reading the columns used) or a view.
         let mut needed: Vec<String> = keys.clone();
@@ -473,30 +474,44 @@ impl<'a> Translator<'a> {
             &input,
             Partitioning::Hash(keys.clone()),
         );
-        let mut columns = keys.clone();
-        columns.push("window_start".into());
-        columns.push("window_end".into());
-        columns.extend(aggregates.iter().map(|a| a.name.clone()));
         let window = Stream {
             op,
             parallelism: self.parallelism,
-            columns: columns.clone(),
+            columns: Vec::new(),
             keys: None,
         };
-        // In the aggregate's column order (group columns as listed, then aggregates).
-        let ordered: Vec<String> = agg
+        // The aggregate's columns in its order (group columns as listed, then aggregates).
+        let exprs = agg
             .group_expr
             .iter()
             .filter_map(|g| match g {
-                Expr::Column(c) => Some(c.name.clone()),
+                Expr::Column(c) => Some(quote(&c.name)),
                 _ => None,
             })
-            .chain(aggregates.iter().map(|a| a.name.clone()))
+            .chain(outputs)
+            .zip(&out_names)
+            .map(|(expr, name)| ProjectExpr {
+                expr,
+                name: name.clone(),
+            })
             .collect();
-        if ordered == columns && ordered == out_names {
-            return Ok(window);
+        Ok(self.project_exprs(&window, exprs, out_names.clone()))
+    }
+
+    fn project_exprs(
+        &mut self,
+        input: &Stream,
+        exprs: Vec<ProjectExpr>,
+        names: Vec<String>,
+    ) -> Stream {
+        let partition = self.forward_or_rebalance(input);
+        let op = self.push("project", OperatorKind::Project { exprs }, input, partition);
+        Stream {
+            op,
+            parallelism: self.parallelism,
+            columns: names,
+            keys: None,
         }
-        self.project_columns(&window, &ordered, &out_names)
     }
 
     /// A projection of plain columns `from` renamed to `to`.
@@ -589,6 +604,68 @@ impl<'a> Translator<'a> {
     }
 }
 
+/// A column name as a quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The accumulators of a query's aggregates and, per aggregate, the SQL that computes its
+/// result from them: COUNT, SUM, MIN and MAX are one accumulator each; AVG(x) is SUM(x) and
+/// COUNT(x), and their quotient (NULL when no row had a value).
+fn lower_aggregates(
+    exprs: &[Expr],
+    names: &[String],
+    at: Location,
+) -> Result<(Vec<AggSpec>, Vec<String>)> {
+    let mut specs = Vec::new();
+    let mut outputs = Vec::new();
+    for (i, (e, name)) in exprs.iter().zip(names).enumerate() {
+        if let Expr::AggregateFunction(f) = e.clone().unalias() {
+            if f.func.name().eq_ignore_ascii_case("avg") {
+                let p = &f.params;
+                if p.distinct || p.filter.is_some() || !p.order_by.is_empty() {
+                    return Err(unsupported(at, "AVG with DISTINCT, FILTER or ORDER BY"));
+                }
+                // DataFusion's coercion casts AVG's argument to DOUBLE; the sum is taken over
+                // the column itself (exact for integers) and divided as DOUBLE after.
+                let arg = match p.args.as_slice() {
+                    [Expr::Cast(c)] => Some(c.expr.as_ref()),
+                    [Expr::TryCast(c)] => Some(c.expr.as_ref()),
+                    [e] => Some(e),
+                    _ => None,
+                };
+                let Some(Expr::Column(c)) = arg else {
+                    return Err(SqlError::at(
+                        at,
+                        "AVG of an expression is not supported yet: average a column (compute the expression in a view first)",
+                    ));
+                };
+                let (sum, count) = (format!("__avg_sum_{i}"), format!("__avg_count_{i}"));
+                specs.push(AggSpec {
+                    func: AggFn::Sum,
+                    column: Some(c.name.clone()),
+                    name: sum.clone(),
+                });
+                specs.push(AggSpec {
+                    func: AggFn::Count,
+                    column: Some(c.name.clone()),
+                    name: count.clone(),
+                });
+                outputs.push(format!(
+                    "CASE WHEN {c} = 0 THEN NULL ELSE CAST({s} AS DOUBLE) / CAST({c} AS DOUBLE) END",
+                    c = quote(&count),
+                    s = quote(&sum)
+                ));
+                continue;
+            }
+        }
+        let a = agg_spec(e, name, at)?;
+        outputs.push(quote(&a.name));
+        specs.push(a);
+    }
+    Ok((specs, outputs))
+}
+
 fn agg_spec(e: &Expr, name: &str, at: Location) -> Result<AggSpec> {
     let Expr::AggregateFunction(f) = e.clone().unalias() else {
         return Err(unsupported(at, &format!("the aggregate expression {e}")));
@@ -613,7 +690,7 @@ fn agg_spec(e: &Expr, name: &str, at: Location) -> Result<AggSpec> {
             return Err(unsupported(
                 at,
                 &format!(
-                    "the aggregate {}() (COUNT, SUM, MIN and MAX are)",
+                    "the aggregate {}() (COUNT, SUM, MIN, MAX and AVG are)",
                     other.to_uppercase()
                 ),
             ))
