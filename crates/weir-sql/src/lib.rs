@@ -440,6 +440,28 @@ INSERT INTO o SELECT auction, AVG(price) AS a FROM bid GROUP BY auction;"
         assert!(exprs[1].expr.contains("CASE WHEN"), "{}", exprs[1].expr);
     }
 
+    #[test]
+    fn group_by_an_expression_computes_it_first() {
+        let sql = format!(
+            "{BID}CREATE TABLE o (bucket BIGINT, n BIGINT) WITH ('connector' = 'print');
+INSERT INTO o SELECT auction % 10 AS bucket, COUNT(*) AS n FROM bid GROUP BY auction % 10;"
+        );
+        let job = compile(&sql, "t").unwrap();
+        assert_eq!(
+            kinds(&job),
+            vec![
+                "nexmark",
+                "project",
+                "keyed_aggregate",
+                "project",
+                "project",
+                "stdout_sink"
+            ],
+            "{:#?}",
+            job.operators
+        );
+    }
+
     fn err(sql: &str) -> String {
         compile(sql, "t").unwrap_err().to_string()
     }

@@ -136,7 +136,11 @@ impl<'a> Translator<'a> {
         let keys = input.keys.clone();
         let kind = connectors::sink(table, keys.as_deref())?;
         let partition = match &keys {
-            // Updates of one key must reach the sink subtask in order: route by key.
+            // Updates of one key must reach one sink subtask in order. An updating stream
+            // comes out of a keyed aggregate (hash-partitioned by these keys at this
+            // parallelism, renames keep the values), so forward keeps that; otherwise route
+            // by key.
+            Some(_) if input.parallelism == self.parallelism => Partitioning::Forward,
             Some(k) => Partitioning::Hash(k.clone()),
             None => self.forward_or_rebalance(&input),
         };
@@ -262,7 +266,7 @@ impl<'a> Translator<'a> {
                 self.window_aggregate(agg)
             }
             LogicalPlan::Aggregate(agg) => {
-                let input = self.plan(&agg.input)?;
+                let mut input = self.plan(&agg.input)?;
                 if input.keys.is_some() {
                     return Err(unsupported(at, "an aggregate over an updating result"));
                 }
@@ -272,27 +276,42 @@ impl<'a> Translator<'a> {
                         "an aggregate without GROUP BY (a global aggregate)",
                     ));
                 }
-                let mut keys = Vec::new();
-                for g in &agg.group_expr {
-                    match g {
-                        Expr::Column(c) => keys.push(c.name.clone()),
-                        other => {
-                            return Err(SqlError::at(
-                                at,
-                                format!(
-                                    "GROUP BY {} is not supported yet: group by columns (compute the expression in a view first)",
-                                    sql_text(other, at)?
-                                ),
-                            ))
-                        }
-                    }
-                }
                 let out_names: Vec<String> = agg
                     .schema
                     .fields()
                     .iter()
                     .map(|f| f.name().clone())
                     .collect();
+                // Group columns as they are; group expressions computed by a projection first,
+                // under the names the aggregate's schema gives them.
+                let mut keys = Vec::new();
+                let mut computed = Vec::new();
+                for (g, name) in agg.group_expr.iter().zip(&out_names) {
+                    match g {
+                        Expr::Column(c) => keys.push(c.name.clone()),
+                        other => {
+                            computed.push(ProjectExpr {
+                                expr: sql_text(other, at)?,
+                                name: name.clone(),
+                            });
+                            keys.push(name.clone());
+                        }
+                    }
+                }
+                if !computed.is_empty() {
+                    let mut names = input.columns.clone();
+                    names.extend(computed.iter().map(|p| p.name.clone()));
+                    let exprs = input
+                        .columns
+                        .iter()
+                        .map(|c| ProjectExpr {
+                            expr: quote(c),
+                            name: c.clone(),
+                        })
+                        .chain(computed)
+                        .collect();
+                    input = self.project_exprs(&input, exprs, names);
+                }
                 let (aggregates, outputs) =
                     lower_aggregates(&agg.aggr_expr, &out_names[keys.len()..], at)?;
                 for a in &aggregates {

@@ -273,6 +273,43 @@ pub struct PostgresSink {
     buffer: Vec<RecordBatch>,
     buffered_rows: usize,
     log: TxnLog<String>,
+    /// Upsert mode: the key columns, and whether the last row of a key in one flush wins
+    /// (`DO UPDATE`) or the first (`DO NOTHING`). PostgreSQL refuses an `ON CONFLICT` insert
+    /// that touches a row twice, which an updating stream (several updates of one key in a
+    /// batch) would otherwise do.
+    dedupe: Option<(Vec<usize>, bool)>,
+}
+
+/// Keeps one row per key of `batch`: the last one if `last`, else the first.
+fn one_row_per_key(batch: &RecordBatch, keys: &[usize], last: bool) -> Result<RecordBatch> {
+    let fields = keys
+        .iter()
+        .map(|i| arrow::row::SortField::new(batch.schema().field(*i).data_type().clone()))
+        .collect();
+    let converter = arrow::row::RowConverter::new(fields)?;
+    let cols: Vec<ArrayRef> = keys.iter().map(|i| batch.column(*i).clone()).collect();
+    let rows = converter.convert_columns(&cols)?;
+    let n = batch.num_rows();
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut keep: Vec<u32> = Vec::with_capacity(n);
+    let order: Box<dyn Iterator<Item = usize>> = if last {
+        Box::new((0..n).rev())
+    } else {
+        Box::new(0..n)
+    };
+    for i in order {
+        if seen.insert(rows.row(i)) {
+            keep.push(i as u32);
+        }
+    }
+    if keep.len() == n {
+        return Ok(batch.clone());
+    }
+    keep.sort_unstable();
+    Ok(arrow::compute::take_record_batch(
+        batch,
+        &arrow::array::UInt32Array::from(keep),
+    )?)
 }
 
 /// Prefix of every transaction id one operator of one job prepares.
@@ -345,6 +382,20 @@ impl PostgresSink {
             buffer: Vec::new(),
             buffered_rows: 0,
             log: TxnLog::default(),
+            dedupe: if transactional {
+                None
+            } else {
+                let keys = spec
+                    .key
+                    .iter()
+                    .map(|k| {
+                        schema.index_of(k).map_err(|_| {
+                            RuntimeError::Plan(format!("postgres_sink: no key column {k:?}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Some((keys, spec.on_conflict == weir_types::OnConflict::Update))
+            },
         };
         if ctx.subtask == 0 {
             sink.recover(ctx, restored).await?;
@@ -440,11 +491,16 @@ impl PostgresSink {
         }
         let mut batches = std::mem::take(&mut self.buffer);
         self.buffered_rows = 0;
-        let batch = if batches.len() == 1 {
+        let mut batch = if batches.len() == 1 {
             batches.remove(0)
         } else {
             arrow::compute::concat_batches(&batches[0].schema(), &batches)?
         };
+        if let Some((keys, last)) = &self.dedupe {
+            if !keys.is_empty() {
+                batch = one_row_per_key(&batch, keys, *last)?;
+            }
+        }
         if self.transactional && !self.in_txn {
             self.client
                 .batch_execute("BEGIN")
@@ -660,6 +716,35 @@ mod tests {
         assert!(s.insert.ends_with("unnest($1::int8[], $2::text[])"));
         let e = build_sql(&spec(&["nope"], OnConflict::Update), &schema(), "o").unwrap_err();
         assert!(e.to_string().contains("\"nope\""), "{e}");
+    }
+
+    #[test]
+    fn one_row_per_key_keeps_the_last_update_or_the_first_insert() {
+        let b = RecordBatch::try_new(
+            schema(),
+            vec![
+                std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2, 1, 3, 1])),
+                std::sync::Arc::new(arrow::array::StringArray::from(vec![
+                    "a", "b", "c", "d", "e",
+                ])),
+            ],
+        )
+        .unwrap();
+        let names = |b: &RecordBatch| -> Vec<String> {
+            b.column(1)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(&one_row_per_key(&b, &[0], true).unwrap()),
+            vec!["b", "d", "e"]
+        );
+        assert_eq!(
+            names(&one_row_per_key(&b, &[0], false).unwrap()),
+            vec!["a", "b", "d"]
+        );
     }
 
     #[test]
