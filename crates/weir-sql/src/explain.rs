@@ -2,7 +2,7 @@
 //! one thread per subtask), with parallelism and how records move between tasks.
 
 use std::fmt::Write;
-use weir_types::{ExecutionPlan, JobSpec, OperatorKind, Partitioning};
+use weir_types::{AggSpec, ExecutionPlan, JobSpec, OperatorKind, Partitioning};
 
 fn describe(kind: &OperatorKind) -> String {
     match kind {
@@ -34,23 +34,11 @@ fn describe(kind: &OperatorKind) -> String {
         OperatorKind::KeyedAggregate { keys, aggregates } => format!(
             "keyed_aggregate by {}: {}",
             keys.join(", "),
-            aggregates
-                .iter()
-                .map(|a| format!(
-                    "{:?}({}) AS {}",
-                    a.func,
-                    a.column.as_deref().unwrap_or("*"),
-                    a.name
-                )
-                .to_lowercase())
-                .collect::<Vec<_>>()
-                .join(", ")
+            aggregates_text(aggregates)
         ),
         OperatorKind::WindowAggregate(w) => format!(
-            "window_aggregate by {}{}{} over {}: {} ms windows every {} ms{}: {}",
+            "window_aggregate by {}, window over {}: {} ms windows every {} ms{}: {}",
             w.keys.join(", "),
-            if w.keys.is_empty() { "" } else { "," },
-            " window",
             w.time,
             w.size_ms,
             w.slide(),
@@ -59,17 +47,7 @@ fn describe(kind: &OperatorKind) -> String {
             } else {
                 String::new()
             },
-            w.aggregates
-                .iter()
-                .map(|a| format!(
-                    "{:?}({}) AS {}",
-                    a.func,
-                    a.column.as_deref().unwrap_or("*"),
-                    a.name
-                )
-                .to_lowercase())
-                .collect::<Vec<_>>()
-                .join(", ")
+            aggregates_text(&w.aggregates)
         ),
         OperatorKind::Union => "union".into(),
         OperatorKind::StdoutSink(_) => "print".into(),
@@ -78,6 +56,22 @@ fn describe(kind: &OperatorKind) -> String {
         OperatorKind::PostgresSink(p) => format!("postgres_sink {} ({:?})", p.table, p.mode),
         OperatorKind::KafkaSink(k) => format!("kafka_sink topic {} ({:?})", k.topic, k.guarantee),
     }
+}
+
+/// `count(*) AS n, sum(price) AS total`
+fn aggregates_text(aggregates: &[AggSpec]) -> String {
+    aggregates
+        .iter()
+        .map(|a| {
+            format!(
+                "{}({}) AS {}",
+                format!("{:?}", a.func).to_lowercase(),
+                a.column.as_deref().unwrap_or("*"),
+                a.name
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn partitioning(p: &Partitioning) -> String {

@@ -322,32 +322,18 @@ impl<'a> Translator<'a> {
                         ));
                     }
                 }
-                let op = self.push(
+                let exprs = keys.iter().map(|k| quote(k)).chain(outputs).collect();
+                let mut s = self.aggregate_then_project(
                     "aggregate",
                     OperatorKind::KeyedAggregate {
                         keys: keys.clone(),
                         aggregates,
                     },
                     &input,
-                    Partitioning::Hash(keys.clone()),
+                    &keys,
+                    exprs,
+                    &out_names,
                 );
-                let agg_stream = Stream {
-                    op,
-                    parallelism: self.parallelism,
-                    columns: Vec::new(),
-                    keys: None,
-                };
-                let exprs = keys
-                    .iter()
-                    .map(|k| quote(k))
-                    .chain(outputs)
-                    .zip(&out_names)
-                    .map(|(expr, name)| ProjectExpr {
-                        expr,
-                        name: name.clone(),
-                    })
-                    .collect();
-                let mut s = self.project_exprs(&agg_stream, exprs, out_names.clone());
                 s.keys = Some(keys);
                 Ok(s)
             }
@@ -484,20 +470,8 @@ impl<'a> Translator<'a> {
             time: w.time.clone(),
             size_ms: w.size_ms,
             slide_ms: w.slide_ms,
-            aggregates: aggregates.clone(),
+            aggregates,
             allowed_lateness_ms: self.allowed_lateness_ms,
-        };
-        let op = self.push(
-            "window",
-            OperatorKind::WindowAggregate(spec),
-            &input,
-            Partitioning::Hash(keys.clone()),
-        );
-        let window = Stream {
-            op,
-            parallelism: self.parallelism,
-            columns: Vec::new(),
-            keys: None,
         };
         // The aggregate's columns in its order (group columns as listed, then aggregates).
         let exprs = agg
@@ -508,13 +482,44 @@ impl<'a> Translator<'a> {
                 _ => None,
             })
             .chain(outputs)
-            .zip(&out_names)
+            .collect();
+        Ok(self.aggregate_then_project(
+            "window",
+            OperatorKind::WindowAggregate(spec),
+            &input,
+            &keys,
+            exprs,
+            &out_names,
+        ))
+    }
+
+    /// An aggregate operator behind a hash exchange on `keys`, then the projection that
+    /// computes the query's columns (`exprs`, named `names`) from its accumulators.
+    fn aggregate_then_project(
+        &mut self,
+        base: &str,
+        kind: OperatorKind,
+        input: &Stream,
+        keys: &[String],
+        exprs: Vec<String>,
+        names: &[String],
+    ) -> Stream {
+        let op = self.push(base, kind, input, Partitioning::Hash(keys.to_vec()));
+        let aggregated = Stream {
+            op,
+            parallelism: self.parallelism,
+            columns: Vec::new(),
+            keys: None,
+        };
+        let exprs = exprs
+            .into_iter()
+            .zip(names)
             .map(|(expr, name)| ProjectExpr {
                 expr,
                 name: name.clone(),
             })
             .collect();
-        Ok(self.project_exprs(&window, exprs, out_names.clone()))
+        self.project_exprs(&aggregated, exprs, names.to_vec())
     }
 
     fn project_exprs(

@@ -328,23 +328,7 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
         let key_cols: Vec<ArrayRef> = self.keys.iter().map(|i| batch.column(*i).clone()).collect();
         hash_columns(&key_cols, &mut self.hashes)?;
         self.reader.prepare(&key_cols)?;
-        let values = self
-            .aggs
-            .iter()
-            .map(|a| match a.column {
-                None => Ok(Values::None),
-                Some(c) if a.float => Ok(Values::Float(
-                    cast(batch.column(c), &DataType::Float64)?
-                        .as_primitive::<Float64Type>()
-                        .clone(),
-                )),
-                Some(c) => Ok(Values::Int(
-                    cast(batch.column(c), &DataType::Int64)?
-                        .as_primitive::<Int64Type>()
-                        .clone(),
-                )),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let values = agg_values(&self.aggs, &batch)?;
         let mut out: Vec<OutCol> = self
             .aggs
             .iter()
@@ -372,22 +356,9 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                 || init.clone(),
                 |accs| {
                     let accs = accs.slice_mut();
-                    for (a, (agg, vals)) in aggs.iter().zip(&values).enumerate() {
-                        let acc = &mut accs[a];
-                        match (agg.func, vals) {
-                            (AggFn::Count, Values::None) => bump(acc),
-                            (AggFn::Count, Values::Int(v)) if v.is_valid(row) => bump(acc),
-                            (AggFn::Count, Values::Float(v)) if v.is_valid(row) => bump(acc),
-                            (AggFn::Count, _) => {}
-                            (f, Values::Int(v)) if v.is_valid(row) => {
-                                fold_int(acc, f, v.value(row))
-                            }
-                            (f, Values::Float(v)) if v.is_valid(row) => {
-                                fold_float(acc, f, v.value(row))
-                            }
-                            _ => {}
-                        }
-                        match &mut out[a] {
+                    fold_row(aggs, &values, row, accs);
+                    for (acc, col) in accs.iter().zip(out.iter_mut()) {
+                        match col {
                             OutCol::Int(v) => v.push(acc.int()),
                             OutCol::Float(v) => v.push(acc.float()),
                         }
@@ -411,14 +382,14 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
 }
 
 #[inline]
-pub(super) fn bump(acc: &mut Acc) {
+fn bump(acc: &mut Acc) {
     if let Acc::Int(n) = acc {
         *n += 1;
     }
 }
 
 #[inline]
-pub(super) fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
+fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
     *acc = match (f, *acc) {
         (AggFn::Sum, Acc::Int(s)) => Acc::Int(s.wrapping_add(v)),
         (AggFn::Min, Acc::Int(m)) => Acc::Int(m.min(v)),
@@ -429,7 +400,7 @@ pub(super) fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
 }
 
 #[inline]
-pub(super) fn fold_float(acc: &mut Acc, f: AggFn, v: f64) {
+fn fold_float(acc: &mut Acc, f: AggFn, v: f64) {
     *acc = match (f, *acc) {
         (AggFn::Sum, Acc::Float(s)) => Acc::Float(s + v),
         (AggFn::Min, Acc::Float(m)) => Acc::Float(m.min(v)),
