@@ -34,6 +34,7 @@ fn ctx(spec: &JobSpec, op: usize) -> OperatorContext {
         checkpointing: false,
         state_backend: Default::default(),
         input_schema: op.checked_sub(1).map(|i| s[i].clone()),
+        input_schemas: vec![],
         output_schema: s[op].clone(),
     }
 }

@@ -12,7 +12,16 @@ use weir_types::keygroup::{combine, hash_bytes, hash_i64};
 /// Whether a column type can be a key.
 pub fn is_key_type(t: &DataType) -> bool {
     // `is_integer` is exactly the eight integer types `hash_columns` handles.
-    t.is_integer() || matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean)
+    t.is_integer()
+        || matches!(
+            t,
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Boolean
+                | DataType::Timestamp(_, _)
+                | DataType::Date32
+                | DataType::Date64
+        )
 }
 
 macro_rules! ints {
@@ -61,6 +70,11 @@ pub fn hash_columns(cols: &[ArrayRef], out: &mut Vec<u64>) -> Result<()> {
                     let x = hash_i64(i64::from(a.value(r)));
                     *h = if first { x } else { combine(*h, x) };
                 }
+            }
+            DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+                // Times hash as their integer value (window starts and ends key joins).
+                let c = arrow::compute::cast(col, &DataType::Int64)?;
+                ints!(c, Int64Type, out, first)
             }
             other => {
                 return Err(RuntimeError::Plan(format!(

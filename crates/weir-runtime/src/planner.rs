@@ -78,7 +78,8 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
             }
             inputs.push(s);
         }
-        if let Some(first) = inputs.first() {
+        let is_join = matches!(op.kind, OperatorKind::Join(_));
+        if let Some(first) = inputs.first().filter(|_| !is_join) {
             for other in &inputs[1..] {
                 if !same_columns(first, other) {
                     return plan_err(
@@ -153,6 +154,10 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                     input.ok_or_else(|| RuntimeError::Internal("window without input".into()))?;
                 crate::operators::window_schema(w, &input, &op.id)?
             }
+            OperatorKind::Join(j) => match inputs.as_slice() {
+                [left, right] => crate::operators::join_schema(j, left, right, &op.id)?,
+                _ => return plan_err(&op.id, "a join needs two inputs".into()),
+            },
             OperatorKind::KeyedAggregate { keys, aggregates } => {
                 let input = input
                     .ok_or_else(|| RuntimeError::Internal("aggregate without input".into()))?;

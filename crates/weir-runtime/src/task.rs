@@ -115,6 +115,9 @@ struct Task {
     lease_dir: Option<Storage>,
     /// Sources with a watermark spec: the generator and the event-time column's index.
     watermarks: Option<(WatermarkGen, usize)>,
+    /// For each input channel, the head operator's input it belongs to (a join's left or
+    /// right side).
+    channel_input: Vec<usize>,
 }
 
 /// Records a source may emit per partition beyond its durable lease (at-most-once).
@@ -226,6 +229,15 @@ impl Task {
                 .and_then(|i| s.spec.operator_index(&i.from))
                 .map(|i| s.schemas[i].clone())
                 .or_else(|| (pos > 0).then(|| s.schemas[vertex.operators[pos - 1]].clone()));
+            let input_schemas = if pos == 0 {
+                op.inputs
+                    .iter()
+                    .filter_map(|i| s.spec.operator_index(&i.from))
+                    .map(|i| s.schemas[i].clone())
+                    .collect()
+            } else {
+                input_schema.iter().cloned().collect()
+            };
             let ctx = OperatorContext {
                 job_id: s.job_id.clone(),
                 op_id: op.id.clone(),
@@ -237,6 +249,7 @@ impl Task {
                 checkpointing: s.spec.checkpoint.interval_ms > 0,
                 state_backend: s.spec.state_backend,
                 input_schema,
+                input_schemas,
                 output_schema: s.schemas[op_index].clone(),
             };
             let mut restored = load_restored(&s.restore, &op.id).await?;
@@ -266,6 +279,13 @@ impl Task {
             }
             op_ids.push(op.id.clone());
         }
+        // Input channels come edge by edge in the head operator's input order (as the task
+        // manager creates them).
+        let mut channel_input = Vec::new();
+        for (input, edge) in vertex.inputs.iter().enumerate() {
+            let n = s.plan.channels_into(*edge, s.task.subtask).len();
+            channel_input.extend(std::iter::repeat_n(input, n));
+        }
         let task = Task {
             job_id: s.job_id,
             attempt: s.attempt,
@@ -279,6 +299,7 @@ impl Task {
             checkpointing: s.spec.checkpoint.interval_ms > 0,
             lease_dir: s.lease_dir,
             watermarks,
+            channel_input,
         };
         Ok((task, s.inputs, s.control, s.spec.guarantee))
     }
@@ -308,6 +329,19 @@ impl Task {
             self.outputs.batch(b).await?;
         }
         Ok(())
+    }
+
+    /// A batch from input channel `channel`: the head operator learns which of its inputs it
+    /// came from, the rest of the chain takes its output as usual.
+    async fn push_input(&mut self, channel: usize, batch: RecordBatch) -> Result<()> {
+        let input = self.channel_input.get(channel).copied().unwrap_or(0);
+        let Some(head) = self.chain.first_mut() else {
+            return self.push(0, batch).await;
+        };
+        match head.process_input(input, batch).await? {
+            Some(b) => self.push(1, b).await,
+            None => Ok(()),
+        }
     }
 
     /// The task's watermark advanced to `w`: each operator of the chain may emit (closed
@@ -599,11 +633,11 @@ impl Task {
                         "input channel {i} closed without end of stream: an upstream task failed"
                     )))
                 }
-                Next::Input(_, Some(Message::Batch(b))) => {
+                Next::Input(i, Some(Message::Batch(b))) => {
                     self.metrics
                         .records_in
                         .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-                    self.push(0, b).await?;
+                    self.push_input(i, b).await?;
                     tokio::task::coop::consume_budget().await;
                     continue;
                 }

@@ -49,6 +49,43 @@ fn describe(kind: &OperatorKind) -> String {
             },
             aggregates_text(&w.aggregates)
         ),
+        OperatorKind::Join(j) => {
+            let on: Vec<String> = j
+                .left_keys
+                .iter()
+                .zip(&j.right_keys)
+                .map(|(l, r)| format!("{l} = {r}"))
+                .collect();
+            let bounded = |b: &[weir_types::ExpireBound]| {
+                if b.is_empty() {
+                    "kept".to_string()
+                } else {
+                    let e: Vec<String> = b
+                        .iter()
+                        .map(|b| match b.offset_ms {
+                            0 => b.expr.clone(),
+                            o => format!(
+                                "{} {} {} ms",
+                                b.expr,
+                                if o < 0 { "-" } else { "+" },
+                                o.abs()
+                            ),
+                        })
+                        .collect();
+                    format!("until the watermark passes {}", e.join(" or "))
+                }
+            };
+            format!(
+                "join on {}{}; left rows {}, right rows {}",
+                on.join(" AND "),
+                j.filter
+                    .as_deref()
+                    .map(|f| format!(" where {f}"))
+                    .unwrap_or_default(),
+                bounded(&j.left_expire),
+                bounded(&j.right_expire)
+            )
+        }
         OperatorKind::Union => "union".into(),
         OperatorKind::StdoutSink(_) => "print".into(),
         OperatorKind::BlackholeSink => "blackhole".into(),

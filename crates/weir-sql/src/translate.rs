@@ -472,6 +472,7 @@ impl<'a> Translator<'a> {
             slide_ms: w.slide_ms,
             aggregates,
             allowed_lateness_ms: self.allowed_lateness_ms,
+            assigned: false,
         };
         // The aggregate's columns in its order (group columns as listed, then aggregates).
         let exprs = agg

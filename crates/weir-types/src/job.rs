@@ -190,6 +190,46 @@ pub struct WindowSpec {
     pub aggregates: Vec<AggSpec>,
     #[serde(default)]
     pub allowed_lateness_ms: u64,
+    /// The rows are windows already (an upstream window aggregate's output, grouped again
+    /// by its window): `time` is each row's window start and `size_ms` the windows' size;
+    /// no windows are computed. `GROUP BY window_start, window_end` over a window result.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assigned: bool,
+}
+
+/// An inner equi-join of two inputs: input 0 is the left side, input 1 the right, each
+/// hash-partitioned by its key columns (equal keys meet in one subtask). Each side's rows are
+/// kept in keyed state and probed by the other side's rows; every match (left columns, then
+/// right columns) for which `filter` holds is emitted once. A row is forgotten once the
+/// watermark reaches its expiry, the earliest of its side's bounds: after that no row still
+/// to come can satisfy the join condition (interval and window joins). A side without bounds
+/// keeps its rows for good (a regular join, like Flink's without state TTL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinSpec {
+    pub left_keys: Vec<String>,
+    pub right_keys: Vec<String>,
+    /// A SQL predicate over the output columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Output column names, the left's then the right's; empty: the inputs' own names (which
+    /// must then all differ).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_expire: Vec<ExpireBound>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub right_expire: Vec<ExpireBound>,
+}
+
+/// A row expires when the watermark reaches `expr` (a SQL expression over its own side's
+/// columns: a timestamp, or milliseconds) plus `offset_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpireBound {
+    pub expr: String,
+    #[serde(default)]
+    pub offset_ms: i64,
 }
 
 impl WindowSpec {
@@ -253,6 +293,8 @@ pub enum OperatorKind {
     },
     /// Event-time window aggregates (tumbling or hopping), emitted when windows close.
     WindowAggregate(WindowSpec),
+    /// Joins its two inputs on equal keys.
+    Join(JoinSpec),
     /// Merges all its inputs.
     Union,
     StdoutSink(StdoutSinkSpec),
@@ -304,6 +346,7 @@ impl OperatorKind {
             OperatorKind::Project { .. } => "project",
             OperatorKind::KeyedAggregate { .. } => "keyed_aggregate",
             OperatorKind::WindowAggregate(_) => "window_aggregate",
+            OperatorKind::Join(_) => "join",
             OperatorKind::Union => "union",
             OperatorKind::StdoutSink(_) => "stdout_sink",
             OperatorKind::BlackholeSink => "blackhole_sink",
@@ -777,6 +820,33 @@ impl JobSpec {
                         return bad(format!(
                             "window_aggregate {:?} must read its input {:?} hash-partitioned by its keys {:?} (or run with parallelism 1)",
                             op.id, input.from, w.keys
+                        ));
+                    }
+                }
+            }
+            if let OperatorKind::Join(j) = &op.kind {
+                if op.inputs.len() != 2 {
+                    return bad(format!(
+                        "join {:?} needs two inputs (left, right), not {}",
+                        op.id,
+                        op.inputs.len()
+                    ));
+                }
+                if j.left_keys.is_empty() || j.left_keys.len() != j.right_keys.len() {
+                    return bad(format!(
+                        "join {:?} needs as many right_keys as left_keys, at least one",
+                        op.id
+                    ));
+                }
+                for (input, keys) in op.inputs.iter().zip([&j.left_keys, &j.right_keys]) {
+                    let ok = match &input.partition {
+                        Partitioning::Hash(k) => k == keys,
+                        _ => op.parallelism == 1,
+                    };
+                    if !ok {
+                        return bad(format!(
+                            "join {:?} must read its input {:?} hash-partitioned by its keys {:?} (or run with parallelism 1)",
+                            op.id, input.from, keys
                         ));
                     }
                 }

@@ -413,6 +413,7 @@ mod tests {
             checkpointing: true,
             state_backend: Default::default(),
             input_schema: Some(schema.clone()),
+            input_schemas: vec![],
             output_schema: schema,
         }
     }

@@ -218,6 +218,7 @@ mod tests {
             checkpointing: true,
             state_backend: Default::default(),
             input_schema: None,
+            input_schemas: vec![],
             output_schema: generator_schema(),
         }
     }

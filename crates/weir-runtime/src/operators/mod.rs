@@ -7,6 +7,7 @@ mod file_sink;
 mod file_source;
 mod filter;
 mod generator;
+mod join;
 #[cfg(feature = "kafka")]
 pub mod kafka_sink;
 #[cfg(feature = "kafka")]
@@ -20,6 +21,7 @@ mod window;
 
 pub use file_sink::{committed_files, FileSink};
 pub use generator::Generator;
+pub use join::schema as join_schema;
 pub use window::schema as window_schema;
 
 use crate::error::{Result, RuntimeError};
@@ -45,6 +47,8 @@ pub struct OperatorContext {
     pub checkpointing: bool,
     pub state_backend: weir_types::StateBackend,
     pub input_schema: Option<SchemaRef>,
+    /// Every input's schema, in input order (a join's left, then right).
+    pub input_schemas: Vec<SchemaRef>,
     pub output_schema: SchemaRef,
 }
 
@@ -63,6 +67,16 @@ pub struct Restored {
 pub trait Operator: Send {
     /// Processes one batch; returns what it emits downstream, if anything.
     async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>>;
+
+    /// Processes one batch from input `input` (an index into the operator's inputs), for
+    /// operators that tell their inputs apart (a join); the others merge them.
+    async fn process_input(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+    ) -> Result<Option<RecordBatch>> {
+        self.process(batch).await
+    }
 
     /// The barrier reached this operator: return its state (the synchronous part of the
     /// snapshot; the upload happens elsewhere). Two-phase-commit sinks pre-commit here.
@@ -189,6 +203,7 @@ pub async fn build_operator(
         OperatorKind::KeyedAggregate { keys, aggregates } => {
             aggregate::build(ctx, keys, aggregates, &input()?, restored)?
         }
+        OperatorKind::Join(j) => Box::new(join::Join::new(ctx, j, restored)?),
         OperatorKind::Union => Box::new(sinks::PassThrough),
         OperatorKind::BlackholeSink => Box::new(sinks::Blackhole::default()),
         OperatorKind::StdoutSink(s) => Box::new(sinks::Stdout::new(ctx, s.summary_only)),

@@ -7,7 +7,8 @@
 //! once, when the watermark reaches its end plus the allowed lateness; a row that arrives for
 //! a window already emitted is late: dropped and counted. End of input closes every window.
 //! The operator's watermark is part of its snapshot, so a restored subtask drops exactly the
-//! rows its predecessor would have.
+//! rows its predecessor would have. An `assigned` window aggregate groups rows that are
+//! windows already (another window aggregate's output) by their own window.
 
 use super::aggregate::{
     agg_cols, agg_values, fold_row, initial_accs, Accs, AggCol, IntKey, KeyReader, RowKey,
@@ -129,6 +130,8 @@ pub struct WindowAggregate<R: KeyReader> {
     aggs: Vec<AggCol>,
     size: i64,
     slide: i64,
+    /// The rows are windows already: the time column is the window start.
+    assigned: bool,
     lateness: i64,
     /// Open windows by start, each with its keys' (key group, accumulators). Closing a
     /// window drops its whole map: no scan of the other windows, no tombstones left behind.
@@ -165,7 +168,13 @@ impl<R: KeyReader> WindowAggregate<R> {
             time,
             aggs: agg_cols(ctx, &spec.aggregates, input)?,
             size: spec.size_ms as i64,
-            slide: spec.slide() as i64,
+            // An assigned row is in exactly one window: its own.
+            slide: if spec.assigned {
+                spec.size_ms as i64
+            } else {
+                spec.slide() as i64
+            },
+            assigned: spec.assigned,
             lateness: spec.allowed_lateness_ms as i64,
             windows: BTreeMap::new(),
             watermark: i64::MIN,
@@ -262,7 +271,11 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
                 )));
             }
             let key = self.reader.key(row);
-            let mut start = t - t.rem_euclid(self.slide);
+            let mut start = if self.assigned {
+                t
+            } else {
+                t - t.rem_euclid(self.slide)
+            };
             while start > t - self.size {
                 let end = start + self.size;
                 if end.saturating_add(self.lateness) <= self.watermark {
@@ -351,6 +364,7 @@ mod tests {
                 },
             ],
             allowed_lateness_ms: lateness,
+            assigned: false,
         }
     }
 
@@ -371,6 +385,7 @@ mod tests {
             checkpointing: true,
             state_backend: Default::default(),
             input_schema: Some(input()),
+            input_schemas: vec![],
             output_schema: schema(w, &input(), "w").unwrap(),
         };
         build(&ctx, w, &input(), restored).unwrap()

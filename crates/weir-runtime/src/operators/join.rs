@@ -1,0 +1,690 @@
+//! Inner equi-joins: one operator for regular, interval and window joins.
+//!
+//! Both inputs arrive hash-partitioned by their join keys, so equal keys meet in one subtask.
+//! Each side keeps its rows in keyed state (Arrow's row format, by key, with the key's key
+//! group); a row from one side probes the other side's rows of its key, every pair for which
+//! the residual filter holds is emitted right away, and the row is stored for the other
+//! side's rows still to come. Inner joins of append-only inputs are append-only: nothing is
+//! ever retracted, so emitting eagerly gives the same rows as emitting at window end.
+//!
+//! What bounds the state is the join condition, which the SQL translator turns into expiry
+//! bounds (`ExpireBound`): a row whose expiry the watermark has reached can match no row still
+//! to come (for `l.t BETWEEN r.t - 10 s AND r.t`, a right row expires at `r.t` plus the left
+//! side's slack), so it is dropped. A side without bounds keeps its rows (a regular join). A
+//! row that arrives already expired still probes the other side but is not stored.
+//!
+//! Snapshots hold each side's rows as an Arrow IPC stream (the side's columns plus key group
+//! and expiry), so they are checked on restore, independent of the row format's encoding, and
+//! restore at another parallelism by key group.
+
+use super::{Operator, OperatorContext, Restored};
+use crate::error::{Result, RuntimeError};
+use crate::expr::{compile, CompiledExpr};
+use crate::hashing::{hash_columns, is_key_type};
+use crate::message::Barrier;
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
+use arrow::compute::{cast, filter_record_batch, take};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, UInt32Type};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+use tracing::debug;
+use weir_types::keygroup::{key_group, key_group_range};
+use weir_types::JoinSpec;
+
+/// The output schema: the left side's columns, then the right's, named by `spec.columns`
+/// (or their own names).
+pub fn schema(spec: &JoinSpec, left: &Schema, right: &Schema, op: &str) -> Result<SchemaRef> {
+    let err = |m: String| RuntimeError::Plan(format!("operator {op:?}: {m}"));
+    for (l, r) in spec.left_keys.iter().zip(&spec.right_keys) {
+        let lf = left
+            .field_with_name(l)
+            .map_err(|_| err(format!("unknown left key column {l:?}")))?;
+        let rf = right
+            .field_with_name(r)
+            .map_err(|_| err(format!("unknown right key column {r:?}")))?;
+        if !is_key_type(lf.data_type()) {
+            return Err(err(format!(
+                "cannot join on {l:?} of type {}",
+                lf.data_type()
+            )));
+        }
+        if lf.data_type() != rf.data_type() {
+            return Err(err(format!(
+                "join keys {l:?} ({}) and {r:?} ({}) have different types",
+                lf.data_type(),
+                rf.data_type()
+            )));
+        }
+    }
+    let fields: Vec<&Field> = left
+        .fields()
+        .iter()
+        .chain(right.fields().iter())
+        .map(|f| f.as_ref())
+        .collect();
+    let names: Vec<String> = if spec.columns.is_empty() {
+        fields.iter().map(|f| f.name().clone()).collect()
+    } else if spec.columns.len() == fields.len() {
+        spec.columns.clone()
+    } else {
+        return Err(err(format!(
+            "\"columns\" names {} columns; the inputs have {}",
+            spec.columns.len(),
+            fields.len()
+        )));
+    };
+    let mut out = Vec::with_capacity(fields.len());
+    for (f, name) in fields.iter().zip(&names) {
+        if out.iter().any(|o: &Field| o.name() == name) {
+            return Err(err(format!(
+                "output column {name:?} appears twice (name the columns with \"columns\")"
+            )));
+        }
+        out.push(f.as_ref().clone().with_name(name));
+    }
+    let out: SchemaRef = Arc::new(Schema::new(out));
+    if let Some(f) = &spec.filter {
+        let e = compile(f, &out).map_err(|e| err(e.to_string()))?;
+        if e.data_type != DataType::Boolean {
+            return Err(err(format!("join filter {f:?} is not a predicate")));
+        }
+    }
+    Ok(out)
+}
+
+/// One side's rows, by join key.
+struct Side {
+    schema: SchemaRef,
+    keys: Vec<usize>,
+    key_rows: RowConverter,
+    rows: RowConverter,
+    expire: Vec<(CompiledExpr, i64)>,
+    state: HashMap<Box<[u8]>, Entry>,
+    /// Expiry → keys holding a row that expires then (a key may be listed again later).
+    by_expiry: BTreeMap<i64, Vec<Box<[u8]>>>,
+    held: usize,
+}
+
+struct Entry {
+    key_group: u32,
+    /// (expiry, row)
+    rows: Vec<(i64, Box<[u8]>)>,
+}
+
+impl Side {
+    fn new(
+        schema: &SchemaRef,
+        keys: &[String],
+        expire: &[weir_types::ExpireBound],
+    ) -> Result<Self> {
+        let keys = keys
+            .iter()
+            .map(|k| {
+                schema
+                    .index_of(k)
+                    .map_err(|_| RuntimeError::Plan(format!("unknown join key column {k:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let sort = |i: usize| SortField::new(schema.field(i).data_type().clone());
+        let expire = expire
+            .iter()
+            .map(|b| Ok((compile(&b.expr, schema)?, b.offset_ms)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            schema: schema.clone(),
+            key_rows: RowConverter::new(keys.iter().map(|i| sort(*i)).collect())?,
+            rows: RowConverter::new((0..schema.fields().len()).map(sort).collect())?,
+            keys,
+            expire,
+            state: HashMap::new(),
+            by_expiry: BTreeMap::new(),
+            held: 0,
+        })
+    }
+
+    /// Each row's expiry: the earliest of the bounds (`i64::MAX` without bounds; a NULL
+    /// bound makes the condition false for good, so the row expires at once).
+    fn expiries(&self, batch: &RecordBatch) -> Result<Vec<i64>> {
+        let mut out = vec![i64::MAX; batch.num_rows()];
+        for (e, offset) in &self.expire {
+            let v = e.evaluate(batch)?;
+            let v = match v.data_type() {
+                DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Int64 => v,
+                DataType::Timestamp(_, _) => {
+                    cast(&v, &DataType::Timestamp(TimeUnit::Millisecond, None))?
+                }
+                _ => v,
+            };
+            let v = cast(&v, &DataType::Int64)?;
+            let v = v.as_primitive::<Int64Type>();
+            for (r, o) in out.iter_mut().enumerate() {
+                let x = if v.is_null(r) {
+                    i64::MIN
+                } else {
+                    v.value(r).saturating_add(*offset)
+                };
+                *o = (*o).min(x);
+            }
+        }
+        Ok(out)
+    }
+
+    fn insert(&mut self, key_group: u32, key: &[u8], expires: i64, row: &[u8]) {
+        let entry = self.state.entry(key.into()).or_insert_with(|| Entry {
+            key_group,
+            rows: Vec::new(),
+        });
+        entry.rows.push((expires, row.into()));
+        if expires != i64::MAX {
+            self.by_expiry.entry(expires).or_default().push(key.into());
+        }
+        self.held += 1;
+    }
+
+    /// Drops every row whose expiry is at or below `w`.
+    fn expire(&mut self, w: i64) {
+        while let Some((&at, _)) = self.by_expiry.first_key_value() {
+            if at > w {
+                break;
+            }
+            let Some((_, keys)) = self.by_expiry.pop_first() else {
+                break;
+            };
+            for k in keys {
+                if let Some(e) = self.state.get_mut(&k) {
+                    let before = e.rows.len();
+                    e.rows.retain(|(x, _)| *x > w);
+                    self.held -= before - e.rows.len();
+                    if e.rows.is_empty() {
+                        self.state.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rows as an IPC stream: the side's columns, then `__key_group` and `__expires`.
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let parser = self.rows.parser();
+        let mut groups = Vec::with_capacity(self.held);
+        let mut expires = Vec::with_capacity(self.held);
+        let mut rows = Vec::with_capacity(self.held);
+        for e in self.state.values() {
+            for (x, r) in &e.rows {
+                groups.push(e.key_group);
+                expires.push(*x);
+                rows.push(parser.parse(r));
+            }
+        }
+        let mut cols = self.rows.convert_rows(rows)?;
+        cols.push(Arc::new(UInt32Array::from(groups)));
+        cols.push(Arc::new(Int64Array::from(expires)));
+        let schema = snapshot_schema(&self.schema);
+        let batch = RecordBatch::try_new(schema.clone(), cols)?;
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema)?;
+        w.write(&batch)?;
+        w.finish()?;
+        Ok(w.into_inner()?)
+    }
+
+    /// Adds the rows of an old subtask's snapshot whose key groups are in `range`.
+    fn restore(&mut self, bytes: &[u8], range: &Range<u32>) -> Result<()> {
+        let corrupt = |m: String| RuntimeError::State(weir_state::StateError::Corrupt(m));
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .map_err(|e| corrupt(format!("join state: {e}")))?;
+        let expected = snapshot_schema(&self.schema);
+        for batch in reader {
+            let batch = batch.map_err(|e| corrupt(format!("join state: {e}")))?;
+            let same = batch.num_columns() == expected.fields().len()
+                && batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .zip(expected.fields())
+                    .all(|(a, b)| a.data_type() == b.data_type());
+            if !same {
+                return Err(RuntimeError::Plan(format!(
+                    "the restored join state has columns {:?}, the join's input now has {:?}",
+                    batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>(),
+                    self.schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                )));
+            }
+            let n = self.schema.fields().len();
+            let groups = batch.column(n).as_primitive::<UInt32Type>().clone();
+            let expires = batch.column(n + 1).as_primitive::<Int64Type>().clone();
+            let data = RecordBatch::try_new(self.schema.clone(), batch.columns()[..n].to_vec())
+                .map_err(|e| corrupt(format!("join state: {e}")))?;
+            let key_cols: Vec<ArrayRef> =
+                self.keys.iter().map(|i| data.column(*i).clone()).collect();
+            let keys = self.key_rows.convert_columns(&key_cols)?;
+            let rows = self.rows.convert_columns(data.columns())?;
+            for r in 0..data.num_rows() {
+                let kg = groups.value(r);
+                if range.contains(&kg) {
+                    self.insert(
+                        kg,
+                        keys.row(r).as_ref(),
+                        expires.value(r),
+                        rows.row(r).as_ref(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn snapshot_schema(side: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = side.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("__key_group", DataType::UInt32, false));
+    fields.push(Field::new("__expires", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    watermark: i64,
+    left: Vec<u8>,
+    right: Vec<u8>,
+}
+
+pub struct Join {
+    op_id: String,
+    sides: [Side; 2],
+    filter: Option<CompiledExpr>,
+    output: SchemaRef,
+    watermark: i64,
+    max_parallelism: u32,
+    range: Range<u32>,
+    hashes: Vec<u64>,
+}
+
+impl Join {
+    pub fn new(ctx: &OperatorContext, spec: &JoinSpec, restored: Option<Restored>) -> Result<Self> {
+        let [left, right] = ctx.input_schemas.as_slice() else {
+            return Err(RuntimeError::Internal(format!(
+                "join {} has {} input schemas, not 2",
+                ctx.op_id,
+                ctx.input_schemas.len()
+            )));
+        };
+        let filter = spec
+            .filter
+            .as_deref()
+            .map(|f| compile(f, &ctx.output_schema))
+            .transpose()?;
+        let mut op = Self {
+            op_id: ctx.op_id.clone(),
+            sides: [
+                Side::new(left, &spec.left_keys, &spec.left_expire)?,
+                Side::new(right, &spec.right_keys, &spec.right_expire)?,
+            ],
+            filter,
+            output: ctx.output_schema.clone(),
+            watermark: i64::MIN,
+            max_parallelism: ctx.max_parallelism,
+            range: key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism),
+            hashes: Vec::new(),
+        };
+        if let Some(r) = restored {
+            let mut watermark = None::<i64>;
+            for (_, bytes) in &r.snapshots {
+                let s: Snapshot = weir_state::decode(bytes)?;
+                // The lowest of the old subtasks' watermarks: a restored key may come from any.
+                watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
+                op.sides[0].restore(&s.left, &op.range)?;
+                op.sides[1].restore(&s.right, &op.range)?;
+            }
+            op.watermark = watermark.unwrap_or(i64::MIN);
+        }
+        Ok(op)
+    }
+}
+
+#[async_trait]
+impl Operator for Join {
+    async fn process(&mut self, _batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        Err(RuntimeError::Internal(format!(
+            "join {} got a batch without its input",
+            self.op_id
+        )))
+    }
+
+    async fn process_input(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+    ) -> Result<Option<RecordBatch>> {
+        if input > 1 {
+            return Err(RuntimeError::Internal(format!(
+                "join {} has no input {input}",
+                self.op_id
+            )));
+        }
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(None);
+        }
+        let [left, right] = &mut self.sides;
+        let (this, other) = if input == 0 {
+            (left, &*right)
+        } else {
+            (right, &*left)
+        };
+        let key_cols: Vec<ArrayRef> = this.keys.iter().map(|i| batch.column(*i).clone()).collect();
+        hash_columns(&key_cols, &mut self.hashes)?;
+        let keys = this.key_rows.convert_columns(&key_cols)?;
+        let rows = this.rows.convert_columns(batch.columns())?;
+        let expiries = this.expiries(&batch)?;
+        let mut probe: Vec<u32> = Vec::new();
+        let mut matched: Vec<&[u8]> = Vec::new();
+        for r in 0..n {
+            if key_cols.iter().any(|c| c.is_null(r)) {
+                continue; // NULL equals nothing
+            }
+            let kg = key_group(self.hashes[r], self.max_parallelism);
+            if !self.range.contains(&kg) {
+                return Err(RuntimeError::Internal(format!(
+                    "key group {kg} arrived at a subtask owning {:?}: upstream partitioning disagrees",
+                    self.range
+                )));
+            }
+            let key = keys.row(r);
+            if let Some(e) = other.state.get(key.as_ref()) {
+                for (_, row) in &e.rows {
+                    probe.push(r as u32);
+                    matched.push(row);
+                }
+            }
+            if expiries[r] > self.watermark {
+                this.insert(kg, key.as_ref(), expiries[r], rows.row(r).as_ref());
+            }
+        }
+        if probe.is_empty() {
+            return Ok(None);
+        }
+        let idx = UInt32Array::from(probe);
+        let mut mine = Vec::with_capacity(batch.num_columns());
+        for c in batch.columns() {
+            mine.push(take(c, &idx, None)?);
+        }
+        let parser = other.rows.parser();
+        let theirs = other
+            .rows
+            .convert_rows(matched.iter().map(|b| parser.parse(b)))?;
+        let cols = if input == 0 {
+            mine.into_iter().chain(theirs).collect()
+        } else {
+            theirs.into_iter().chain(mine).collect()
+        };
+        let out = RecordBatch::try_new(self.output.clone(), cols)?;
+        let out = match &self.filter {
+            Some(f) => filter_record_batch(&out, &f.evaluate_predicate(&out)?)?,
+            None => out,
+        };
+        Ok((out.num_rows() > 0).then_some(out))
+    }
+
+    async fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>> {
+        if w > self.watermark {
+            self.watermark = w;
+            for s in &mut self.sides {
+                s.expire(w);
+            }
+            debug!(
+                op = %self.op_id,
+                left = self.sides[0].held,
+                right = self.sides[1].held,
+                "join rows held"
+            );
+        }
+        Ok(None)
+    }
+
+    async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
+        let snap = Snapshot {
+            watermark: self.watermark,
+            left: self.sides[0].snapshot()?,
+            right: self.sides[1].snapshot()?,
+        };
+        Ok(Some(weir_state::encode(&snap)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{StringArray, TimestampMillisecondArray};
+    use bytes::Bytes;
+    use weir_types::{DeliveryGuarantee, ExpireBound, JobId};
+
+    fn left() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        ]))
+    }
+
+    fn right() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("seller", DataType::Int64, true),
+            Field::new("price", DataType::Int64, false),
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        ]))
+    }
+
+    fn spec() -> JoinSpec {
+        JoinSpec {
+            left_keys: vec!["id".into()],
+            right_keys: vec!["seller".into()],
+            filter: None,
+            columns: ["id", "name", "lt", "seller", "price", "rt"]
+                .map(String::from)
+                .to_vec(),
+            left_expire: vec![],
+            right_expire: vec![],
+        }
+    }
+
+    fn op(spec: &JoinSpec, subtask: u32, parallelism: u32, restored: Option<Restored>) -> Join {
+        let ctx = OperatorContext {
+            job_id: JobId("j".into()),
+            op_id: "join".into(),
+            subtask,
+            parallelism,
+            max_parallelism: 128,
+            attempt: 1,
+            guarantee: DeliveryGuarantee::ExactlyOnce,
+            checkpointing: true,
+            state_backend: Default::default(),
+            input_schema: Some(left()),
+            input_schemas: vec![left(), right()],
+            output_schema: schema(spec, &left(), &right(), "join").unwrap(),
+        };
+        Join::new(&ctx, spec, restored).unwrap()
+    }
+
+    fn people(rows: &[(i64, &str, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            left(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(TimestampMillisecondArray::from_iter_values(
+                    rows.iter().map(|r| r.2),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn sales(rows: &[(Option<i64>, i64, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            right(),
+            vec![
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(TimestampMillisecondArray::from_iter_values(
+                    rows.iter().map(|r| r.2),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// (id, name, price), sorted.
+    fn out(b: Option<RecordBatch>) -> Vec<(i64, String, i64)> {
+        let Some(b) = b else { return vec![] };
+        let id = b.column(0).as_primitive::<Int64Type>();
+        let name = b.column(1).as_string::<i32>();
+        let price = b.column(4).as_primitive::<Int64Type>();
+        let mut v: Vec<_> = (0..b.num_rows())
+            .map(|i| (id.value(i), name.value(i).to_string(), price.value(i)))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn both_sides_probe_and_store() {
+        let mut j = op(&spec(), 0, 1, None);
+        assert!(j
+            .process_input(1, sales(&[(Some(1), 10, 0), (None, 11, 0)]))
+            .await
+            .unwrap()
+            .is_none());
+        let got = out(j
+            .process_input(0, people(&[(1, "ann", 0), (2, "bob", 0)]))
+            .await
+            .unwrap());
+        assert_eq!(got, vec![(1, "ann".into(), 10)]);
+        let got = out(j
+            .process_input(1, sales(&[(Some(2), 20, 0), (Some(1), 12, 0)]))
+            .await
+            .unwrap());
+        assert_eq!(got, vec![(1, "ann".into(), 12), (2, "bob".into(), 20)]);
+        // The NULL seller was never stored: a left row with no id cannot reach it anyway.
+        assert_eq!(j.sides[1].held, 3);
+    }
+
+    #[tokio::test]
+    async fn the_filter_applies_to_pairs() {
+        let mut s = spec();
+        s.filter = Some("price > 10".into());
+        let mut j = op(&s, 0, 1, None);
+        j.process_input(0, people(&[(1, "ann", 0)])).await.unwrap();
+        let got = out(j
+            .process_input(1, sales(&[(Some(1), 10, 0), (Some(1), 11, 0)]))
+            .await
+            .unwrap());
+        assert_eq!(got, vec![(1, "ann".into(), 11)]);
+    }
+
+    /// An interval join: `rt BETWEEN lt AND lt + 10`: left rows expire at `lt + 10`, right rows
+    /// at `rt` (no left row still to come is older).
+    #[tokio::test]
+    async fn rows_expire_with_the_watermark() {
+        let mut s = spec();
+        s.filter = Some("rt >= lt AND rt <= lt + INTERVAL '10' MILLISECOND".into());
+        s.left_expire = vec![ExpireBound {
+            expr: "t".into(),
+            offset_ms: 10,
+        }];
+        s.right_expire = vec![ExpireBound {
+            expr: "t".into(),
+            offset_ms: 0,
+        }];
+        let mut j = op(&s, 0, 1, None);
+        j.process_input(0, people(&[(1, "ann", 100), (1, "old", 50)]))
+            .await
+            .unwrap();
+        j.on_watermark(70).await.unwrap();
+        assert_eq!(j.sides[0].held, 1, "old expired at 60");
+        let got = out(j
+            .process_input(1, sales(&[(Some(1), 5, 105), (Some(1), 6, 120)]))
+            .await
+            .unwrap());
+        assert_eq!(got, vec![(1, "ann".into(), 5)]);
+        j.on_watermark(110).await.unwrap();
+        assert_eq!((j.sides[0].held, j.sides[1].held), (0, 1));
+        // Arrives expired: probes, is not kept.
+        j.process_input(0, people(&[(1, "late", 100)]))
+            .await
+            .unwrap();
+        assert_eq!(j.sides[0].held, 0);
+    }
+
+    #[tokio::test]
+    async fn state_restores_at_another_parallelism() {
+        let s = spec();
+        let mut j = op(&s, 0, 1, None);
+        let ids: Vec<(i64, &str, i64)> = (0..40).map(|i| (i, "p", 0)).collect();
+        j.process_input(0, people(&ids)).await.unwrap();
+        j.process_input(1, sales(&[(Some(3), 1, 0)])).await.unwrap();
+        let barrier = Barrier {
+            id: 1,
+            timestamp_ms: 0,
+            savepoint: false,
+            target_dir: Arc::from("unused"),
+        };
+        let snap = j.snapshot(&barrier).await.unwrap().unwrap();
+        let restored = || Restored {
+            job_id: "j".into(),
+            old_parallelism: 1,
+            snapshots: vec![(0, Bytes::from(snap.clone()))],
+        };
+        let mut total = 0;
+        let mut matches = Vec::new();
+        for subtask in 0..2 {
+            let mut k = op(&s, subtask, 2, Some(restored()));
+            total += k.sides[0].held;
+            let range = k.range.clone();
+            let mine: Vec<(Option<i64>, i64, i64)> = (0..40)
+                .filter(|i| {
+                    let mut h = Vec::new();
+                    hash_columns(&[Arc::new(Int64Array::from(vec![*i])) as ArrayRef], &mut h)
+                        .unwrap();
+                    range.contains(&key_group(h[0], 128))
+                })
+                .map(|i| (Some(i), 100 + i, 0))
+                .collect();
+            matches.extend(out(k.process_input(1, sales(&mine)).await.unwrap()));
+            if mine.iter().any(|m| m.0 == Some(3)) {
+                assert_eq!(k.sides[1].held, 1 + mine.len());
+            }
+        }
+        assert_eq!(total, 40);
+        assert_eq!(matches.len(), 40);
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        let mut s = spec();
+        s.columns.clear();
+        let e = schema(&s, &left(), &right(), "j").unwrap_err().to_string();
+        assert!(e.contains("\"t\" appears twice"), "{e}");
+        let mut s = spec();
+        s.right_keys = vec!["t".into()];
+        let e = schema(&s, &left(), &right(), "j").unwrap_err().to_string();
+        assert!(e.contains("different types"), "{e}");
+        let mut s = spec();
+        s.filter = Some("price + 1".into());
+        let e = schema(&s, &left(), &right(), "j").unwrap_err().to_string();
+        assert!(e.contains("not a predicate"), "{e}");
+    }
+}
