@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +14,15 @@ use weir_runtime::operators::nexmark::Sequence;
 use weir_types::{NexmarkSpec, NexmarkTable};
 
 const EVENTS: u64 = 60_000;
+
+/// Events for a query's embedded test: the joins over windows get several windows' worth
+/// (the source's 10 000 events per second of event time).
+fn events_for(q: &str) -> u64 {
+    match q {
+        "q5" | "q7" | "q8" => 300_000,
+        _ => EVENTS,
+    }
+}
 
 /// An example query with its event count and output folder replaced.
 fn example(q: &str, events: u64, out: &Path) -> String {
@@ -73,9 +83,109 @@ fn bids(events: u64) -> Vec<weir_runtime::operators::nexmark::Bid> {
         .collect()
 }
 
-/// Reference answers, as (expected rows, parser of an output row into the same form).
+fn people(events: u64) -> Vec<weir_runtime::operators::nexmark::Person> {
+    let seq = Sequence::new(&NexmarkSpec::default());
+    (0..events)
+        .filter(|n| seq.kind(*n) == NexmarkTable::Person)
+        .map(|n| seq.person(n))
+        .collect()
+}
+
+fn auctions(events: u64) -> Vec<weir_runtime::operators::nexmark::Auction> {
+    let seq = Sequence::new(&NexmarkSpec::default());
+    (0..events)
+        .filter(|n| seq.kind(*n) == NexmarkTable::Auction)
+        .map(|n| seq.auction(n))
+        .collect()
+}
+
+/// Bids per (auction, window start) for windows of `size` every `slide` ms.
+fn window_counts(events: u64, size: i64, slide: i64) -> BTreeMap<(i64, i64), i64> {
+    let mut counts = BTreeMap::new();
+    for b in bids(events) {
+        let mut start = b.date_time - b.date_time.rem_euclid(slide);
+        while start > b.date_time - size {
+            *counts.entry((b.auction, start)).or_insert(0) += 1;
+            start -= slide;
+        }
+    }
+    counts
+}
+
+/// Reference answers, each row as the text `normalize` makes of an output row.
 fn reference(q: &str, events: u64) -> Vec<String> {
     let mut rows: Vec<String> = match q {
+        // Auctions in category 10 by sellers in OR, ID or CA: every pair of the two.
+        "q3" => {
+            let sellers: HashMap<i64, _> = people(events)
+                .into_iter()
+                .filter(|p| ["OR", "ID", "CA"].contains(&p.state))
+                .map(|p| (p.id, p))
+                .collect();
+            auctions(events)
+                .iter()
+                .filter(|a| a.category == 10)
+                .filter_map(|a| {
+                    let p = sellers.get(&a.seller)?;
+                    Some(format!("{},{},{},{}", p.name, p.city, p.state, a.id))
+                })
+                .collect()
+        }
+        // Per 10 s window every 2 s: the auctions with the most bids, and that count.
+        "q5" => {
+            let counts = window_counts(events, 10_000, 2_000);
+            let mut top: BTreeMap<i64, i64> = BTreeMap::new();
+            for ((_, start), n) in &counts {
+                let t = top.entry(*start).or_insert(0);
+                *t = (*t).max(*n);
+            }
+            counts
+                .iter()
+                .filter(|((_, start), n)| top[start] == **n)
+                .map(|((auction, _), n)| format!("{auction},{n}"))
+                .collect()
+        }
+        // Per 10 s tumbling window: the bids at its highest price, at times from its start
+        // to its end inclusive (the query's BETWEEN).
+        "q7" => {
+            let all = bids(events);
+            let mut top: BTreeMap<i64, i64> = BTreeMap::new();
+            for b in &all {
+                let start = b.date_time - b.date_time.rem_euclid(10_000);
+                let t = top.entry(start).or_insert(i64::MIN);
+                *t = (*t).max(b.price);
+            }
+            let mut rows = Vec::new();
+            for (start, price) in top {
+                for b in &all {
+                    if b.price == price && (start..=start + 10_000).contains(&b.date_time) {
+                        rows.push(format!(
+                            "{},{},{},{}",
+                            b.auction, b.price, b.bidder, b.date_time
+                        ));
+                    }
+                }
+            }
+            rows
+        }
+        // People who created an account and an auction in the same 10 s window, once per
+        // window.
+        "q8" => {
+            let window = |t: i64| t - t.rem_euclid(10_000);
+            let sellers: BTreeSet<(i64, i64)> = auctions(events)
+                .iter()
+                .map(|a| (a.seller, window(a.date_time)))
+                .collect();
+            let joined: BTreeSet<(i64, String, i64)> = people(events)
+                .into_iter()
+                .filter(|p| sellers.contains(&(p.id, window(p.date_time))))
+                .map(|p| (p.id, p.name, window(p.date_time)))
+                .collect();
+            joined
+                .into_iter()
+                .map(|(id, name, start)| format!("{id},{name},{start}"))
+                .collect()
+        }
         "q0" => bids(events)
             .iter()
             .map(|b| format!("{},{},{},{}", b.auction, b.bidder, b.price, b.date_time))
@@ -173,6 +283,8 @@ fn normalize(q: &str, row: &str) -> String {
             f[4]
         ),
         "hop" => format!("{},{},{},{}", f[0], f[1], parse_ts(f[2]), parse_ts(f[3])),
+        "q7" => format!("{},{},{},{}", f[0], f[1], f[2], parse_ts(f[3])),
+        "q8" => format!("{},{},{}", f[0], f[1], parse_ts(f[2])),
         "tumble-avg" => format!(
             "{},{},{},{},{}",
             f[0],
@@ -222,7 +334,8 @@ fn run_embedded_edited(q: &str, answer: &str, edit: impl FnOnce(String) -> Strin
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let file = dir.path().join(format!("{q}.sql"));
-    std::fs::write(&file, edit(example(q, EVENTS, &out))).unwrap();
+    let events = events_for(answer);
+    std::fs::write(&file, edit(example(q, events, &out))).unwrap();
     let res = Command::new(weir())
         .current_dir(dir.path())
         .args(["run", file.to_str().unwrap(), "--progress", "0"])
@@ -234,7 +347,7 @@ fn run_embedded_edited(q: &str, answer: &str, edit: impl FnOnce(String) -> Strin
         String::from_utf8_lossy(&res.stdout),
         String::from_utf8_lossy(&res.stderr)
     );
-    check(answer, &out, EVENTS);
+    check(answer, &out, events);
 }
 
 #[test]
@@ -274,16 +387,37 @@ fn hopping_window_embedded() {
     run_embedded("hop");
 }
 
-/// q0–q2 and the windows as one cluster job each, on 2 task managers, checkpoints every second, rate-limited
+#[test]
+fn q3_regular_join_embedded() {
+    run_embedded("q3");
+}
+
+#[test]
+fn q5_window_join_embedded() {
+    run_embedded("q5");
+}
+
+#[test]
+fn q7_interval_join_embedded() {
+    run_embedded("q7");
+}
+
+#[test]
+fn q8_window_join_embedded() {
+    run_embedded("q8");
+}
+
+/// q0–q3, q5, q7, q8 and the windows as one cluster job each, on 2 task managers, checkpoints every second, rate-limited
 /// so each runs through several checkpoints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nexmark_queries_on_a_two_task_manager_cluster() {
     let mut cluster = TestCluster::new();
-    cluster.start_tm(2);
-    cluster.start_tm(2);
-    let client = cluster.wait_slots(4).await;
+    // Slots for the widest query (q5 and q8: five tasks of parallelism 2).
+    cluster.start_tm(5);
+    cluster.start_tm(5);
+    let client = cluster.wait_slots(10).await;
     let events = 200_000;
-    for q in ["q0", "q1", "q2", "tumble", "hop"] {
+    for q in ["q0", "q1", "q2", "q3", "q5", "q7", "q8", "tumble", "hop"] {
         let out: PathBuf = cluster.path(&format!("out-{q}"));
         let sql = example(q, events, &out).replace(
             &format!("'events' = '{events}'"),
@@ -343,6 +477,39 @@ async fn hop_window_survives_a_task_manager_kill() {
     }
     assert!(status.restarts >= 1, "the kill caused a restart");
     check("hop", &out, events);
+}
+
+/// Nexmark q5 (hopping windows, a window result grouped again, a window join) on 2 task
+/// managers, one killed with SIGKILL mid-run: window and join state restore from the
+/// checkpoint and the committed output is exactly the reference (what issue 4 asks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q5_survives_a_task_manager_kill() {
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(5);
+    cluster.start_tm(5);
+    let client = cluster.wait_slots(10).await;
+    let events = 600_000;
+    let out = cluster.path("out-q5-kill");
+    let sql = example("q5", events, &out).replace(
+        &format!("'events' = '{events}'"),
+        &format!("'events' = '{events}', 'rate' = '60000'"),
+    );
+    let job = weir_sql::compile(&sql, "q5-kill").expect("compile");
+    let id = client
+        .submit_json(&job.to_json(), None)
+        .await
+        .expect("submit");
+    kill_tm_mid_run(&mut cluster, &client, &id, 3, 0, 5).await;
+    let status = client
+        .wait(&id, Some(Duration::from_secs(180)))
+        .await
+        .expect("wait");
+    if status.state != "FINISHED" {
+        cluster.dump_logs();
+        panic!("ended {}: {}", status.state, status.failure);
+    }
+    assert!(status.restarts >= 1, "the kill caused a restart");
+    check("q5", &out, events);
 }
 
 /// A chain that never waits (source to blackhole, no checkpoints) on a task manager with as

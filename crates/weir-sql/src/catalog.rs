@@ -8,8 +8,7 @@ use datafusion::common::TableReference;
 use datafusion::execution::SessionStateDefaults;
 use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion::logical_expr::{
-    AggregateUDF, HigherOrderUDF, LogicalPlan, LogicalTableSource, ScalarUDF, TableSource,
-    WindowUDF,
+    AggregateUDF, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF,
 };
 use datafusion::sql::sqlparser::tokenizer::Location;
 use std::collections::{BTreeMap, HashMap};
@@ -118,6 +117,17 @@ pub fn normalize_schema(s: &Schema) -> Schema {
     )
 }
 
+/// A table as DataFusion's planner sees it: a schema. Filters are not pushed into scans (the
+/// translator turns a scan into a source and a filter into a filter operator).
+#[derive(Debug)]
+struct StreamTable(datafusion::arrow::datatypes::SchemaRef);
+
+impl TableSource for StreamTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.clone()
+    }
+}
+
 impl ContextProvider for Catalog {
     fn get_table_source(
         &self,
@@ -125,14 +135,14 @@ impl ContextProvider for Catalog {
     ) -> datafusion::error::Result<Arc<dyn TableSource>> {
         let key = name.table();
         if let Some(t) = self.tables.get(key) {
-            return Ok(Arc::new(LogicalTableSource::new(t.schema.clone())));
+            return Ok(Arc::new(StreamTable(t.schema.clone())));
         }
         if let Some(w) = self.windows.get(key) {
-            return Ok(Arc::new(LogicalTableSource::new(w.schema.clone())));
+            return Ok(Arc::new(StreamTable(w.schema.clone())));
         }
         if let Some(v) = self.views.get(key) {
             let schema = Arc::new(v.plan.schema().as_arrow().clone());
-            return Ok(Arc::new(LogicalTableSource::new(schema)));
+            return Ok(Arc::new(StreamTable(schema)));
         }
         let known: Vec<&str> = self
             .tables

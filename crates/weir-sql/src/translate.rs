@@ -12,15 +12,16 @@
 use crate::catalog::Catalog;
 use crate::connectors;
 use crate::error::{Result, SqlError};
-use datafusion::common::Column;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::tokenizer::Location;
 use datafusion::sql::unparser::expr_to_sql;
 use std::collections::{BTreeSet, HashMap};
 use weir_types::{
-    AggFn, AggSpec, InputSpec, OperatorKind, OperatorSpec, Partitioning, ProjectExpr,
-    WatermarkSpec, WindowSpec,
+    AggFn, AggSpec, ExpireBound, InputSpec, JoinSpec, OperatorKind, OperatorSpec, Partitioning,
+    ProjectExpr, WatermarkSpec, WindowSpec,
 };
 
 /// The output of a translated plan node.
@@ -32,6 +33,64 @@ struct Stream {
     columns: Vec<String>,
     /// An updating result: the columns that key it.
     keys: Option<Vec<String>>,
+    /// Its event-time columns.
+    times: Vec<TimeCol>,
+}
+
+/// An event-time column of a stream: every row still to come has `name > W - slack_ms` for
+/// the watermark `W` that has reached the stream's consumer. A source's watermark column has
+/// slack 0 (rows at or below the watermark are late); a window result's `window_end` has the
+/// allowed lateness (a window is emitted when the watermark passes end plus lateness).
+#[derive(Debug, Clone, PartialEq)]
+struct TimeCol {
+    name: String,
+    slack_ms: i64,
+    /// A window result's start or end column, and the windows' size.
+    window: Option<(WindowRole, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum WindowRole {
+    Start,
+    End,
+}
+
+impl Stream {
+    fn time(&self, name: &str) -> Option<&TimeCol> {
+        self.times.iter().find(|t| t.name == name)
+    }
+
+    /// The time columns that `from[i]` renamed to `to[i]` keeps.
+    fn times_renamed(&self, from: &[Option<String>], to: &[String]) -> Vec<TimeCol> {
+        let mut out = Vec::new();
+        for (f, t) in from.iter().zip(to) {
+            if let Some(tc) = f.as_deref().and_then(|f| self.time(f)) {
+                out.push(TimeCol {
+                    name: t.clone(),
+                    ..tc.clone()
+                });
+            }
+        }
+        out
+    }
+}
+
+/// `e` with its columns (resolved against `schema`, the plan node's input) renamed to the
+/// stream's names for them: the runtime knows columns by these unqualified names, which after
+/// a join differ from SQL's qualified ones (`a.id` and `b.id` become `id` and `id_2`).
+fn rename_columns(e: &Expr, schema: &DFSchema, names: &[String]) -> Expr {
+    e.clone()
+        .transform(|x| match &x {
+            Expr::Column(c) => match schema.index_of_column(c) {
+                Ok(i) if i < names.len() => Ok(Transformed::yes(Expr::Column(Column::from_name(
+                    names[i].clone(),
+                )))),
+                _ => Ok(Transformed::no(x)),
+            },
+            _ => Ok(Transformed::no(x)),
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
 }
 
 pub struct Translator<'a> {
@@ -187,7 +246,12 @@ impl<'a> Translator<'a> {
                     .collect();
                 let mut exprs = Vec::with_capacity(names.len());
                 let mut plain: Vec<Option<String>> = Vec::with_capacity(names.len());
-                for (e, name) in proj.expr.iter().zip(&names) {
+                let renamed: Vec<Expr> = proj
+                    .expr
+                    .iter()
+                    .map(|e| rename_columns(e, proj.input.schema(), &input.columns))
+                    .collect();
+                for (e, name) in renamed.iter().zip(&names) {
                     let inner = e.clone().unalias();
                     plain.push(match &inner {
                         Expr::Column(Column { name: c, .. }) => Some(c.clone()),
@@ -236,6 +300,7 @@ impl<'a> Translator<'a> {
                 Ok(Stream {
                     op,
                     parallelism: self.parallelism,
+                    times: input.times_renamed(&plain, &names),
                     columns: names,
                     keys,
                 })
@@ -248,7 +313,10 @@ impl<'a> Translator<'a> {
                         "a filter over an updating result (HAVING, or WHERE over a GROUP BY view)",
                     ));
                 }
-                let predicate = sql_text(&f.predicate, at)?;
+                let predicate = sql_text(
+                    &rename_columns(&f.predicate, f.input.schema(), &input.columns),
+                    at,
+                )?;
                 let partition = self.forward_or_rebalance(&input);
                 let op = self.push(
                     "filter",
@@ -267,6 +335,20 @@ impl<'a> Translator<'a> {
             }
             LogicalPlan::Aggregate(agg) => {
                 let mut input = self.plan(&agg.input)?;
+                let schema = agg.input.schema();
+                let group_expr: Vec<Expr> = agg
+                    .group_expr
+                    .iter()
+                    .map(|e| rename_columns(e, schema, &input.columns))
+                    .collect();
+                let aggr_expr: Vec<Expr> = agg
+                    .aggr_expr
+                    .iter()
+                    .map(|e| rename_columns(e, schema, &input.columns))
+                    .collect();
+                if let Some(s) = self.assigned_window(agg, &input, &group_expr, &aggr_expr)? {
+                    return Ok(s);
+                }
                 if input.keys.is_some() {
                     return Err(unsupported(at, "an aggregate over an updating result"));
                 }
@@ -286,7 +368,7 @@ impl<'a> Translator<'a> {
                 // under the names the aggregate's schema gives them.
                 let mut keys = Vec::new();
                 let mut computed = Vec::new();
-                for (g, name) in agg.group_expr.iter().zip(&out_names) {
+                for (g, name) in group_expr.iter().zip(&out_names) {
                     match g {
                         Expr::Column(c) => keys.push(c.name.clone()),
                         other => {
@@ -313,7 +395,7 @@ impl<'a> Translator<'a> {
                     input = self.project_exprs(&input, exprs, names);
                 }
                 let (aggregates, outputs) =
-                    lower_aggregates(&agg.aggr_expr, &out_names[keys.len()..], at)?;
+                    lower_aggregates(&aggr_expr, &out_names[keys.len()..], at)?;
                 for a in &aggregates {
                     if input.columns.contains(&a.name) {
                         return Err(SqlError::at(
@@ -337,7 +419,7 @@ impl<'a> Translator<'a> {
                 s.keys = Some(keys);
                 Ok(s)
             }
-            LogicalPlan::Join(_) => Err(unsupported(at, "a join")),
+            LogicalPlan::Join(j) => self.join(j),
             LogicalPlan::Sort(_) => Err(SqlError::at(
                 at,
                 "ORDER BY is not supported on an unbounded stream",
@@ -412,9 +494,6 @@ impl<'a> Translator<'a> {
                 "a window aggregate must GROUP BY window_start, window_end (and any key columns)",
             ));
         }
-        if keys.is_empty() {
-            return Err(unsupported(at, "a window aggregate without key columns"));
-        }
         let out_names: Vec<String> = agg
             .schema
             .fields()
@@ -465,6 +544,16 @@ impl<'a> Translator<'a> {
         if input.keys.is_some() {
             return Err(unsupported(at, "a window over an updating result"));
         }
+        if input.time(&w.time).is_none_or(|t| t.window.is_some()) {
+            return Err(SqlError::at(
+                at,
+                format!(
+                    "windows over {}.{} need event time, and {} is not an event-time column of {} (declare a WATERMARK on the table it comes from)",
+                    w.input, w.time, w.time, w.input
+                ),
+            ));
+        }
+        let (input, keys) = self.global_key(input, keys)?;
         let spec = WindowSpec {
             keys: keys.clone(),
             time: w.time.clone(),
@@ -484,14 +573,359 @@ impl<'a> Translator<'a> {
             })
             .chain(outputs)
             .collect();
-        Ok(self.aggregate_then_project(
+        let mut out = self.aggregate_then_project(
             "window",
             OperatorKind::WindowAggregate(spec),
             &input,
             &keys,
             exprs,
             &out_names,
-        ))
+        );
+        for (g, name) in agg.group_expr.iter().zip(&out_names) {
+            if let Expr::Column(c) = g {
+                let role = match c.name.as_str() {
+                    "window_start" => WindowRole::Start,
+                    "window_end" => WindowRole::End,
+                    _ => continue,
+                };
+                out.times.push(self.window_time(name, role, w.size_ms));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An inner equi-join: a `join` operator reading both sides hash-partitioned by their
+    /// keys. Its state is bounded by what the condition says about event time: for each
+    /// conjunct `a <= b` (also `<`, `=`, `BETWEEN`) where `a` is an event-time column of one
+    /// side (plus or minus a constant) and `b` an expression over the other side's columns,
+    /// no row still to come on `a`'s side can match an other-side row once the watermark has
+    /// passed `b` (plus `a`'s slack), so that row expires then. Interval joins (`BETWEEN
+    /// r.t - INTERVAL … AND r.t`) and window joins (equal `window_end`s) come out bounded;
+    /// other joins keep their rows, as Flink does without a state TTL.
+    fn join(&mut self, j: &datafusion::logical_expr::Join) -> Result<Stream> {
+        use datafusion::logical_expr::{utils::split_conjunction, JoinType};
+        let at = self.at;
+        if j.join_type != JoinType::Inner {
+            return Err(unsupported(
+                at,
+                &format!("a {} join (inner joins are)", j.join_type),
+            ));
+        }
+        if j.on.is_empty() {
+            return Err(unsupported(
+                at,
+                "a join without an equality between its two sides (a cross join)",
+            ));
+        }
+        let left = self.plan(&j.left)?;
+        let right = self.plan(&j.right)?;
+        if left.keys.is_some() || right.keys.is_some() {
+            return Err(unsupported(
+                at,
+                "a join of an updating result (a GROUP BY without window)",
+            ));
+        }
+        let nl = left.columns.len();
+        // Output names: the left's, then the right's, a repeated name numbered.
+        let mut names: Vec<String> = Vec::new();
+        for c in left.columns.iter().chain(&right.columns) {
+            let mut name = c.clone();
+            let mut n = 1;
+            while names.contains(&name) {
+                n += 1;
+                name = format!("{c}_{n}");
+            }
+            names.push(name);
+        }
+        let key_col = |e: &Expr, schema: &DFSchema, cols: &[String]| -> Result<String> {
+            match rename_columns(e, schema, cols) {
+                Expr::Column(c) => Ok(c.name),
+                other => Err(SqlError::at(
+                    at,
+                    format!(
+                        "join keys must be columns of the same type, not {} (compute it in a view first)",
+                        sql_text(&other, at)?
+                    ),
+                )),
+            }
+        };
+        let mut left_keys = Vec::new();
+        let mut right_keys = Vec::new();
+        // Every conjunct of the condition over the output names: (a, op, b).
+        let mut conds: Vec<(Expr, Expr)> = Vec::new();
+        for (l, r) in &j.on {
+            let (lk, rk) = (
+                key_col(l, j.left.schema(), &left.columns)?,
+                key_col(r, j.right.schema(), &right.columns)?,
+            );
+            let li = left.columns.iter().position(|c| *c == lk).unwrap_or(0);
+            let ri = nl + right.columns.iter().position(|c| *c == rk).unwrap_or(0);
+            let (a, b) = (
+                Expr::Column(Column::from_name(names[li].clone())),
+                Expr::Column(Column::from_name(names[ri].clone())),
+            );
+            conds.push((a.clone(), b.clone()));
+            conds.push((b, a));
+            left_keys.push(lk);
+            right_keys.push(rk);
+        }
+        let filter = j
+            .filter
+            .as_ref()
+            .map(|f| rename_columns(f, &j.schema, &names));
+        if let Some(f) = &filter {
+            for c in split_conjunction(f) {
+                conds.extend(at_most(c));
+            }
+        }
+        // Event-time columns by output name, with their side.
+        let side_of = |name: &str| names.iter().position(|n| n == name).map(|i| i >= nl);
+        let time_of = |name: &str| -> Option<TimeCol> {
+            let i = names.iter().position(|n| n == name)?;
+            if i < nl {
+                left.time(&left.columns[i]).cloned()
+            } else {
+                right.time(&right.columns[i - nl]).cloned()
+            }
+        };
+        let mut expire: [Vec<ExpireBound>; 2] = [Vec::new(), Vec::new()];
+        for (a, b) in &conds {
+            let Some((col, c_ms)) = column_plus_constant(a) else {
+                continue;
+            };
+            let (Some(t), Some(a_right)) = (time_of(&col), side_of(&col)) else {
+                continue;
+            };
+            let mut b_sides = BTreeSet::new();
+            for c in b.column_refs() {
+                b_sides.insert(side_of(&c.name));
+            }
+            // `b` must be over the other side's columns only.
+            if b_sides.len() != 1 || !b_sides.contains(&Some(!a_right)) {
+                continue;
+            }
+            let own: &[String] = if a_right {
+                &left.columns
+            } else {
+                &right.columns
+            };
+            let offset = if a_right { 0 } else { nl };
+            let b_own = b
+                .clone()
+                .transform(|x| match &x {
+                    Expr::Column(c) => {
+                        let i = names.iter().position(|n| *n == c.name).unwrap_or(0);
+                        Ok(Transformed::yes(Expr::Column(Column::from_name(
+                            own[i - offset].clone(),
+                        ))))
+                    }
+                    _ => Ok(Transformed::no(x)),
+                })
+                .map_err(|e| SqlError::from_datafusion(e, at))?
+                .data;
+            // Rows still to come have a > W - slack, so a ≤ b fails for all of them once
+            // W ≥ b - c + slack + 1.
+            let bound = ExpireBound {
+                expr: sql_text(&b_own, at)?,
+                offset_ms: t.slack_ms - c_ms + 1,
+            };
+            let side = &mut expire[usize::from(!a_right)];
+            if !side.contains(&bound) {
+                side.push(bound);
+            }
+        }
+        // Equal window columns of both sides stay event-time columns of the result (a row
+        // is emitted when its later side arrives, and both sides' windows are equal).
+        let mut times = Vec::new();
+        for (l, r) in left_keys.iter().zip(&right_keys) {
+            if let (Some(lt), Some(rt)) = (left.time(l), right.time(r)) {
+                if lt.window.is_some() && lt.window == rt.window {
+                    let li = left.columns.iter().position(|c| c == l).unwrap_or(0);
+                    let ri = nl + right.columns.iter().position(|c| c == r).unwrap_or(0);
+                    let slack_ms = lt.slack_ms.max(rt.slack_ms);
+                    for i in [li, ri] {
+                        times.push(TimeCol {
+                            name: names[i].clone(),
+                            slack_ms,
+                            window: lt.window,
+                        });
+                    }
+                }
+            }
+        }
+        let [left_expire, right_expire] = expire;
+        let spec = JoinSpec {
+            left_keys: left_keys.clone(),
+            right_keys: right_keys.clone(),
+            filter: filter.map(|f| sql_text(&f, at)).transpose()?,
+            columns: names.clone(),
+            left_expire,
+            right_expire,
+        };
+        let id = self.fresh("join");
+        self.ops.push(OperatorSpec {
+            id: id.clone(),
+            parallelism: self.parallelism,
+            inputs: vec![
+                InputSpec {
+                    from: left.op.clone(),
+                    partition: Partitioning::Hash(left_keys),
+                },
+                InputSpec {
+                    from: right.op.clone(),
+                    partition: Partitioning::Hash(right_keys),
+                },
+            ],
+            kind: OperatorKind::Join(spec),
+            watermark: None,
+        });
+        Ok(Stream {
+            op: id,
+            parallelism: self.parallelism,
+            columns: names,
+            keys: None,
+            times,
+        })
+    }
+
+    /// A window result's start or end column as an event-time column: a window is emitted
+    /// when the watermark passes its end plus the allowed lateness.
+    fn window_time(&self, name: &str, role: WindowRole, size_ms: u64) -> TimeCol {
+        let lateness = self.allowed_lateness_ms as i64;
+        TimeCol {
+            name: name.to_string(),
+            slack_ms: match role {
+                WindowRole::Start => lateness + size_ms as i64,
+                WindowRole::End => lateness,
+            },
+            window: Some((role, size_ms)),
+        }
+    }
+
+    /// Keys for a keyed operator: `keys`, or, for an aggregate over everything (no key
+    /// columns), a constant column computed first: one group, on one subtask.
+    fn global_key(&mut self, input: Stream, keys: Vec<String>) -> Result<(Stream, Vec<String>)> {
+        if !keys.is_empty() {
+            return Ok((input, keys));
+        }
+        let key = "__all".to_string();
+        let mut names = input.columns.clone();
+        names.push(key.clone());
+        let exprs = input
+            .columns
+            .iter()
+            .map(|c| ProjectExpr {
+                expr: quote(c),
+                name: c.clone(),
+            })
+            .chain([ProjectExpr {
+                expr: "CAST(0 AS BIGINT)".into(),
+                name: key.clone(),
+            }])
+            .collect();
+        let times = input.times.clone();
+        let mut s = self.project_exprs(&input, exprs, names);
+        s.times = times;
+        Ok((s, vec![key]))
+    }
+
+    /// `GROUP BY … window_start, window_end` over a window result (another window
+    /// aggregate's rows, grouped again by their window): an `assigned` window aggregate,
+    /// append-only like the first. `None` when the aggregate groups by no window column.
+    fn assigned_window(
+        &mut self,
+        agg: &datafusion::logical_expr::Aggregate,
+        input: &Stream,
+        group_expr: &[Expr],
+        aggr_expr: &[Expr],
+    ) -> Result<Option<Stream>> {
+        let at = self.at;
+        let mut start = None;
+        let mut keys = Vec::new();
+        let mut size = 0;
+        for g in group_expr {
+            let Expr::Column(c) = g else { continue };
+            match input.time(&c.name).and_then(|t| t.window) {
+                Some((WindowRole::Start, s)) => {
+                    start = Some(c.name.clone());
+                    size = s;
+                }
+                Some((WindowRole::End, s)) => size = s,
+                None => keys.push(c.name.clone()),
+            }
+        }
+        if size == 0 {
+            return Ok(None);
+        }
+        let Some(start) = start else {
+            return Err(SqlError::at(
+                at,
+                "grouping a window result by its window needs GROUP BY window_start, window_end",
+            ));
+        };
+        if input.keys.is_some() {
+            return Err(unsupported(at, "a window over an updating result"));
+        }
+        if group_expr.iter().any(|g| !matches!(g, Expr::Column(_))) {
+            return Err(SqlError::at(
+                at,
+                "GROUP BY expressions are not supported with windows yet: group by columns",
+            ));
+        }
+        let out_names: Vec<String> = agg
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let (aggregates, outputs) =
+            lower_aggregates(aggr_expr, &out_names[group_expr.len()..], at)?;
+        let (input, keys) = self.global_key(input.clone(), keys)?;
+        let spec = WindowSpec {
+            keys: keys.clone(),
+            time: start.clone(),
+            size_ms: size,
+            slide_ms: 0,
+            aggregates,
+            allowed_lateness_ms: self.allowed_lateness_ms,
+            assigned: true,
+        };
+        let mut roles = Vec::new();
+        let exprs = group_expr
+            .iter()
+            .filter_map(|g| match g {
+                Expr::Column(c) => Some(match input.time(&c.name).and_then(|t| t.window) {
+                    Some((WindowRole::Start, _)) => {
+                        roles.push(Some(WindowRole::Start));
+                        quote("window_start")
+                    }
+                    Some((WindowRole::End, _)) => {
+                        roles.push(Some(WindowRole::End));
+                        quote("window_end")
+                    }
+                    None => {
+                        roles.push(None);
+                        quote(&c.name)
+                    }
+                }),
+                _ => None,
+            })
+            .chain(outputs)
+            .collect();
+        let mut out = self.aggregate_then_project(
+            "window",
+            OperatorKind::WindowAggregate(spec),
+            &input,
+            &keys,
+            exprs,
+            &out_names,
+        );
+        for (role, name) in roles.iter().zip(&out_names) {
+            if let Some(role) = role {
+                out.times.push(self.window_time(name, *role, size));
+            }
+        }
+        Ok(Some(out))
     }
 
     /// An aggregate operator behind a hash exchange on `keys`, then the projection that
@@ -511,6 +945,7 @@ impl<'a> Translator<'a> {
             parallelism: self.parallelism,
             columns: Vec::new(),
             keys: None,
+            times: Vec::new(),
         };
         let exprs = exprs
             .into_iter()
@@ -536,6 +971,7 @@ impl<'a> Translator<'a> {
             parallelism: self.parallelism,
             columns: names,
             keys: None,
+            times: Vec::new(),
         }
     }
 
@@ -558,9 +994,11 @@ impl<'a> Translator<'a> {
             .collect::<Result<Vec<_>>>()?;
         let partition = self.forward_or_rebalance(input);
         let op = self.push("project", OperatorKind::Project { exprs }, input, partition);
+        let from: Vec<Option<String>> = from.iter().cloned().map(Some).collect();
         Ok(Stream {
             op,
             parallelism: self.parallelism,
+            times: input.times_renamed(&from, to),
             columns: to.to_vec(),
             keys: None,
         })
@@ -604,6 +1042,14 @@ impl<'a> Translator<'a> {
                 delay_ms: *delay_ms,
                 idle_timeout_ms: self.idle_timeout_ms,
             });
+        let times = watermark
+            .iter()
+            .map(|w| TimeCol {
+                name: w.column.clone(),
+                slack_ms: 0,
+                window: None,
+            })
+            .collect();
         self.ops.push(OperatorSpec {
             id: id.clone(),
             parallelism: self.parallelism,
@@ -620,12 +1066,76 @@ impl<'a> Translator<'a> {
                 all.clone()
             },
             keys: None,
+            times,
         };
         if s.columns != columns {
             s = self.project_columns(&s, &columns, &columns)?;
         }
         self.sources.insert(cache_key, s.clone());
         Ok(s)
+    }
+}
+
+/// A conjunct as upper bounds `a <= b` (`<`, `>`, `>=`, `=` and `BETWEEN` become one or two).
+fn at_most(e: &Expr) -> Vec<(Expr, Expr)> {
+    use datafusion::logical_expr::{Between, BinaryExpr, Operator};
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (l, r) = (left.as_ref().clone(), right.as_ref().clone());
+            match op {
+                Operator::Lt | Operator::LtEq => vec![(l, r)],
+                Operator::Gt | Operator::GtEq => vec![(r, l)],
+                Operator::Eq => vec![(l.clone(), r.clone()), (r, l)],
+                _ => vec![],
+            }
+        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) => vec![
+            (low.as_ref().clone(), expr.as_ref().clone()),
+            (expr.as_ref().clone(), high.as_ref().clone()),
+        ],
+        _ => vec![],
+    }
+}
+
+/// `col`, `col + <interval>` or `col - <interval>`: the column and the constant in ms.
+fn column_plus_constant(e: &Expr) -> Option<(String, i64)> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    match e {
+        Expr::Column(c) => Some((c.name.clone(), 0)),
+        Expr::Cast(c) => column_plus_constant(&c.expr),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (c, base) = column_plus_constant(left)?;
+            let Expr::Literal(v, _) = right.as_ref() else {
+                return None;
+            };
+            let ms = constant_ms(v)?;
+            match op {
+                Operator::Plus => Some((c, base + ms)),
+                Operator::Minus => Some((c, base - ms)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// An interval or duration literal in milliseconds (months have no fixed length: none).
+fn constant_ms(v: &datafusion::common::ScalarValue) -> Option<i64> {
+    use datafusion::common::ScalarValue as S;
+    match v {
+        S::IntervalDayTime(Some(d)) => Some(d.days as i64 * 86_400_000 + d.milliseconds as i64),
+        S::IntervalMonthDayNano(Some(d)) if d.months == 0 => {
+            Some(d.days as i64 * 86_400_000 + d.nanoseconds / 1_000_000)
+        }
+        S::DurationMillisecond(Some(x)) => Some(*x),
+        S::DurationSecond(Some(x)) => Some(x * 1000),
+        S::Int64(Some(x)) => Some(*x),
+        _ => None,
     }
 }
 

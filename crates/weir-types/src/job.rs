@@ -808,9 +808,6 @@ impl JobSpec {
                         op.id
                     ));
                 }
-                if w.aggregates.is_empty() {
-                    return bad(format!("window_aggregate {:?} has no aggregates", op.id));
-                }
                 for input in &op.inputs {
                     let ok = match &input.partition {
                         Partitioning::Hash(k) => !w.keys.is_empty() && *k == w.keys,

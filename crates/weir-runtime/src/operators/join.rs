@@ -392,7 +392,7 @@ impl Operator for Join {
         let expiries = this.expiries(&batch)?;
         let mut probe: Vec<u32> = Vec::new();
         let mut matched: Vec<&[u8]> = Vec::new();
-        for r in 0..n {
+        for (r, &expires) in expiries.iter().enumerate() {
             if key_cols.iter().any(|c| c.is_null(r)) {
                 continue; // NULL equals nothing
             }
@@ -410,8 +410,8 @@ impl Operator for Join {
                     matched.push(row);
                 }
             }
-            if expiries[r] > self.watermark {
-                this.insert(kg, key.as_ref(), expiries[r], rows.row(r).as_ref());
+            if expires > self.watermark {
+                this.insert(kg, key.as_ref(), expires, rows.row(r).as_ref());
             }
         }
         if probe.is_empty() {

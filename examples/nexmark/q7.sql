@@ -1,0 +1,35 @@
+-- Nexmark q7: highest bid. The bids with the highest price of each 10-second tumbling
+-- window: the window's maximum (one group per window), joined back to the bids on price
+-- within the window's time range, an interval join whose state the watermark bounds.
+SET 'parallelism.default' = '2';
+SET 'execution.checkpointing.interval' = '1s';
+
+CREATE TABLE bid (
+  auction BIGINT,
+  bidder BIGINT,
+  price BIGINT,
+  channel VARCHAR,
+  url VARCHAR,
+  date_time TIMESTAMP(3),
+  extra VARCHAR,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'events' = '1000000');
+
+CREATE TABLE q7_out (
+  auction BIGINT,
+  price BIGINT,
+  bidder BIGINT,
+  date_time TIMESTAMP(3),
+  extra VARCHAR
+) WITH ('connector' = 'filesystem', 'path' = 'weir-data/output/q7', 'format' = 'csv');
+
+INSERT INTO q7_out
+SELECT B.auction, B.price, B.bidder, B.date_time, B.extra
+FROM bid B
+JOIN (
+  SELECT MAX(price) AS maxprice, window_end AS date_time
+  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+  GROUP BY window_start, window_end
+) B1
+ON B.price = B1.maxprice
+WHERE B.date_time BETWEEN B1.date_time - INTERVAL '10' SECOND AND B1.date_time;
