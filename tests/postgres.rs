@@ -347,3 +347,112 @@ FROM bid GROUP BY auction % 7;",
         .collect();
     assert_eq!(got, expected);
 }
+
+/// Nexmark q4 (`examples/nexmark/q4.sql`: an interval join, a GROUP BY, and an average over
+/// that updating result) into a PostgreSQL table keyed by category, embedded (`weir run`)
+/// and on the 2-task-manager cluster with checkpoints every second; both tables must hold
+/// the reference: per category, the mean over auctions of the highest bid made while the
+/// auction was open, computed here from the event model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexmark_q4_averages_closing_prices() {
+    let Some(pg) = PgServer::start() else { return };
+    let events = 200_000u64;
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nexmark/q4.sql"),
+    )
+    .expect("q4.sql");
+    let sql = |table: &str, rate: &str| {
+        let s = example
+            .replace(
+                "'events' = '1000000'",
+                &format!("'events' = '{events}'{rate}"),
+            )
+            .replace(
+                "WITH ('connector' = 'print')",
+                &format!(
+                    "WITH ('connector' = 'jdbc', 'url' = '{}', 'table-name' = '{table}', 'sink.create-table' = 'true')",
+                    pg.url()
+                ),
+            );
+        assert!(s.contains("'jdbc'"));
+        s
+    };
+    // Reference: each auction's highest bid within [date_time, expires], averaged per category.
+    let seq = weir_runtime::operators::nexmark::Sequence::new(&Default::default());
+    let mut auctions = std::collections::HashMap::new();
+    let mut finals: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    for n in 0..events {
+        match seq.kind(n) {
+            weir_types::NexmarkTable::Auction => {
+                let a = seq.auction(n);
+                auctions.insert(a.id, a);
+            }
+            weir_types::NexmarkTable::Bid => {
+                let b = seq.bid(n);
+                if let Some(a) = auctions.get(&b.auction) {
+                    if (a.date_time..=a.expires).contains(&b.date_time) {
+                        let f = finals.entry(a.id).or_insert((a.category, i64::MIN));
+                        f.1 = f.1.max(b.price);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut per_category: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    for (category, top) in finals.values() {
+        let c = per_category.entry(*category).or_insert((0, 0));
+        c.0 += top;
+        c.1 += 1;
+    }
+    let want: Vec<(i64, f64)> = per_category
+        .iter()
+        .map(|(c, (sum, n))| (*c, *sum as f64 / *n as f64))
+        .collect();
+    assert!(want.len() >= 3, "{want:?}");
+    let read = |table: &'static str| {
+        let pg = &pg;
+        async move {
+            pg.client()
+                .await
+                .query(
+                    &format!("SELECT category, avg_final FROM {table} ORDER BY category"),
+                    &[],
+                )
+                .await
+                .expect("read")
+                .iter()
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1)))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Embedded.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q4.sql");
+    std::fs::write(&file, sql("q4_embedded", "")).unwrap();
+    let res = std::process::Command::new(weir())
+        .current_dir(dir.path())
+        .args(["run", file.to_str().unwrap(), "--progress", "0"])
+        .output()
+        .expect("run weir");
+    assert!(
+        res.status.success(),
+        "weir run q4: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(read("q4_embedded").await, want, "embedded");
+    // Cluster, rate-limited through several checkpoints.
+    let job = weir_sql::compile(&sql("q4_cluster", ", 'rate' = '80000'"), "q4").expect("compile");
+    let cluster = TestCluster::new();
+    let mut cluster = cluster;
+    cluster.start_tm(5);
+    cluster.start_tm(5);
+    cluster.wait_slots(10).await;
+    let (_cluster, status) = run_job(cluster, &job.to_json(), |c, _, _| async { c }).await;
+    assert!(
+        completed_checkpoints(&status) >= 2,
+        "{}",
+        completed_checkpoints(&status)
+    );
+    assert_eq!(read("q4_cluster").await, want, "cluster");
+}

@@ -36,6 +36,16 @@ fn describe(kind: &OperatorKind) -> String {
             keys.join(", "),
             aggregates_text(aggregates)
         ),
+        OperatorKind::UpdatingAggregate {
+            keys,
+            upsert_keys,
+            aggregates,
+        } => format!(
+            "updating_aggregate by {} over updates of ({}): {}",
+            keys.join(", "),
+            upsert_keys.join(", "),
+            aggregates_text(aggregates)
+        ),
         OperatorKind::WindowAggregate(w) => format!(
             "window_aggregate by {}, window over {}: {} ms windows every {} ms{}: {}",
             w.keys.join(", "),

@@ -511,6 +511,15 @@ INSERT INTO o SELECT auction % 10 AS bucket, COUNT(*) AS n FROM bid GROUP BY auc
         assert!(e.contains("(a cross join) is not supported"), "{e}");
         let e = err(&format!("{BID}{sink}INSERT INTO out SELECT b1.auction FROM bid b1 JOIN bid b2 ON b1.auction + 1 = b2.bidder;"));
         assert!(e.contains("join keys must be columns"), "{e}");
+        let counts = "(SELECT auction, COUNT(*) AS c FROM bid GROUP BY auction) AS q";
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out SELECT MAX(c) FROM {counts} GROUP BY auction;"
+        ));
+        assert!(e.contains("MAX over an updating result"), "{e}");
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM {counts} GROUP BY c;"
+        ));
+        assert!(e.contains("grouping an updating result by c"), "{e}");
         let e = err(&format!(
             "{BID}{sink}INSERT INTO out SELECT auction FROM bid ORDER BY price;"
         ));

@@ -193,6 +193,15 @@ impl<'a> Translator<'a> {
         })?;
         let input = self.plan(&dml.input)?;
         let keys = input.keys.clone();
+        if let Some(k) = keys.iter().flatten().find(|k| k.starts_with(HIDDEN_KEY)) {
+            return Err(SqlError::at(
+                at,
+                format!(
+                    "INSERT INTO {name}: the result of a GROUP BY must keep its key column {} (it keys the updates)",
+                    &k[HIDDEN_KEY.len()..]
+                ),
+            ));
+        }
         let kind = connectors::sink(table, keys.as_deref())?;
         let partition = match &keys {
             // Updates of one key must reach one sink subtask in order. An updating stream
@@ -262,21 +271,32 @@ impl<'a> Translator<'a> {
                         name: name.clone(),
                     });
                 }
-                // An updating result keeps its key columns (perhaps renamed).
+                // An updating result keeps its key columns (perhaps renamed); a key the query
+                // drops stays as a hidden column after the visible ones, for an aggregate
+                // over this result to tell whose update a row is.
+                let mut names = names;
                 let keys = match &input.keys {
                     None => None,
                     Some(keys) => {
                         let mut out = Vec::new();
                         for k in keys {
-                            let Some(pos) =
-                                plain.iter().position(|p| p.as_deref() == Some(k.as_str()))
-                            else {
-                                return Err(SqlError::at(
-                                    at,
-                                    format!("the result of a GROUP BY must keep its key column {k} (it keys the updates)"),
-                                ));
-                            };
-                            out.push(names[pos].clone());
+                            match plain.iter().position(|p| p.as_deref() == Some(k.as_str())) {
+                                Some(pos) => out.push(names[pos].clone()),
+                                None => {
+                                    let hidden = if k.starts_with(HIDDEN_KEY) {
+                                        k.clone()
+                                    } else {
+                                        format!("{HIDDEN_KEY}{k}")
+                                    };
+                                    exprs.push(ProjectExpr {
+                                        expr: quote(k),
+                                        name: hidden.clone(),
+                                    });
+                                    plain.push(Some(k.clone()));
+                                    names.push(hidden.clone());
+                                    out.push(hidden);
+                                }
+                            }
                         }
                         Some(out)
                     }
@@ -336,6 +356,7 @@ impl<'a> Translator<'a> {
             LogicalPlan::Aggregate(agg) => {
                 let mut input = self.plan(&agg.input)?;
                 let schema = agg.input.schema();
+                let upstream_keys = input.keys.take();
                 let group_expr: Vec<Expr> = agg
                     .group_expr
                     .iter()
@@ -348,9 +369,6 @@ impl<'a> Translator<'a> {
                     .collect();
                 if let Some(s) = self.assigned_window(agg, &input, &group_expr, &aggr_expr)? {
                     return Ok(s);
-                }
-                if input.keys.is_some() {
-                    return Err(unsupported(at, "an aggregate over an updating result"));
                 }
                 if agg.group_expr.is_empty() {
                     return Err(unsupported(
@@ -405,12 +423,43 @@ impl<'a> Translator<'a> {
                     }
                 }
                 let exprs = keys.iter().map(|k| quote(k)).chain(outputs).collect();
-                let mut s = self.aggregate_then_project(
-                    "aggregate",
-                    OperatorKind::KeyedAggregate {
+                let kind = match upstream_keys {
+                    None => OperatorKind::KeyedAggregate {
                         keys: keys.clone(),
                         aggregates,
                     },
+                    // Over an updating result: each row replaces its upstream key's earlier
+                    // one, which only COUNT and SUM (and AVG) can take back, and which must
+                    // stay in one group.
+                    Some(upsert_keys) => {
+                        if let Some(k) = keys.iter().find(|k| !upsert_keys.contains(k)) {
+                            return Err(unsupported(
+                                at,
+                                &format!("grouping an updating result by {k}, which is not one of its keys ({}),", upsert_keys.join(", ")),
+                            ));
+                        }
+                        if let Some(a) = aggregates
+                            .iter()
+                            .find(|a| !matches!(a.func, AggFn::Count | AggFn::Sum))
+                        {
+                            return Err(unsupported(
+                                at,
+                                &format!(
+                                    "{} over an updating result (COUNT, SUM and AVG are; MIN and MAX cannot take back an update)",
+                                    format!("{:?}", a.func).to_uppercase()
+                                ),
+                            ));
+                        }
+                        OperatorKind::UpdatingAggregate {
+                            keys: keys.clone(),
+                            upsert_keys,
+                            aggregates,
+                        }
+                    }
+                };
+                let mut s = self.aggregate_then_project(
+                    "aggregate",
+                    kind,
                     &input,
                     &keys,
                     exprs,
@@ -1138,6 +1187,9 @@ fn constant_ms(v: &datafusion::common::ScalarValue) -> Option<i64> {
         _ => None,
     }
 }
+
+/// The prefix of an updating result's key column that its query dropped (kept, hidden).
+const HIDDEN_KEY: &str = "__key_";
 
 /// A column name as a quoted SQL identifier.
 fn quote(name: &str) -> String {

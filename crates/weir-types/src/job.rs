@@ -291,6 +291,15 @@ pub enum OperatorKind {
         keys: Vec<String>,
         aggregates: Vec<AggSpec>,
     },
+    /// Running COUNT and SUM per key over an updating input: each input row is an upsert of
+    /// `upsert_keys` (an earlier GROUP BY's result), replacing that upstream key's previous
+    /// contribution (retracted, then the new one added); emitted like `keyed_aggregate`.
+    /// `keys` must be among `upsert_keys`, so an upstream key's rows all meet one group.
+    UpdatingAggregate {
+        keys: Vec<String>,
+        upsert_keys: Vec<String>,
+        aggregates: Vec<AggSpec>,
+    },
     /// Event-time window aggregates (tumbling or hopping), emitted when windows close.
     WindowAggregate(WindowSpec),
     /// Joins its two inputs on equal keys.
@@ -345,6 +354,7 @@ impl OperatorKind {
             OperatorKind::Filter { .. } => "filter",
             OperatorKind::Project { .. } => "project",
             OperatorKind::KeyedAggregate { .. } => "keyed_aggregate",
+            OperatorKind::UpdatingAggregate { .. } => "updating_aggregate",
             OperatorKind::WindowAggregate(_) => "window_aggregate",
             OperatorKind::Join(_) => "join",
             OperatorKind::Union => "union",
@@ -848,7 +858,33 @@ impl JobSpec {
                     }
                 }
             }
-            if let OperatorKind::KeyedAggregate { keys, aggregates } = &op.kind {
+            if let OperatorKind::UpdatingAggregate {
+                keys,
+                upsert_keys,
+                aggregates,
+            } = &op.kind
+            {
+                if let Some(k) = keys.iter().find(|k| !upsert_keys.contains(k)) {
+                    return bad(format!(
+                        "updating_aggregate {:?}: key {k:?} is not one of the input's upsert_keys {upsert_keys:?}",
+                        op.id
+                    ));
+                }
+                if let Some(a) = aggregates
+                    .iter()
+                    .find(|a| !matches!(a.func, AggFn::Count | AggFn::Sum))
+                {
+                    return bad(format!(
+                        "updating_aggregate {:?}: {:?} cannot be retracted (COUNT and SUM can)",
+                        op.id, a.name
+                    ));
+                }
+            }
+            if let OperatorKind::KeyedAggregate { keys, aggregates }
+            | OperatorKind::UpdatingAggregate {
+                keys, aggregates, ..
+            } = &op.kind
+            {
                 if keys.is_empty() {
                     return bad(format!("keyed_aggregate {:?} names no keys", op.id));
                 }

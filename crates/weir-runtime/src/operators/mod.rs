@@ -17,6 +17,7 @@ pub mod nexmark;
 pub mod postgres_sink;
 mod project;
 mod sinks;
+mod updating;
 mod window;
 
 pub use file_sink::{committed_files, FileSink};
@@ -203,6 +204,18 @@ pub async fn build_operator(
         OperatorKind::KeyedAggregate { keys, aggregates } => {
             aggregate::build(ctx, keys, aggregates, &input()?, restored)?
         }
+        OperatorKind::UpdatingAggregate {
+            keys,
+            upsert_keys,
+            aggregates,
+        } => Box::new(updating::UpdatingAggregate::new(
+            ctx,
+            keys,
+            upsert_keys,
+            aggregates,
+            &input()?,
+            restored,
+        )?),
         OperatorKind::Join(j) => Box::new(join::Join::new(ctx, j, restored)?),
         OperatorKind::Union => Box::new(sinks::PassThrough),
         OperatorKind::BlackholeSink => Box::new(sinks::Blackhole::default()),

@@ -1,0 +1,337 @@
+//! Running COUNT and SUM over an updating input (`OperatorKind::UpdatingAggregate`).
+//!
+//! The input is an earlier GROUP BY's result: each row is the newest value of its upstream
+//! key (`upsert_keys`). A group's accumulators must count each upstream key once, with its
+//! newest value, so the operator remembers every upstream key's last contribution and, when
+//! a new row for it arrives, subtracts the old one before adding the new one (a retraction,
+//! which is why only COUNT and SUM, and AVG built from them, are allowed here: MIN and MAX
+//! cannot be undone from the accumulator alone). The group keys are among the upstream keys,
+//! so all rows of an upstream key reach the same group and subtask; both maps are stored
+//! under the group's key group and restore at another parallelism like other keyed state.
+//! Each input row is emitted with its group's values after it (like `keyed_aggregate`):
+//! the output is again updating, keyed by the group keys.
+
+use super::aggregate::{agg_cols, agg_values, initial_accs, Acc, AggCol, Values};
+use super::{Operator, OperatorContext, Restored};
+use crate::error::{Result, RuntimeError};
+use crate::hashing::hash_columns;
+use crate::message::Barrier;
+use arrow::array::{Array, ArrayRef, Float64Array, Int64Array};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use weir_types::keygroup::{key_group, key_group_range};
+use weir_types::{AggFn, AggSpec};
+
+pub struct UpdatingAggregate {
+    keys: Vec<usize>,
+    upsert_keys: Vec<usize>,
+    key_rows: RowConverter,
+    upsert_rows: RowConverter,
+    aggs: Vec<AggCol>,
+    /// Group key → (key group, accumulators).
+    groups: HashMap<Vec<u8>, (u32, Vec<Acc>)>,
+    /// Upstream key → (its group's key group, its last contribution to each aggregate).
+    last: HashMap<Vec<u8>, (u32, Vec<Option<Acc>>)>,
+    max_parallelism: u32,
+    range: Range<u32>,
+    output: SchemaRef,
+    hashes: Vec<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    groups: Vec<(u32, Vec<u8>, Vec<Acc>)>,
+    last: Vec<(u32, Vec<u8>, Vec<Option<Acc>>)>,
+}
+
+fn columns(input: &SchemaRef, names: &[String]) -> Result<Vec<usize>> {
+    names
+        .iter()
+        .map(|k| {
+            input
+                .index_of(k)
+                .map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}")))
+        })
+        .collect()
+}
+
+fn converter(input: &SchemaRef, cols: &[usize]) -> Result<RowConverter> {
+    Ok(RowConverter::new(
+        cols.iter()
+            .map(|i| SortField::new(input.field(*i).data_type().clone()))
+            .collect(),
+    )?)
+}
+
+impl UpdatingAggregate {
+    pub fn new(
+        ctx: &OperatorContext,
+        keys: &[String],
+        upsert_keys: &[String],
+        aggregates: &[AggSpec],
+        input: &SchemaRef,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
+        let keys = columns(input, keys)?;
+        let upsert_keys = columns(input, upsert_keys)?;
+        let mut op = Self {
+            key_rows: converter(input, &keys)?,
+            upsert_rows: converter(input, &upsert_keys)?,
+            keys,
+            upsert_keys,
+            aggs: agg_cols(ctx, aggregates, input)?,
+            groups: HashMap::new(),
+            last: HashMap::new(),
+            max_parallelism: ctx.max_parallelism,
+            range: key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism),
+            output: ctx.output_schema.clone(),
+            hashes: Vec::new(),
+        };
+        if let Some(r) = restored {
+            for (_, bytes) in &r.snapshots {
+                let s: Snapshot = weir_state::decode(bytes)?;
+                for (kg, key, accs) in s.groups {
+                    if op.range.contains(&kg) {
+                        op.groups.insert(key, (kg, accs));
+                    }
+                }
+                for (kg, key, c) in s.last {
+                    if op.range.contains(&kg) {
+                        op.last.insert(key, (kg, c));
+                    }
+                }
+            }
+        }
+        Ok(op)
+    }
+}
+
+/// What row `row` adds to each aggregate (`None`: nothing, a NULL value).
+fn contribution(aggs: &[AggCol], values: &[Values], row: usize) -> Vec<Option<Acc>> {
+    aggs.iter()
+        .zip(values)
+        .map(|(a, v)| match (a.func, v) {
+            (AggFn::Count, Values::None) => Some(Acc::Int(1)),
+            (AggFn::Count, Values::Int(x)) => x.is_valid(row).then_some(Acc::Int(1)),
+            (AggFn::Count, Values::Float(x)) => x.is_valid(row).then_some(Acc::Int(1)),
+            (_, Values::Int(x)) => x.is_valid(row).then(|| Acc::Int(x.value(row))),
+            (_, Values::Float(x)) => x.is_valid(row).then(|| Acc::Float(x.value(row))),
+            (_, Values::None) => None,
+        })
+        .collect()
+}
+
+fn add(acc: &mut Acc, c: Acc, sign: i64) {
+    *acc = match (*acc, c) {
+        (Acc::Int(a), Acc::Int(b)) => Acc::Int(a.wrapping_add(sign * b)),
+        (a, b) => Acc::Float(a.float() + sign as f64 * b.float()),
+    };
+}
+
+#[async_trait]
+impl Operator for UpdatingAggregate {
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let rows = batch.num_rows();
+        let key_cols: Vec<ArrayRef> = self.keys.iter().map(|i| batch.column(*i).clone()).collect();
+        let upsert_cols: Vec<ArrayRef> = self
+            .upsert_keys
+            .iter()
+            .map(|i| batch.column(*i).clone())
+            .collect();
+        hash_columns(&key_cols, &mut self.hashes)?;
+        let keys = self.key_rows.convert_columns(&key_cols)?;
+        let upserts = self.upsert_rows.convert_columns(&upsert_cols)?;
+        let values = agg_values(&self.aggs, &batch)?;
+        let init: Vec<Acc> = initial_accs(&self.aggs).slice_mut().to_vec();
+        let mut out: Vec<Vec<Acc>> = vec![Vec::with_capacity(rows); self.aggs.len()];
+        for row in 0..rows {
+            let kg = key_group(self.hashes[row], self.max_parallelism);
+            if !self.range.contains(&kg) {
+                return Err(RuntimeError::Internal(format!(
+                    "key group {kg} arrived at a subtask owning {:?}: upstream partitioning disagrees",
+                    self.range
+                )));
+            }
+            let new = contribution(&self.aggs, &values, row);
+            let old = self
+                .last
+                .insert(upserts.row(row).as_ref().to_vec(), (kg, new.clone()));
+            let (_, accs) = self
+                .groups
+                .entry(keys.row(row).as_ref().to_vec())
+                .or_insert_with(|| (kg, init.clone()));
+            for (i, acc) in accs.iter_mut().enumerate() {
+                if let Some(Some(c)) = old.as_ref().map(|(_, o)| o[i]) {
+                    add(acc, c, -1);
+                }
+                if let Some(c) = new[i] {
+                    add(acc, c, 1);
+                }
+                out[i].push(*acc);
+            }
+        }
+        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+        for (a, vals) in self.aggs.iter().zip(out) {
+            cols.push(if a.float {
+                Arc::new(Float64Array::from_iter_values(
+                    vals.iter().map(|v| v.float()),
+                ))
+            } else {
+                Arc::new(Int64Array::from_iter_values(vals.iter().map(|v| v.int())))
+            });
+        }
+        Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))
+    }
+
+    async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
+        let snap = Snapshot {
+            groups: self
+                .groups
+                .iter()
+                .map(|(k, (kg, a))| (*kg, k.clone(), a.clone()))
+                .collect(),
+            last: self
+                .last
+                .iter()
+                .map(|(k, (kg, c))| (*kg, k.clone(), c.clone()))
+                .collect(),
+        };
+        Ok(Some(weir_state::encode(&snap)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use bytes::Bytes;
+    use weir_types::{DeliveryGuarantee, JobId};
+
+    /// (auction, category, final): the rows of `GROUP BY auction, category` as it updates.
+    fn input() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("auction", DataType::Int64, false),
+            Field::new("category", DataType::Int64, false),
+            Field::new("final", DataType::Int64, true),
+        ]))
+    }
+
+    fn aggs() -> Vec<AggSpec> {
+        vec![
+            AggSpec {
+                func: AggFn::Sum,
+                column: Some("final".into()),
+                name: "total".into(),
+            },
+            AggSpec {
+                func: AggFn::Count,
+                column: Some("final".into()),
+                name: "n".into(),
+            },
+        ]
+    }
+
+    fn op(subtask: u32, parallelism: u32, restored: Option<Restored>) -> UpdatingAggregate {
+        let mut fields: Vec<Field> = input()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new("total", DataType::Int64, false));
+        fields.push(Field::new("n", DataType::Int64, false));
+        let ctx = OperatorContext {
+            job_id: JobId("j".into()),
+            op_id: "u".into(),
+            subtask,
+            parallelism,
+            max_parallelism: 128,
+            attempt: 1,
+            guarantee: DeliveryGuarantee::ExactlyOnce,
+            checkpointing: true,
+            state_backend: Default::default(),
+            input_schema: Some(input()),
+            input_schemas: vec![],
+            output_schema: Arc::new(Schema::new(fields)),
+        };
+        UpdatingAggregate::new(
+            &ctx,
+            &["category".into()],
+            &["auction".into(), "category".into()],
+            &aggs(),
+            &input(),
+            restored,
+        )
+        .unwrap()
+    }
+
+    fn batch(rows: &[(i64, i64, Option<i64>)]) -> RecordBatch {
+        RecordBatch::try_new(
+            input(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// The (total, n) emitted for each input row.
+    fn emitted(b: RecordBatch) -> Vec<(i64, i64)> {
+        let t = b.column(3).as_primitive::<Int64Type>();
+        let n = b.column(4).as_primitive::<Int64Type>();
+        (0..b.num_rows())
+            .map(|i| (t.value(i), n.value(i)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_update_replaces_its_keys_previous_value() {
+        let mut u = op(0, 1, None);
+        let got = u
+            .process(batch(&[
+                (1, 10, Some(5)),
+                (2, 10, Some(7)),
+                (1, 10, Some(9)), // auction 1's maximum rose: 5 is retracted
+                (3, 11, None),
+            ]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(emitted(got), vec![(5, 1), (12, 2), (16, 2), (0, 0)]);
+        let barrier = Barrier {
+            id: 1,
+            timestamp_ms: 0,
+            savepoint: false,
+            target_dir: Arc::from("unused"),
+        };
+        let snap = u.snapshot(&barrier).await.unwrap().unwrap();
+        // Restored on two subtasks, the group continues where it was on its owner.
+        let mut owner = None;
+        for s in 0..2 {
+            let r = Restored {
+                job_id: "j".into(),
+                old_parallelism: 1,
+                snapshots: vec![(0, Bytes::from(snap.clone()))],
+            };
+            let k = op(s, 2, Some(r));
+            if k.last.len() >= 2 {
+                owner = Some(k);
+            }
+        }
+        let mut k = owner.expect("one subtask owns category 10");
+        let got = k
+            .process(batch(&[(2, 10, Some(1))]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(emitted(got), vec![(10, 2)]);
+    }
+}
