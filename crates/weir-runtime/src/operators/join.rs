@@ -29,10 +29,11 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 use tracing::debug;
+use weir_state::FastMap;
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::JoinSpec;
 
@@ -104,16 +105,21 @@ struct Side {
     key_rows: RowConverter,
     rows: RowConverter,
     expire: Vec<(CompiledExpr, i64)>,
-    state: HashMap<Box<[u8]>, Entry>,
-    /// Expiry → keys holding a row that expires then (a key may be listed again later).
-    by_expiry: BTreeMap<i64, Vec<Box<[u8]>>>,
+    /// Keys by their hash (the one partitioning used), each bucket's keys told apart by
+    /// their bytes.
+    state: FastMap<u64, Vec<Entry>>,
+    /// (expiry, key hash) of stored rows with an expiry, in insertion order. Rows arrive in
+    /// roughly increasing expiry, so expiring pops from the front; a row that expires before
+    /// an earlier one waits for it (memory only: the filter decides matches).
+    by_expiry: VecDeque<(i64, u64)>,
     held: usize,
 }
 
 struct Entry {
+    key: Box<[u8]>,
     key_group: u32,
-    /// (expiry, row)
-    rows: Vec<(i64, Box<[u8]>)>,
+    /// (expiry, row), in insertion order.
+    rows: VecDeque<(i64, Box<[u8]>)>,
 }
 
 impl Side {
@@ -141,8 +147,8 @@ impl Side {
             rows: RowConverter::new((0..schema.fields().len()).map(sort).collect())?,
             keys,
             expire,
-            state: HashMap::new(),
-            by_expiry: BTreeMap::new(),
+            state: FastMap::default(),
+            by_expiry: VecDeque::new(),
             held: 0,
         })
     }
@@ -174,36 +180,50 @@ impl Side {
         Ok(out)
     }
 
-    fn insert(&mut self, key_group: u32, key: &[u8], expires: i64, row: &[u8]) {
-        let entry = self.state.entry(key.into()).or_insert_with(|| Entry {
-            key_group,
-            rows: Vec::new(),
-        });
-        entry.rows.push((expires, row.into()));
+    fn get(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+        self.state.get(&hash)?.iter().find(|e| &*e.key == key)
+    }
+
+    fn insert(&mut self, hash: u64, key_group: u32, key: &[u8], expires: i64, row: &[u8]) {
+        let bucket = self.state.entry(hash).or_default();
+        let i = match bucket.iter().position(|e| &*e.key == key) {
+            Some(i) => i,
+            None => {
+                bucket.push(Entry {
+                    key: key.into(),
+                    key_group,
+                    rows: VecDeque::new(),
+                });
+                bucket.len() - 1
+            }
+        };
+        bucket[i].rows.push_back((expires, row.into()));
         if expires != i64::MAX {
-            self.by_expiry.entry(expires).or_default().push(key.into());
+            self.by_expiry.push_back((expires, hash));
         }
         self.held += 1;
     }
 
-    /// Drops every row whose expiry is at or below `w`.
+    /// Drops the rows whose expiry is at or below `w` (in insertion order: each key's rows
+    /// from the front, as long as they have expired).
     fn expire(&mut self, w: i64) {
-        while let Some((&at, _)) = self.by_expiry.first_key_value() {
+        while let Some(&(at, h)) = self.by_expiry.front() {
             if at > w {
                 break;
             }
-            let Some((_, keys)) = self.by_expiry.pop_first() else {
-                break;
+            self.by_expiry.pop_front();
+            let Some(bucket) = self.state.get_mut(&h) else {
+                continue;
             };
-            for k in keys {
-                if let Some(e) = self.state.get_mut(&k) {
-                    let before = e.rows.len();
-                    e.rows.retain(|(x, _)| *x > w);
-                    self.held -= before - e.rows.len();
-                    if e.rows.is_empty() {
-                        self.state.remove(&k);
-                    }
+            for e in bucket.iter_mut() {
+                while e.rows.front().is_some_and(|(x, _)| *x <= w) {
+                    e.rows.pop_front();
+                    self.held -= 1;
                 }
+            }
+            bucket.retain(|e| !e.rows.is_empty());
+            if bucket.is_empty() {
+                self.state.remove(&h);
             }
         }
     }
@@ -214,7 +234,7 @@ impl Side {
         let mut groups = Vec::with_capacity(self.held);
         let mut expires = Vec::with_capacity(self.held);
         let mut rows = Vec::with_capacity(self.held);
-        for e in self.state.values() {
+        for e in self.state.values().flatten() {
             for (x, r) in &e.rows {
                 groups.push(e.key_group);
                 expires.push(*x);
@@ -270,12 +290,15 @@ impl Side {
                 .map_err(|e| corrupt(format!("join state: {e}")))?;
             let key_cols: Vec<ArrayRef> =
                 self.keys.iter().map(|i| data.column(*i).clone()).collect();
+            let mut hashes = Vec::new();
+            hash_columns(&key_cols, &mut hashes)?;
             let keys = self.key_rows.convert_columns(&key_cols)?;
             let rows = self.rows.convert_columns(data.columns())?;
-            for r in 0..data.num_rows() {
+            for (r, h) in hashes.iter().enumerate() {
                 let kg = groups.value(r);
                 if range.contains(&kg) {
                     self.insert(
+                        *h,
                         kg,
                         keys.row(r).as_ref(),
                         expires.value(r),
@@ -404,14 +427,15 @@ impl Operator for Join {
                 )));
             }
             let key = keys.row(r);
-            if let Some(e) = other.state.get(key.as_ref()) {
+            let hash = self.hashes[r];
+            if let Some(e) = other.get(hash, key.as_ref()) {
                 for (_, row) in &e.rows {
                     probe.push(r as u32);
                     matched.push(row);
                 }
             }
             if expires > self.watermark {
-                this.insert(kg, key.as_ref(), expires, rows.row(r).as_ref());
+                this.insert(hash, kg, key.as_ref(), expires, rows.row(r).as_ref());
             }
         }
         if probe.is_empty() {
@@ -610,7 +634,7 @@ mod tests {
             offset_ms: 0,
         }];
         let mut j = op(&s, 0, 1, None);
-        j.process_input(0, people(&[(1, "ann", 100), (1, "old", 50)]))
+        j.process_input(0, people(&[(1, "old", 50), (1, "ann", 100)]))
             .await
             .unwrap();
         j.on_watermark(70).await.unwrap();
