@@ -227,6 +227,21 @@ fn reference(q: &str, events: u64) -> Vec<String> {
                 })
                 .collect()
         }
+        "tumble-distinct" => {
+            let mut windows: BTreeMap<(i64, i64), (i64, BTreeSet<i64>)> = BTreeMap::new();
+            for b in bids(events) {
+                let start = b.date_time - b.date_time.rem_euclid(10_000);
+                let w = windows.entry((b.auction, start)).or_default();
+                w.0 = w.0.max(b.price);
+                w.1.insert(b.bidder);
+            }
+            windows
+                .into_iter()
+                .map(|((auction, start), (n, bidders))| {
+                    format!("{auction},{start},{},{n},{}", start + 10_000, bidders.len())
+                })
+                .collect()
+        }
         "tumble" | "hop" => {
             let (size, slide) = if q == "tumble" {
                 (10_000, 10_000)
@@ -274,7 +289,7 @@ fn normalize(q: &str, row: &str) -> String {
             f[2].parse::<f64>().expect("price"),
             parse_ts(f[3])
         ),
-        "tumble" => format!(
+        "tumble" | "tumble-distinct" => format!(
             "{},{},{},{},{}",
             f[0],
             parse_ts(f[1]),
@@ -378,6 +393,21 @@ fn window_average_embedded() {
             .replace("MAX(price) AS top_price", "AVG(price) AS top_price")
             .replace("top_price BIGINT", "top_price DOUBLE");
         assert!(sql.contains("AVG(price)"));
+        sql
+    });
+}
+
+/// COUNT(DISTINCT) in a window, next to a MAX: a window aggregate by (auction, bidder) first
+/// (with the MAX of each), then a count of its rows and the MAX of those per auction and
+/// window (the window result grouped again by its window).
+#[test]
+fn window_count_distinct_embedded() {
+    run_embedded_edited("tumble", "tumble-distinct", |sql| {
+        let sql = sql.replace(
+            "COUNT(*) AS bids, MAX(price) AS top_price",
+            "MAX(price) AS bids, COUNT(DISTINCT bidder) AS top_price",
+        );
+        assert!(sql.contains("DISTINCT"));
         sql
     });
 }
