@@ -99,6 +99,7 @@ pub fn compile(sql: &str, name: &str) -> Result<JobSpec> {
         ));
     }
     let mut t = translate::Translator::new(&catalog, &settings);
+    t.plan_reads(&inserts.iter().map(|(p, _)| p).collect::<Vec<_>>());
     for (p, at) in &inserts {
         t.insert(p, *at)?;
     }

@@ -100,6 +100,11 @@ pub struct Translator<'a> {
     idle_timeout_ms: u64,
     pub ops: Vec<OperatorSpec>,
     sources: HashMap<String, Stream>,
+    /// Columns each table is read with: every column any query of the script uses, so a
+    /// table read by several queries (or twice by one, as q5 and q7 do) is one source, and
+    /// its consumers stay together in event time (two sources of one table drift apart, and
+    /// a join between them holds the faster one's rows until the slower catches up).
+    reads: HashMap<String, BTreeSet<String>>,
     ids: BTreeSet<String>,
     at: Location,
 }
@@ -125,6 +130,7 @@ impl<'a> Translator<'a> {
             idle_timeout_ms: settings.idle_timeout_ms,
             ops: Vec::new(),
             sources: HashMap::new(),
+            reads: HashMap::new(),
             ids: BTreeSet::new(),
             at: Location::new(0, 0),
         }
@@ -1080,9 +1086,85 @@ impl<'a> Translator<'a> {
         })
     }
 
-    /// The source of a table reading `columns` (one per table and column set).
+    /// Records the columns the script's queries read from each table (before translating
+    /// them), from their scans: a window table's scan reads its input table's columns.
+    pub fn plan_reads(&mut self, plans: &[&LogicalPlan]) {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut todo: Vec<LogicalPlan> = plans.iter().map(|p| (*p).clone()).collect();
+        let mut seen_views = BTreeSet::new();
+        while let Some(plan) = todo.pop() {
+            let _ = plan.apply(|node| {
+                if let LogicalPlan::TableScan(scan) = node {
+                    let name = scan.table_name.table().to_string();
+                    let cols: Vec<String> = match &scan.projection {
+                        Some(p) => p
+                            .iter()
+                            .map(|i| scan.source.schema().field(*i).name().clone())
+                            .collect(),
+                        None => scan
+                            .source
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().clone())
+                            .collect(),
+                    };
+                    if let Some(w) = self.catalog.windows.get(&name) {
+                        if let Some(v) = self.catalog.views.get(&w.input) {
+                            if seen_views.insert(w.input.clone()) {
+                                todo.push(v.plan.clone());
+                            }
+                        } else {
+                            let e = self.reads.entry(w.input.clone()).or_default();
+                            e.extend(
+                                cols.into_iter()
+                                    .filter(|c| c != "window_start" && c != "window_end"),
+                            );
+                            e.insert(w.time.clone());
+                        }
+                    } else if self.catalog.tables.contains_key(&name) {
+                        self.reads.entry(name).or_default().extend(cols);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+    }
+
+    /// The stream of a table's `columns`: a projection of the table's one source (reading
+    /// what `plan_reads` found), or a source of its own for columns it did not foresee.
     fn source(&mut self, name: &str, columns: Vec<String>) -> Result<Stream> {
         let cache_key = format!("{name}({})", columns.join(","));
+        if let Some(s) = self.sources.get(&cache_key) {
+            return Ok(s.clone());
+        }
+        let table = self
+            .catalog
+            .tables
+            .get(name)
+            .ok_or_else(|| SqlError::at(self.at, format!("no table {name}")))?;
+        let read: Vec<String> = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|c| self.reads.get(name).is_some_and(|r| r.contains(c)))
+            .collect();
+        let covers = !columns.is_empty() && columns.iter().all(|c| read.contains(c));
+        if !covers || read == columns {
+            let s = self.table_source(name, columns)?;
+            self.sources.insert(cache_key, s.clone());
+            return Ok(s);
+        }
+        let base = self.table_source(name, read)?;
+        let s = self.project_columns(&base, &columns, &columns)?;
+        self.sources.insert(cache_key, s.clone());
+        Ok(s)
+    }
+
+    /// The source of a table reading `columns` (one per table and column set).
+    fn table_source(&mut self, name: &str, columns: Vec<String>) -> Result<Stream> {
+        let cache_key = format!("{name}[{}]", columns.join(","));
         if let Some(s) = self.sources.get(&cache_key) {
             return Ok(s.clone());
         }
