@@ -19,7 +19,7 @@ const EVENTS: u64 = 60_000;
 /// (the source's 10 000 events per second of event time).
 fn events_for(q: &str) -> u64 {
     match q {
-        "q5" | "q7" | "q8" => 300_000,
+        "q5" | "q7" | "q8" | "session" => 300_000,
         _ => EVENTS,
     }
 }
@@ -242,6 +242,32 @@ fn reference(q: &str, events: u64) -> Vec<String> {
                 })
                 .collect()
         }
+        // Per bidder: bids less than 10 s apart are one session, [first, last + 10 s).
+        "session" => {
+            let mut by_bidder: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+            for b in bids(events) {
+                by_bidder
+                    .entry(b.bidder)
+                    .or_default()
+                    .push((b.date_time, b.price));
+            }
+            let mut rows = Vec::new();
+            for (bidder, mut bs) in by_bidder {
+                bs.sort();
+                let (mut start, mut last, mut n, mut top) = (bs[0].0, bs[0].0, 0, i64::MIN);
+                for (t, price) in bs {
+                    if t >= last + 10_000 {
+                        rows.push(format!("{bidder},{start},{},{n},{top}", last + 10_000));
+                        (start, n, top) = (t, 0, i64::MIN);
+                    }
+                    last = t;
+                    n += 1;
+                    top = top.max(price);
+                }
+                rows.push(format!("{bidder},{start},{},{n},{top}", last + 10_000));
+            }
+            rows
+        }
         "tumble" | "hop" => {
             let (size, slide) = if q == "tumble" {
                 (10_000, 10_000)
@@ -289,7 +315,7 @@ fn normalize(q: &str, row: &str) -> String {
             f[2].parse::<f64>().expect("price"),
             parse_ts(f[3])
         ),
-        "tumble" | "tumble-distinct" => format!(
+        "tumble" | "tumble-distinct" | "session" => format!(
             "{},{},{},{},{}",
             f[0],
             parse_ts(f[1]),
@@ -413,6 +439,11 @@ fn window_count_distinct_embedded() {
 }
 
 #[test]
+fn session_window_embedded() {
+    run_embedded("session");
+}
+
+#[test]
 fn hopping_window_embedded() {
     run_embedded("hop");
 }
@@ -447,7 +478,9 @@ async fn nexmark_queries_on_a_two_task_manager_cluster() {
     cluster.start_tm(5);
     let client = cluster.wait_slots(10).await;
     let events = 200_000;
-    for q in ["q0", "q1", "q2", "q3", "q5", "q7", "q8", "tumble", "hop"] {
+    for q in [
+        "q0", "q1", "q2", "q3", "q5", "q7", "q8", "tumble", "hop", "session",
+    ] {
         let out: PathBuf = cluster.path(&format!("out-{q}"));
         let sql = example(q, events, &out).replace(
             &format!("'events' = '{events}'"),

@@ -46,6 +46,18 @@ fn describe(kind: &OperatorKind) -> String {
             upsert_keys.join(", "),
             aggregates_text(aggregates)
         ),
+        OperatorKind::WindowAggregate(w) if w.gap_ms > 0 => format!(
+            "session windows by {}, over {}: gap {} ms{}: {}",
+            w.keys.join(", "),
+            w.time,
+            w.gap_ms,
+            if w.allowed_lateness_ms > 0 {
+                format!(" (allowed lateness {} ms)", w.allowed_lateness_ms)
+            } else {
+                String::new()
+            },
+            aggregates_text(&w.aggregates)
+        ),
         OperatorKind::WindowAggregate(w) => format!(
             "window_aggregate by {}, window over {}: {} ms windows every {} ms{}: {}",
             w.keys.join(", "),

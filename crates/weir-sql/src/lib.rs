@@ -529,6 +529,17 @@ INSERT INTO o SELECT auction, COUNT(DISTINCT bidder) AS bidders FROM bid GROUP B
         assert!(e.contains("(a cross join) is not supported"), "{e}");
         let e = err(&format!("{BID}{sink}INSERT INTO out SELECT b1.auction FROM bid b1 JOIN bid b2 ON b1.auction + 1 = b2.bidder;"));
         assert!(e.contains("join keys must be columns"), "{e}");
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(SESSION(TABLE bid, DESCRIPTOR(date_time), INTERVAL '1' SECOND)) GROUP BY auction, window_start, window_end;"
+        ));
+        assert!(e.contains("SESSION windows need PARTITION BY"), "{e}");
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(date_time), INTERVAL '1' SECOND)) GROUP BY auction, window_start, window_end;"
+        ));
+        assert!(
+            e.contains("PARTITION BY (bidder) must be the GROUP BY's key columns (auction)"),
+            "{e}"
+        );
         let counts = "(SELECT auction, COUNT(*) AS c FROM bid GROUP BY auction) AS q";
         let e = err(&format!(
             "{BID}{sink}INSERT INTO out SELECT MAX(c) FROM {counts} GROUP BY auction;"

@@ -131,11 +131,54 @@ fn strip_table_arguments(tokens: &mut Vec<TokenWithSpan>) {
             });
             if paren && func {
                 tokens.remove(i);
+                partition_by_argument(tokens, i);
                 continue;
             }
         }
         i += 1;
     }
+}
+
+/// `SESSION(TABLE bid PARTITION BY auction, …)`: the input table (at or after `at`) may be followed
+/// by `PARTITION BY cols`, which becomes a separate argument `__partition_by(cols)`.
+fn partition_by_argument(tokens: &mut Vec<TokenWithSpan>, at: usize) {
+    let next =
+        |from: usize, tokens: &[TokenWithSpan]| (from..tokens.len()).find(|j| !is_ws(&tokens[*j]));
+    let Some(table) = next(at, tokens) else {
+        return;
+    };
+    let Some(p) = next(table + 1, tokens) else {
+        return;
+    };
+    if keyword(&tokens[p]) != Some(Keyword::PARTITION) {
+        return;
+    }
+    let Some(b) = next(p + 1, tokens).filter(|b| keyword(&tokens[*b]) == Some(Keyword::BY)) else {
+        return;
+    };
+    let span = tokens[p].span;
+    let wrap = |token| TokenWithSpan { token, span };
+    tokens.splice(
+        p..=b,
+        [
+            wrap(Token::Comma),
+            wrap(Token::make_word("__partition_by", None)),
+            wrap(Token::LParen),
+        ],
+    );
+    // Close it before the next comma (or closing parenthesis) outside parentheses.
+    let mut depth = 0i32;
+    let mut j = p + 3;
+    while j < tokens.len() {
+        match tokens[j].token {
+            Token::LParen => depth += 1,
+            Token::RParen if depth > 0 => depth -= 1,
+            Token::Comma | Token::RParen if depth == 0 => break,
+            _ => {}
+        }
+        j += 1;
+    }
+    tokens.insert(j, wrap(Token::RParen));
 }
 
 /// `SET 'key' = 'value'` (Flink's form), or unquoted `SET a.b = 1s`.

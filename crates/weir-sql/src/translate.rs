@@ -638,6 +638,22 @@ impl<'a> Translator<'a> {
                 ),
             ));
         }
+        if w.gap_ms > 0 {
+            let mut a = keys.clone();
+            let mut b = w.partition.clone();
+            a.sort();
+            b.sort();
+            if a != b {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "a SESSION window's PARTITION BY ({}) must be the GROUP BY's key columns ({})",
+                        w.partition.join(", "),
+                        keys.join(", ")
+                    ),
+                ));
+            }
+        }
         let (input, keys) = self.global_key(input, keys)?;
         let spec = WindowSpec {
             keys: keys.clone(),
@@ -647,6 +663,7 @@ impl<'a> Translator<'a> {
             aggregates,
             allowed_lateness_ms: self.allowed_lateness_ms,
             assigned: false,
+            gap_ms: w.gap_ms,
         };
         // The aggregate's columns in its order (group columns as listed, then aggregates).
         let exprs = agg
@@ -670,6 +687,18 @@ impl<'a> Translator<'a> {
                     "window_end" => WindowRole::End,
                     _ => continue,
                 };
+                if w.gap_ms > 0 {
+                    // A session's end is event time (emitted once the watermark passes it
+                    // plus the lateness); its start is unbounded and sessions differ in size.
+                    if role == WindowRole::End {
+                        out.times.push(TimeCol {
+                            name: name.clone(),
+                            slack_ms: self.allowed_lateness_ms as i64,
+                            window: None,
+                        });
+                    }
+                    continue;
+                }
                 out.times.push(self.window_time(name, role, w.size_ms));
             }
         }
@@ -971,6 +1000,7 @@ impl<'a> Translator<'a> {
             aggregates,
             allowed_lateness_ms: self.allowed_lateness_ms,
             assigned: true,
+            gap_ms: 0,
         };
         let mut roles = Vec::new();
         let exprs = group_expr

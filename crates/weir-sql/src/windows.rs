@@ -31,6 +31,9 @@ pub struct WindowDef {
     pub time: String,
     pub size_ms: u64,
     pub slide_ms: u64,
+    /// SESSION windows: the gap (0 for TUMBLE and HOP) and the PARTITION BY columns.
+    pub gap_ms: u64,
+    pub partition: Vec<String>,
     pub schema: Arc<Schema>,
 }
 
@@ -82,11 +85,14 @@ impl Rewriter<'_> {
             "HOP" => {
                 "HOP(TABLE <table>, DESCRIPTOR(<time column>), <slide interval>, <size interval>)"
             }
+            "SESSION" => {
+                "SESSION(TABLE <table> PARTITION BY <key columns>, DESCRIPTOR(<time column>), <gap interval>)"
+            }
             other => {
                 return Err(SqlError::at(
                     at,
                     format!(
-                        "the window function {other} is not supported yet (TUMBLE and HOP are)"
+                        "the window function {other} is not supported yet (TUMBLE, HOP and SESSION are)"
                     ),
                 ))
             }
@@ -95,7 +101,7 @@ impl Rewriter<'_> {
         let FunctionArguments::List(list) = &f.args else {
             return Err(bad());
         };
-        let args: Vec<&Expr> = list
+        let mut args: Vec<&Expr> = list
             .args
             .iter()
             .map(|a| match a {
@@ -103,7 +109,40 @@ impl Rewriter<'_> {
                 _ => Err(bad()),
             })
             .collect::<Result<_>>()?;
-        let expected = if fname == "TUMBLE" { 3 } else { 4 };
+        // `TABLE t PARTITION BY cols` arrives as a `__partition_by(cols)` argument.
+        let mut partition = Vec::new();
+        if let Some(Expr::Function(p)) = args.get(1) {
+            if p.name.to_string().eq_ignore_ascii_case("__partition_by") {
+                let FunctionArguments::List(l) = &p.args else {
+                    return Err(bad());
+                };
+                for a in &l.args {
+                    let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a else {
+                        return Err(bad());
+                    };
+                    match e {
+                        Expr::Tuple(es) => {
+                            for e in es {
+                                partition.push(name_of(e).ok_or_else(bad)?);
+                            }
+                        }
+                        Expr::Nested(e) => partition.push(name_of(e).ok_or_else(bad)?),
+                        e => partition.push(name_of(e).ok_or_else(bad)?),
+                    }
+                }
+                args.remove(1);
+            }
+        }
+        if fname == "SESSION" && partition.is_empty() {
+            return Err(SqlError::at(
+                at,
+                format!("SESSION windows need PARTITION BY the GROUP BY key columns: {usage}"),
+            ));
+        }
+        if fname != "SESSION" && !partition.is_empty() {
+            return Err(SqlError::at(at, format!("{fname} takes no PARTITION BY")));
+        }
+        let expected = if fname == "HOP" { 4 } else { 3 };
         if args.len() != expected {
             return Err(bad());
         }
@@ -129,11 +168,17 @@ impl Rewriter<'_> {
                 )
             })
         };
-        let (slide_ms, size_ms) = if fname == "TUMBLE" {
-            let s = interval(args[2])?;
-            (s, s)
-        } else {
-            (interval(args[2])?, interval(args[3])?)
+        let mut gap_ms = 0;
+        let (slide_ms, size_ms) = match fname.as_str() {
+            "TUMBLE" => {
+                let s = interval(args[2])?;
+                (s, s)
+            }
+            "SESSION" => {
+                gap_ms = interval(args[2])?;
+                (0, 0)
+            }
+            _ => (interval(args[2])?, interval(args[3])?),
         };
         if slide_ms > size_ms {
             return Err(SqlError::at(at, "HOP: the slide must not exceed the size"));
@@ -173,11 +218,21 @@ impl Rewriter<'_> {
                 false,
             ));
         }
+        for p in &partition {
+            if input_schema.field_with_name(p).is_err() {
+                return Err(SqlError::at(
+                    at,
+                    format!("{fname}: {input} has no column {p} (in PARTITION BY)"),
+                ));
+            }
+        }
         Ok(WindowDef {
             input,
             time,
             size_ms,
             slide_ms,
+            gap_ms,
+            partition,
             schema: Arc::new(Schema::new(fields)),
         })
     }

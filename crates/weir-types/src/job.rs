@@ -195,6 +195,14 @@ pub struct WindowSpec {
     /// no windows are computed. `GROUP BY window_start, window_end` over a window result.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub assigned: bool,
+    /// Session windows when positive: per key, rows closer than this gap form one window,
+    /// from its first row to its last plus the gap (`size_ms` and `slide_ms` unused).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gap_ms: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// An inner equi-join of two inputs: input 0 is the left side, input 1 the right, each
@@ -812,7 +820,7 @@ impl JobSpec {
                 ));
             }
             if let OperatorKind::WindowAggregate(w) = &op.kind {
-                if w.size_ms == 0 || w.slide() > w.size_ms {
+                if w.gap_ms == 0 && (w.size_ms == 0 || w.slide() > w.size_ms) {
                     return bad(format!(
                         "window_aggregate {:?}: size_ms must be positive and slide_ms at most size_ms",
                         op.id

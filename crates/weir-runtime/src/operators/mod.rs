@@ -16,6 +16,7 @@ pub mod nexmark;
 #[cfg(feature = "postgres")]
 pub mod postgres_sink;
 mod project;
+mod session;
 mod sinks;
 mod updating;
 mod window;
@@ -200,6 +201,9 @@ pub async fn build_operator(
             &input()?,
             ctx.output_schema.clone(),
         )?),
+        OperatorKind::WindowAggregate(w) if w.gap_ms > 0 => {
+            Box::new(session::SessionWindows::new(ctx, w, &input()?, restored)?)
+        }
         OperatorKind::WindowAggregate(w) => window::build(ctx, w, &input()?, restored)?,
         OperatorKind::KeyedAggregate { keys, aggregates } => {
             aggregate::build(ctx, keys, aggregates, &input()?, restored)?

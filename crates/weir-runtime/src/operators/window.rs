@@ -365,6 +365,7 @@ mod tests {
             ],
             allowed_lateness_ms: lateness,
             assigned: false,
+            gap_ms: 0,
         }
     }
 

@@ -1,0 +1,406 @@
+//! Event-time session windows: per key, rows closer than the gap belong to one session.
+//!
+//! A row at time `t` opens the window `[t, t + gap)`; windows of one key that overlap merge
+//! (their accumulators combine), so a session ends `gap` after its last row. A session is
+//! emitted once, when the watermark passes its end plus the allowed lateness, as a row of
+//! keys, `window_start`, `window_end` and aggregates (the same schema as `window_aggregate`);
+//! a row whose own window `[t, t + gap)` already ended by then is late: dropped and counted.
+//! State is per key (with its key group, so it restores at another parallelism); sessions
+//! to fire are found through an index by end time that may hold stale entries (a session
+//! whose end moved on when it merged), checked against the key's sessions when they come up.
+
+use super::aggregate::{agg_cols, agg_values, fold_row, initial_accs, Acc, AggCol};
+use super::{Operator, OperatorContext, Restored};
+use crate::error::{Result, RuntimeError};
+use crate::hashing::hash_columns;
+use crate::message::Barrier;
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+use tracing::info;
+use weir_types::keygroup::{key_group, key_group_range};
+use weir_types::{AggFn, WindowSpec};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    start: i64,
+    end: i64,
+    accs: Vec<Acc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    watermark: i64,
+    late: u64,
+    /// (key group, key, sessions)
+    keys: Vec<(u32, Vec<u8>, Vec<Session>)>,
+}
+
+pub struct SessionWindows {
+    keys: Vec<usize>,
+    key_rows: RowConverter,
+    time: usize,
+    gap: i64,
+    lateness: i64,
+    aggs: Vec<AggCol>,
+    /// Key → (key group, its open sessions, by start).
+    state: HashMap<Vec<u8>, (u32, Vec<Session>)>,
+    /// Session end → keys that had a session ending then.
+    by_end: BTreeMap<i64, Vec<Vec<u8>>>,
+    watermark: i64,
+    late: u64,
+    late_logged: u64,
+    max_parallelism: u32,
+    range: Range<u32>,
+    output: SchemaRef,
+    hashes: Vec<u64>,
+}
+
+impl SessionWindows {
+    pub fn new(
+        ctx: &OperatorContext,
+        spec: &WindowSpec,
+        input: &SchemaRef,
+        restored: Option<Restored>,
+    ) -> Result<Self> {
+        let keys = spec
+            .keys
+            .iter()
+            .map(|k| {
+                input
+                    .index_of(k)
+                    .map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let time = input
+            .index_of(&spec.time)
+            .map_err(|_| RuntimeError::Plan(format!("unknown time column {:?}", spec.time)))?;
+        let mut op = Self {
+            key_rows: RowConverter::new(
+                keys.iter()
+                    .map(|i| SortField::new(input.field(*i).data_type().clone()))
+                    .collect(),
+            )?,
+            keys,
+            time,
+            gap: spec.gap_ms as i64,
+            lateness: spec.allowed_lateness_ms as i64,
+            aggs: agg_cols(ctx, &spec.aggregates, input)?,
+            state: HashMap::new(),
+            by_end: BTreeMap::new(),
+            watermark: i64::MIN,
+            late: 0,
+            late_logged: 0,
+            max_parallelism: ctx.max_parallelism,
+            range: key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism),
+            output: ctx.output_schema.clone(),
+            hashes: Vec::new(),
+        };
+        if let Some(r) = restored {
+            let mut watermark = None::<i64>;
+            for (_, bytes) in &r.snapshots {
+                let s: Snapshot = weir_state::decode(bytes)?;
+                watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
+                op.late += s.late;
+                for (kg, key, sessions) in s.keys {
+                    if op.range.contains(&kg) {
+                        for s in &sessions {
+                            op.by_end.entry(s.end).or_default().push(key.clone());
+                        }
+                        op.state.insert(key, (kg, sessions));
+                    }
+                }
+            }
+            op.watermark = watermark.unwrap_or(i64::MIN);
+            op.late_logged = op.late;
+        }
+        Ok(op)
+    }
+
+    /// Emits (and forgets) every session whose end plus lateness is at or below `w`.
+    fn fire(&mut self, w: i64) -> Result<Option<RecordBatch>> {
+        let mut done: Vec<(Vec<u8>, Session)> = Vec::new();
+        while let Some((&end, _)) = self.by_end.first_key_value() {
+            if end.saturating_add(self.lateness) > w {
+                break;
+            }
+            let Some((_, keys)) = self.by_end.pop_first() else {
+                break;
+            };
+            for key in keys {
+                let Some((_, sessions)) = self.state.get_mut(&key) else {
+                    continue; // fired already through another entry
+                };
+                let mut i = 0;
+                while i < sessions.len() {
+                    if sessions[i].end.saturating_add(self.lateness) <= w {
+                        done.push((key.clone(), sessions.remove(i)));
+                    } else {
+                        i += 1;
+                    }
+                }
+                if sessions.is_empty() {
+                    self.state.remove(&key);
+                }
+            }
+        }
+        if done.is_empty() {
+            return Ok(None);
+        }
+        let parser = self.key_rows.parser();
+        let mut cols: Vec<ArrayRef> = self
+            .key_rows
+            .convert_rows(done.iter().map(|(k, _)| parser.parse(k)))?;
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            done.iter().map(|(_, s)| s.start),
+        )));
+        cols.push(Arc::new(TimestampMillisecondArray::from_iter_values(
+            done.iter().map(|(_, s)| s.end),
+        )));
+        for (i, a) in self.aggs.iter().enumerate() {
+            let vals = done.iter().map(|(_, s)| s.accs[i]);
+            cols.push(if a.float {
+                Arc::new(Float64Array::from_iter_values(vals.map(|x| x.float())))
+            } else {
+                Arc::new(Int64Array::from_iter_values(vals.map(|x| x.int())))
+            });
+        }
+        Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))
+    }
+}
+
+/// Combines two sessions' accumulators of one aggregate.
+fn merge(f: AggFn, a: Acc, b: Acc) -> Acc {
+    match (a, b) {
+        (Acc::Empty, x) | (x, Acc::Empty) => x,
+        (Acc::Int(x), Acc::Int(y)) => Acc::Int(match f {
+            AggFn::Min => x.min(y),
+            AggFn::Max => x.max(y),
+            _ => x.wrapping_add(y),
+        }),
+        (x, y) => {
+            let (x, y) = (x.float(), y.float());
+            Acc::Float(match f {
+                AggFn::Min => x.min(y),
+                AggFn::Max => x.max(y),
+                _ => x + y,
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl Operator for SessionWindows {
+    async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let key_cols: Vec<ArrayRef> = self.keys.iter().map(|i| batch.column(*i).clone()).collect();
+        hash_columns(&key_cols, &mut self.hashes)?;
+        let keys = self.key_rows.convert_columns(&key_cols)?;
+        let values = agg_values(&self.aggs, &batch)?;
+        let ts = cast(batch.column(self.time), &DataType::Int64)?;
+        let ts = ts.as_primitive::<Int64Type>();
+        let init = initial_accs(&self.aggs).slice_mut().to_vec();
+        for row in 0..batch.num_rows() {
+            if ts.is_null(row) {
+                self.late += 1;
+                continue;
+            }
+            let t = ts.value(row);
+            let (start, end) = (t, t.saturating_add(self.gap));
+            if end.saturating_add(self.lateness) <= self.watermark {
+                self.late += 1;
+                continue;
+            }
+            let kg = key_group(self.hashes[row], self.max_parallelism);
+            if !self.range.contains(&kg) {
+                return Err(RuntimeError::Internal(format!(
+                    "key group {kg} arrived at a subtask owning {:?}: upstream partitioning disagrees",
+                    self.range
+                )));
+            }
+            let key = keys.row(row).as_ref().to_vec();
+            let (_, sessions) = self
+                .state
+                .entry(key.clone())
+                .or_insert_with(|| (kg, Vec::new()));
+            let mut s = Session {
+                start,
+                end,
+                accs: init.clone(),
+            };
+            fold_row(&self.aggs, &values, row, &mut s.accs);
+            // Merge every open session this row's window overlaps.
+            let mut i = 0;
+            while i < sessions.len() {
+                let o = &sessions[i];
+                if o.start < s.end && s.start < o.end {
+                    let o = sessions.remove(i);
+                    s.start = s.start.min(o.start);
+                    s.end = s.end.max(o.end);
+                    for ((acc, other), a) in s.accs.iter_mut().zip(o.accs).zip(&self.aggs) {
+                        *acc = merge(a.func, *acc, other);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            self.by_end.entry(s.end).or_default().push(key);
+            sessions.push(s);
+        }
+        Ok(None)
+    }
+
+    async fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>> {
+        self.watermark = self.watermark.max(w);
+        if self.late > self.late_logged {
+            info!(
+                late = self.late,
+                "session windows: late rows dropped so far"
+            );
+            self.late_logged = self.late;
+        }
+        self.fire(self.watermark)
+    }
+
+    async fn end_of_input(&mut self) -> Result<Option<RecordBatch>> {
+        self.fire(i64::MAX)
+    }
+
+    async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
+        let snap = Snapshot {
+            watermark: self.watermark,
+            late: self.late,
+            keys: self
+                .state
+                .iter()
+                .map(|(k, (kg, s))| (*kg, k.clone(), s.clone()))
+                .collect(),
+        };
+        Ok(Some(weir_state::encode(&snap)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use weir_types::{AggSpec, DeliveryGuarantee, JobId};
+
+    fn input() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
+        ]))
+    }
+
+    fn spec() -> WindowSpec {
+        WindowSpec {
+            keys: vec!["k".into()],
+            time: "ts".into(),
+            size_ms: 0,
+            slide_ms: 0,
+            aggregates: vec![
+                AggSpec {
+                    func: AggFn::Count,
+                    column: None,
+                    name: "n".into(),
+                },
+                AggSpec {
+                    func: AggFn::Max,
+                    column: Some("v".into()),
+                    name: "top".into(),
+                },
+            ],
+            allowed_lateness_ms: 0,
+            assigned: false,
+            gap_ms: 10,
+        }
+    }
+
+    fn op(restored: Option<Restored>) -> SessionWindows {
+        let ctx = OperatorContext {
+            job_id: JobId("j".into()),
+            op_id: "s".into(),
+            subtask: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            attempt: 1,
+            guarantee: DeliveryGuarantee::ExactlyOnce,
+            checkpointing: true,
+            state_backend: Default::default(),
+            input_schema: Some(input()),
+            input_schemas: vec![],
+            output_schema: super::super::window::schema(&spec(), &input(), "s").unwrap(),
+        };
+        SessionWindows::new(&ctx, &spec(), &input(), restored).unwrap()
+    }
+
+    fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            input(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(TimestampMillisecondArray::from_iter_values(
+                    rows.iter().map(|r| r.2),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// (key, start, end, count, max), sorted.
+    fn rows(b: Option<RecordBatch>) -> Vec<(i64, i64, i64, i64, i64)> {
+        let Some(b) = b else { return vec![] };
+        let c = |i: usize| cast(b.column(i), &DataType::Int64).unwrap();
+        let (k, s, e, n, m) = (c(0), c(1), c(2), c(3), c(4));
+        let v = |a: &ArrayRef, i| a.as_primitive::<Int64Type>().value(i);
+        let mut out: Vec<_> = (0..b.num_rows())
+            .map(|i| (v(&k, i), v(&s, i), v(&e, i), v(&n, i), v(&m, i)))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn rows_within_the_gap_merge_into_one_session() {
+        let mut s = op(None);
+        // Key 1 at 0 and 30 (two sessions so far), key 2 at 12.
+        s.process(batch(&[(1, 4, 0), (2, 7, 12), (1, 9, 30)]))
+            .await
+            .unwrap();
+        // Key 1 at 5 joins [0, 10) into [0, 15); key 2 at 20 extends [12, 22) to [12, 30).
+        s.process(batch(&[(1, 1, 5), (2, 3, 20)])).await.unwrap();
+        let got = rows(s.on_watermark(30).await.unwrap());
+        assert_eq!(got, vec![(1, 0, 15, 2, 4), (2, 12, 30, 2, 7)]);
+        // A row whose own window ended before the watermark is late.
+        s.process(batch(&[(1, 100, 10)])).await.unwrap();
+        assert_eq!(s.late, 1);
+        let barrier = Barrier {
+            id: 1,
+            timestamp_ms: 0,
+            savepoint: false,
+            target_dir: Arc::from("unused"),
+        };
+        let snap = s.snapshot(&barrier).await.unwrap().unwrap();
+        let mut r = op(Some(Restored {
+            job_id: "j".into(),
+            old_parallelism: 1,
+            snapshots: vec![(0, bytes::Bytes::from(snap))],
+        }));
+        r.process(batch(&[(1, 2, 35)])).await.unwrap();
+        let got = rows(r.end_of_input().await.unwrap());
+        assert_eq!(got, vec![(1, 30, 45, 2, 9)]);
+    }
+}
