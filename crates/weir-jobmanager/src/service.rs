@@ -10,7 +10,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use weir_checkpoint::SubtaskHandle;
 use weir_proto as pb;
 use weir_types::TaskKey;
@@ -28,7 +28,10 @@ pub async fn serve(
             }),
         )
         .add_service(pb::cluster_service_server::ClusterServiceServer::new(
-            ClusterApi { jm },
+            ClusterApi {
+                jm,
+                shutdown: shutdown.clone(),
+            },
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;
@@ -176,6 +179,8 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
 
 pub struct ClusterApi {
     jm: Arc<JobManager>,
+    /// The job manager's own shutdown: task managers leaving then are expected.
+    shutdown: CancellationToken,
 }
 
 fn task_key(t: Option<pb::TaskId>) -> Result<(String, u64, TaskKey), Status> {
@@ -227,6 +232,7 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
     ) -> Result<Response<Self::HeartbeatStream>, Status> {
         let mut inbound = req.into_inner();
         let jm = self.jm.clone();
+        let shutdown = self.shutdown.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut session: Option<(String, u64)> = None;
@@ -254,7 +260,11 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
             // The stream broke: the task manager is gone (or will register anew).
             if let Some((id, s)) = session {
                 if jm.cluster.remove(&id, Some(s)) {
-                    warn!(tm = %id, "heartbeat stream closed; task manager lost");
+                    if shutdown.is_cancelled() {
+                        debug!(tm = %id, "heartbeat stream closed while shutting down");
+                    } else {
+                        warn!(tm = %id, "heartbeat stream closed; task manager lost");
+                    }
                     jm.task_manager_lost(&id);
                 }
             }
