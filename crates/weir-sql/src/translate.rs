@@ -235,12 +235,7 @@ impl<'a> Translator<'a> {
                     .tables
                     .get(&name)
                     .ok_or_else(|| SqlError::at(at, format!("no table {name}")))?;
-                let all: Vec<String> = table
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
+                let all: Vec<String> = field_names(table.schema.fields());
                 let columns = match &scan.projection {
                     Some(proj) => proj.iter().map(|i| all[*i].clone()).collect(),
                     None => all,
@@ -253,12 +248,7 @@ impl<'a> Translator<'a> {
             LogicalPlan::SubqueryAlias(a) => self.plan(&a.input),
             LogicalPlan::Projection(proj) => {
                 let input = self.plan(&proj.input)?;
-                let names: Vec<String> = proj
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
+                let names: Vec<String> = field_names(proj.schema.fields());
                 let mut exprs = Vec::with_capacity(names.len());
                 let mut plain: Vec<Option<String>> = Vec::with_capacity(names.len());
                 let renamed: Vec<Expr> = proj
@@ -382,12 +372,7 @@ impl<'a> Translator<'a> {
                         "an aggregate without GROUP BY (a global aggregate)",
                     ));
                 }
-                let out_names: Vec<String> = agg
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
+                let out_names: Vec<String> = field_names(agg.schema.fields());
                 // Group columns as they are; group expressions computed by a projection first,
                 // under the names the aggregate's schema gives them.
                 let mut keys = Vec::new();
@@ -579,12 +564,7 @@ impl<'a> Translator<'a> {
                 "a window aggregate must GROUP BY window_start, window_end (and any key columns)",
             ));
         }
-        let out_names: Vec<String> = agg
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let out_names: Vec<String> = field_names(agg.schema.fields());
         let (aggregates, outputs) =
             lower_aggregates(&agg.aggr_expr, &out_names[agg.group_expr.len()..], at)?;
         if aggregates.iter().any(|a| {
@@ -983,12 +963,7 @@ impl<'a> Translator<'a> {
                 "GROUP BY expressions are not supported with windows yet: group by columns",
             ));
         }
-        let out_names: Vec<String> = agg
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let out_names: Vec<String> = field_names(agg.schema.fields());
         let (aggregates, outputs) =
             lower_aggregates(aggr_expr, &out_names[group_expr.len()..], at)?;
         let (input, keys) = self.global_key(input.clone(), keys)?;
@@ -1205,12 +1180,7 @@ impl<'a> Translator<'a> {
             .ok_or_else(|| SqlError::at(self.at, format!("no table {name}")))?;
         // A WATERMARK clause only matters to event-time operators (windows); stateless and
         // GROUP BY queries read the table the same with or without it.
-        let all: Vec<String> = table
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let all: Vec<String> = field_names(table.schema.fields());
         // A query that uses no column still needs rows: read the first.
         let columns = if columns.is_empty() {
             all[..1].to_vec()
@@ -1339,6 +1309,11 @@ fn constant_ms(v: &datafusion::common::ScalarValue) -> Option<i64> {
 
 /// The prefix of an updating result's key column that its query dropped (kept, hidden).
 const HIDDEN_KEY: &str = "__key_";
+
+/// The names of a schema's fields, in order.
+fn field_names(fields: &datafusion::arrow::datatypes::Fields) -> Vec<String> {
+    fields.iter().map(|f| f.name().clone()).collect()
+}
 
 /// A column name as a quoted SQL identifier.
 fn quote(name: &str) -> String {

@@ -82,6 +82,17 @@ pub(super) struct AggCol {
     pub(super) float: bool,
 }
 
+impl AggCol {
+    /// The output column of accumulated values (Float64 or Int64, as the aggregate's type).
+    pub(super) fn output(&self, accs: impl Iterator<Item = Acc>) -> ArrayRef {
+        if self.float {
+            Arc::new(Float64Array::from_iter_values(accs.map(Acc::float)))
+        } else {
+            Arc::new(Int64Array::from_iter_values(accs.map(Acc::int)))
+        }
+    }
+}
+
 /// How a key is read from a row.
 pub(super) trait KeyReader: Send + 'static {
     type Key: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static;
@@ -155,14 +166,7 @@ pub fn build(
     input: &SchemaRef,
     restored: Option<Restored>,
 ) -> Result<Box<dyn Operator>> {
-    let key_idx = keys
-        .iter()
-        .map(|k| {
-            input
-                .index_of(k)
-                .map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let key_idx = super::column_indices(input, keys)?;
     let aggs = agg_cols(ctx, aggregates, input)?;
     let single_int = key_idx.len() == 1 && input.field(key_idx[0]).data_type().is_integer();
     if single_int {

@@ -162,14 +162,7 @@ impl Side {
         keys: &[String],
         expire: &[weir_types::ExpireBound],
     ) -> Result<Self> {
-        let keys = keys
-            .iter()
-            .map(|k| {
-                schema
-                    .index_of(k)
-                    .map_err(|_| RuntimeError::Plan(format!("unknown join key column {k:?}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let keys = super::column_indices(schema, keys)?;
         let sort = |i: usize| SortField::new(schema.field(i).data_type().clone());
         let expire = expire
             .iter()
@@ -529,7 +522,7 @@ mod tests {
     use super::*;
     use arrow::array::{StringArray, TimestampMillisecondArray};
     use bytes::Bytes;
-    use weir_types::{DeliveryGuarantee, ExpireBound, JobId};
+    use weir_types::ExpireBound;
 
     fn left() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -561,20 +554,13 @@ mod tests {
     }
 
     fn op(spec: &JoinSpec, subtask: u32, parallelism: u32, restored: Option<Restored>) -> Join {
-        let ctx = OperatorContext {
-            job_id: JobId("j".into()),
-            op_id: "join".into(),
+        let ctx = OperatorContext::for_test(
+            "join",
             subtask,
             parallelism,
-            max_parallelism: 128,
-            attempt: 1,
-            guarantee: DeliveryGuarantee::ExactlyOnce,
-            checkpointing: true,
-            state_backend: Default::default(),
-            input_schema: Some(left()),
-            input_schemas: vec![left(), right()],
-            output_schema: schema(spec, &left(), &right(), "join").unwrap(),
-        };
+            vec![left(), right()],
+            schema(spec, &left(), &right(), "join").unwrap(),
+        );
         Join::new(&ctx, spec, restored).unwrap()
     }
 

@@ -54,6 +54,46 @@ pub struct OperatorContext {
     pub output_schema: SchemaRef,
 }
 
+impl OperatorContext {
+    /// A subtask of a test operator `op_id` (exactly-once, checkpointing, 128 key groups)
+    /// reading `inputs` and producing `output`.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        op_id: &str,
+        subtask: u32,
+        parallelism: u32,
+        inputs: Vec<SchemaRef>,
+        output: SchemaRef,
+    ) -> Self {
+        Self {
+            job_id: JobId("j".into()),
+            op_id: op_id.into(),
+            subtask,
+            parallelism,
+            max_parallelism: 128,
+            attempt: 1,
+            guarantee: DeliveryGuarantee::ExactlyOnce,
+            checkpointing: true,
+            state_backend: Default::default(),
+            input_schema: inputs.first().cloned(),
+            input_schemas: inputs,
+            output_schema: output,
+        }
+    }
+}
+
+/// The indices of columns `names` in `schema` (key columns, mostly).
+pub(crate) fn column_indices(schema: &SchemaRef, names: &[String]) -> Result<Vec<usize>> {
+    names
+        .iter()
+        .map(|k| {
+            schema
+                .index_of(k)
+                .map_err(|_| RuntimeError::Plan(format!("unknown column {k:?}")))
+        })
+        .collect()
+}
+
 /// The state an operator restores from: every old subtask's snapshot of it.
 #[derive(Debug, Clone, Default)]
 pub struct Restored {

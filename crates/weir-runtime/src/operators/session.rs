@@ -14,17 +14,18 @@ use super::{Operator, OperatorContext, Restored};
 use crate::error::{Result, RuntimeError};
 use crate::hashing::hash_columns;
 use crate::message::Barrier;
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 use tracing::info;
+use weir_state::FastMap;
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, WindowSpec};
 
@@ -51,7 +52,7 @@ pub struct SessionWindows {
     lateness: i64,
     aggs: Vec<AggCol>,
     /// Key → (key group, its open sessions, by start).
-    state: HashMap<Vec<u8>, (u32, Vec<Session>)>,
+    state: FastMap<Vec<u8>, (u32, Vec<Session>)>,
     /// Session end → keys that had a session ending then.
     by_end: BTreeMap<i64, Vec<Vec<u8>>>,
     watermark: i64,
@@ -70,15 +71,7 @@ impl SessionWindows {
         input: &SchemaRef,
         restored: Option<Restored>,
     ) -> Result<Self> {
-        let keys = spec
-            .keys
-            .iter()
-            .map(|k| {
-                input
-                    .index_of(k)
-                    .map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let keys = super::column_indices(input, &spec.keys)?;
         let time = input
             .index_of(&spec.time)
             .map_err(|_| RuntimeError::Plan(format!("unknown time column {:?}", spec.time)))?;
@@ -93,7 +86,7 @@ impl SessionWindows {
             gap: spec.gap_ms as i64,
             lateness: spec.allowed_lateness_ms as i64,
             aggs: agg_cols(ctx, &spec.aggregates, input)?,
-            state: HashMap::new(),
+            state: FastMap::default(),
             by_end: BTreeMap::new(),
             watermark: i64::MIN,
             late: 0,
@@ -165,12 +158,7 @@ impl SessionWindows {
             done.iter().map(|(_, s)| s.end),
         )));
         for (i, a) in self.aggs.iter().enumerate() {
-            let vals = done.iter().map(|(_, s)| s.accs[i]);
-            cols.push(if a.float {
-                Arc::new(Float64Array::from_iter_values(vals.map(|x| x.float())))
-            } else {
-                Arc::new(Int64Array::from_iter_values(vals.map(|x| x.int())))
-            });
+            cols.push(a.output(done.iter().map(|(_, s)| s.accs[i])));
         }
         Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))
     }
@@ -224,11 +212,17 @@ impl Operator for SessionWindows {
                     self.range
                 )));
             }
-            let key = keys.row(row).as_ref().to_vec();
-            let (_, sessions) = self
-                .state
-                .entry(key.clone())
-                .or_insert_with(|| (kg, Vec::new()));
+            let key = keys.row(row);
+            let sessions = match self.state.get_mut(key.as_ref()) {
+                Some((_, sessions)) => sessions,
+                None => {
+                    &mut self
+                        .state
+                        .entry(key.as_ref().to_vec())
+                        .or_insert_with(|| (kg, Vec::new()))
+                        .1
+                }
+            };
             let mut s = Session {
                 start,
                 end,
@@ -250,7 +244,10 @@ impl Operator for SessionWindows {
                     i += 1;
                 }
             }
-            self.by_end.entry(s.end).or_default().push(key);
+            self.by_end
+                .entry(s.end)
+                .or_default()
+                .push(key.as_ref().to_vec());
             sessions.push(s);
         }
         Ok(None)
@@ -289,8 +286,9 @@ impl Operator for SessionWindows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::Int64Array;
     use arrow::datatypes::{Field, Schema, TimeUnit};
-    use weir_types::{AggSpec, DeliveryGuarantee, JobId};
+    use weir_types::AggSpec;
 
     fn input() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -329,20 +327,13 @@ mod tests {
     }
 
     fn op(restored: Option<Restored>) -> SessionWindows {
-        let ctx = OperatorContext {
-            job_id: JobId("j".into()),
-            op_id: "s".into(),
-            subtask: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-            attempt: 1,
-            guarantee: DeliveryGuarantee::ExactlyOnce,
-            checkpointing: true,
-            state_backend: Default::default(),
-            input_schema: Some(input()),
-            input_schemas: vec![],
-            output_schema: super::super::window::schema(&spec(), &input(), "s").unwrap(),
-        };
+        let ctx = OperatorContext::for_test(
+            "s",
+            0,
+            1,
+            vec![input()],
+            super::super::window::schema(&spec(), &input(), "s").unwrap(),
+        );
         SessionWindows::new(&ctx, &spec(), &input(), restored).unwrap()
     }
 

@@ -16,15 +16,14 @@ use super::{Operator, OperatorContext, Restored};
 use crate::error::{Result, RuntimeError};
 use crate::hashing::hash_columns;
 use crate::message::Barrier;
-use arrow::array::{Array, ArrayRef, Float64Array, Int64Array};
+use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use weir_state::FastMap;
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, AggSpec};
 
@@ -35,9 +34,9 @@ pub struct UpdatingAggregate {
     upsert_rows: RowConverter,
     aggs: Vec<AggCol>,
     /// Group key → (key group, accumulators).
-    groups: HashMap<Vec<u8>, (u32, Vec<Acc>)>,
+    groups: FastMap<Vec<u8>, (u32, Vec<Acc>)>,
     /// Upstream key → (its group's key group, its last contribution to each aggregate).
-    last: HashMap<Vec<u8>, (u32, Vec<Option<Acc>>)>,
+    last: FastMap<Vec<u8>, (u32, Vec<Option<Acc>>)>,
     max_parallelism: u32,
     range: Range<u32>,
     output: SchemaRef,
@@ -48,17 +47,6 @@ pub struct UpdatingAggregate {
 struct Snapshot {
     groups: Vec<(u32, Vec<u8>, Vec<Acc>)>,
     last: Vec<(u32, Vec<u8>, Vec<Option<Acc>>)>,
-}
-
-fn columns(input: &SchemaRef, names: &[String]) -> Result<Vec<usize>> {
-    names
-        .iter()
-        .map(|k| {
-            input
-                .index_of(k)
-                .map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}")))
-        })
-        .collect()
 }
 
 fn converter(input: &SchemaRef, cols: &[usize]) -> Result<RowConverter> {
@@ -78,16 +66,16 @@ impl UpdatingAggregate {
         input: &SchemaRef,
         restored: Option<Restored>,
     ) -> Result<Self> {
-        let keys = columns(input, keys)?;
-        let upsert_keys = columns(input, upsert_keys)?;
+        let keys = super::column_indices(input, keys)?;
+        let upsert_keys = super::column_indices(input, upsert_keys)?;
         let mut op = Self {
             key_rows: converter(input, &keys)?,
             upsert_rows: converter(input, &upsert_keys)?,
             keys,
             upsert_keys,
             aggs: agg_cols(ctx, aggregates, input)?,
-            groups: HashMap::new(),
-            last: HashMap::new(),
+            groups: FastMap::default(),
+            last: FastMap::default(),
             max_parallelism: ctx.max_parallelism,
             range: key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism),
             output: ctx.output_schema.clone(),
@@ -112,19 +100,18 @@ impl UpdatingAggregate {
     }
 }
 
-/// What row `row` adds to each aggregate (`None`: nothing, a NULL value).
-fn contribution(aggs: &[AggCol], values: &[Values], row: usize) -> Vec<Option<Acc>> {
-    aggs.iter()
-        .zip(values)
-        .map(|(a, v)| match (a.func, v) {
+/// What row `row` adds to each aggregate (`None`: nothing, a NULL value), into `out`.
+fn contribution(aggs: &[AggCol], values: &[Values], row: usize, out: &mut [Option<Acc>]) {
+    for ((a, v), o) in aggs.iter().zip(values).zip(out) {
+        *o = match (a.func, v) {
             (AggFn::Count, Values::None) => Some(Acc::Int(1)),
             (AggFn::Count, Values::Int(x)) => x.is_valid(row).then_some(Acc::Int(1)),
             (AggFn::Count, Values::Float(x)) => x.is_valid(row).then_some(Acc::Int(1)),
             (_, Values::Int(x)) => x.is_valid(row).then(|| Acc::Int(x.value(row))),
             (_, Values::Float(x)) => x.is_valid(row).then(|| Acc::Float(x.value(row))),
             (_, Values::None) => None,
-        })
-        .collect()
+        };
+    }
 }
 
 fn add(acc: &mut Acc, c: Acc, sign: i64) {
@@ -150,6 +137,7 @@ impl Operator for UpdatingAggregate {
         let values = agg_values(&self.aggs, &batch)?;
         let init: Vec<Acc> = initial_accs(&self.aggs).slice_mut().to_vec();
         let mut out: Vec<Vec<Acc>> = vec![Vec::with_capacity(rows); self.aggs.len()];
+        let mut old: Vec<Option<Acc>> = vec![None; self.aggs.len()];
         for row in 0..rows {
             let kg = key_group(self.hashes[row], self.max_parallelism);
             if !self.range.contains(&kg) {
@@ -158,19 +146,41 @@ impl Operator for UpdatingAggregate {
                     self.range
                 )));
             }
-            let new = contribution(&self.aggs, &values, row);
-            let old = self
-                .last
-                .insert(upserts.row(row).as_ref().to_vec(), (kg, new.clone()));
-            let (_, accs) = self
-                .groups
-                .entry(keys.row(row).as_ref().to_vec())
-                .or_insert_with(|| (kg, init.clone()));
+            // The upstream key's previous contribution is swapped for the new one in place
+            // (keys are copied only when first seen).
+            let upsert = upserts.row(row);
+            let last = match self.last.get_mut(upsert.as_ref()) {
+                Some((_, c)) => {
+                    old.copy_from_slice(c);
+                    c
+                }
+                None => {
+                    old.fill(None);
+                    let fresh = vec![None; self.aggs.len()];
+                    &mut self
+                        .last
+                        .entry(upsert.as_ref().to_vec())
+                        .or_insert((kg, fresh))
+                        .1
+                }
+            };
+            contribution(&self.aggs, &values, row, last);
+            let key = keys.row(row);
+            let accs = match self.groups.get_mut(key.as_ref()) {
+                Some((_, accs)) => accs,
+                None => {
+                    &mut self
+                        .groups
+                        .entry(key.as_ref().to_vec())
+                        .or_insert_with(|| (kg, init.clone()))
+                        .1
+                }
+            };
             for (i, acc) in accs.iter_mut().enumerate() {
-                if let Some(Some(c)) = old.as_ref().map(|(_, o)| o[i]) {
+                if let Some(c) = old[i] {
                     add(acc, c, -1);
                 }
-                if let Some(c) = new[i] {
+                if let Some(c) = last[i] {
                     add(acc, c, 1);
                 }
                 out[i].push(*acc);
@@ -178,13 +188,7 @@ impl Operator for UpdatingAggregate {
         }
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         for (a, vals) in self.aggs.iter().zip(out) {
-            cols.push(if a.float {
-                Arc::new(Float64Array::from_iter_values(
-                    vals.iter().map(|v| v.float()),
-                ))
-            } else {
-                Arc::new(Int64Array::from_iter_values(vals.iter().map(|v| v.int())))
-            });
+            cols.push(a.output(vals.into_iter()));
         }
         Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))
     }
@@ -210,9 +214,10 @@ impl Operator for UpdatingAggregate {
 mod tests {
     use super::*;
     use arrow::array::AsArray;
+    use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use bytes::Bytes;
-    use weir_types::{DeliveryGuarantee, JobId};
+    use std::sync::Arc;
 
     /// (auction, category, final): the rows of `GROUP BY auction, category` as it updates.
     fn input() -> SchemaRef {
@@ -246,20 +251,13 @@ mod tests {
             .collect();
         fields.push(Field::new("total", DataType::Int64, false));
         fields.push(Field::new("n", DataType::Int64, false));
-        let ctx = OperatorContext {
-            job_id: JobId("j".into()),
-            op_id: "u".into(),
+        let ctx = OperatorContext::for_test(
+            "u",
             subtask,
             parallelism,
-            max_parallelism: 128,
-            attempt: 1,
-            guarantee: DeliveryGuarantee::ExactlyOnce,
-            checkpointing: true,
-            state_backend: Default::default(),
-            input_schema: Some(input()),
-            input_schemas: vec![],
-            output_schema: Arc::new(Schema::new(fields)),
-        };
+            vec![input()],
+            Arc::new(Schema::new(fields)),
+        );
         UpdatingAggregate::new(
             &ctx,
             &["category".into()],

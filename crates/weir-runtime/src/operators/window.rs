@@ -17,7 +17,7 @@ use super::{Operator, OperatorContext, Restored};
 use crate::error::{Result, RuntimeError};
 use crate::hashing::hash_columns;
 use crate::message::Barrier;
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -80,15 +80,7 @@ pub fn build(
     input: &SchemaRef,
     restored: Option<Restored>,
 ) -> Result<Box<dyn Operator>> {
-    let keys = spec
-        .keys
-        .iter()
-        .map(|k| {
-            input
-                .index_of(k)
-                .map_err(|_| RuntimeError::Plan(format!("unknown key column {k:?}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let keys = super::column_indices(input, &spec.keys)?;
     let single_int = keys.len() == 1 && input.field(keys[0]).data_type().is_integer();
     if single_int {
         Ok(Box::new(WindowAggregate::new(
@@ -231,17 +223,10 @@ impl<R: KeyReader> WindowAggregate<R> {
             done.iter().map(|(_, s, _)| *s + size),
         )));
         for (i, a) in self.aggs.iter().enumerate() {
-            let mut accs = done.iter().map(|(_, _, accs)| match accs {
+            cols.push(a.output(done.iter().map(|(_, _, accs)| match accs {
                 Accs::One(x) => *x,
                 Accs::Many(xs) => xs[i],
-            });
-            cols.push(if a.float {
-                Arc::new(Float64Array::from_iter_values(
-                    accs.by_ref().map(|x| x.float()),
-                ))
-            } else {
-                Arc::new(Int64Array::from_iter_values(accs.by_ref().map(|x| x.int())))
-            });
+            })));
         }
         Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))
     }
@@ -331,7 +316,8 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_types::{AggFn, AggSpec, DeliveryGuarantee, JobId};
+    use arrow::array::Int64Array;
+    use weir_types::{AggFn, AggSpec};
 
     fn input() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -375,20 +361,13 @@ mod tests {
         parallelism: u32,
         restored: Option<Restored>,
     ) -> Box<dyn Operator> {
-        let ctx = OperatorContext {
-            job_id: JobId("j".into()),
-            op_id: "w".into(),
+        let ctx = OperatorContext::for_test(
+            "w",
             subtask,
             parallelism,
-            max_parallelism: 128,
-            attempt: 1,
-            guarantee: DeliveryGuarantee::ExactlyOnce,
-            checkpointing: true,
-            state_backend: Default::default(),
-            input_schema: Some(input()),
-            input_schemas: vec![],
-            output_schema: schema(w, &input(), "w").unwrap(),
-        };
+            vec![input()],
+            schema(w, &input(), "w").unwrap(),
+        );
         build(&ctx, w, &input(), restored).unwrap()
     }
 
