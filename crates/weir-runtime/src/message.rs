@@ -14,6 +14,19 @@ pub struct Barrier {
     pub target_dir: Arc<str>,
 }
 
+#[cfg(test)]
+impl Barrier {
+    /// Barrier `id` of a checkpoint (operators' snapshot tests ignore the rest).
+    pub(crate) fn for_test(id: u64) -> Self {
+        Self {
+            id,
+            timestamp_ms: 0,
+            savepoint: false,
+            target_dir: Arc::from("unused"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Message {
     Batch(RecordBatch),

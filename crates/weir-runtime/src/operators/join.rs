@@ -705,12 +705,7 @@ mod tests {
         let ids: Vec<(i64, &str, i64)> = (0..40).map(|i| (i, "p", 0)).collect();
         j.process_input(0, people(&ids)).await.unwrap();
         j.process_input(1, sales(&[(Some(3), 1, 0)])).await.unwrap();
-        let barrier = Barrier {
-            id: 1,
-            timestamp_ms: 0,
-            savepoint: false,
-            target_dir: Arc::from("unused"),
-        };
+        let barrier = Barrier::for_test(1);
         let snap = j.snapshot(&barrier).await.unwrap().unwrap();
         let restored = || Restored {
             job_id: "j".into(),

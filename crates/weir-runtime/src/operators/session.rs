@@ -10,6 +10,7 @@
 //! whose end moved on when it merged), checked against the key's sessions when they come up.
 
 use super::aggregate::{agg_cols, agg_values, fold_row, initial_accs, Acc, AggCol};
+use super::window::LateRows;
 use super::{Operator, OperatorContext, Restored};
 use crate::error::{Result, RuntimeError};
 use crate::hashing::hash_columns;
@@ -24,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
-use tracing::info;
 use weir_state::FastMap;
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, WindowSpec};
@@ -56,8 +56,7 @@ pub struct SessionWindows {
     /// Session end → keys that had a session ending then.
     by_end: BTreeMap<i64, Vec<Vec<u8>>>,
     watermark: i64,
-    late: u64,
-    late_logged: u64,
+    late: LateRows,
     max_parallelism: u32,
     range: Range<u32>,
     output: SchemaRef,
@@ -89,8 +88,7 @@ impl SessionWindows {
             state: FastMap::default(),
             by_end: BTreeMap::new(),
             watermark: i64::MIN,
-            late: 0,
-            late_logged: 0,
+            late: LateRows::default(),
             max_parallelism: ctx.max_parallelism,
             range: key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism),
             output: ctx.output_schema.clone(),
@@ -101,7 +99,7 @@ impl SessionWindows {
             for (_, bytes) in &r.snapshots {
                 let s: Snapshot = weir_state::decode(bytes)?;
                 watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
-                op.late += s.late;
+                op.late.count += s.late;
                 for (kg, key, sessions) in s.keys {
                     if op.range.contains(&kg) {
                         for s in &sessions {
@@ -112,7 +110,7 @@ impl SessionWindows {
                 }
             }
             op.watermark = watermark.unwrap_or(i64::MIN);
-            op.late_logged = op.late;
+            op.late.logged = op.late.count;
         }
         Ok(op)
     }
@@ -196,13 +194,13 @@ impl Operator for SessionWindows {
         let init = initial_accs(&self.aggs).slice_mut().to_vec();
         for row in 0..batch.num_rows() {
             if ts.is_null(row) {
-                self.late += 1;
+                self.late.count += 1;
                 continue;
             }
             let t = ts.value(row);
             let (start, end) = (t, t.saturating_add(self.gap));
             if end.saturating_add(self.lateness) <= self.watermark {
-                self.late += 1;
+                self.late.count += 1;
                 continue;
             }
             let kg = key_group(self.hashes[row], self.max_parallelism);
@@ -255,13 +253,7 @@ impl Operator for SessionWindows {
 
     async fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>> {
         self.watermark = self.watermark.max(w);
-        if self.late > self.late_logged {
-            info!(
-                late = self.late,
-                "session windows: late rows dropped so far"
-            );
-            self.late_logged = self.late;
-        }
+        self.late.log("session windows");
         self.fire(self.watermark)
     }
 
@@ -272,7 +264,7 @@ impl Operator for SessionWindows {
     async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
         let snap = Snapshot {
             watermark: self.watermark,
-            late: self.late,
+            late: self.late.count,
             keys: self
                 .state
                 .iter()
@@ -377,13 +369,8 @@ mod tests {
         assert_eq!(got, vec![(1, 0, 15, 2, 4), (2, 12, 30, 2, 7)]);
         // A row whose own window ended before the watermark is late.
         s.process(batch(&[(1, 100, 10)])).await.unwrap();
-        assert_eq!(s.late, 1);
-        let barrier = Barrier {
-            id: 1,
-            timestamp_ms: 0,
-            savepoint: false,
-            target_dir: Arc::from("unused"),
-        };
+        assert_eq!(s.late.count, 1);
+        let barrier = Barrier::for_test(1);
         let snap = s.snapshot(&barrier).await.unwrap().unwrap();
         let mut r = op(Some(Restored {
             job_id: "j".into(),

@@ -304,12 +304,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(emitted(got), vec![(5, 1), (12, 2), (16, 2), (0, 0)]);
-        let barrier = Barrier {
-            id: 1,
-            timestamp_ms: 0,
-            savepoint: false,
-            target_dir: Arc::from("unused"),
-        };
+        let barrier = Barrier::for_test(1);
         let snap = u.snapshot(&barrier).await.unwrap().unwrap();
         // Restored on two subtasks, the group continues where it was on its owner.
         let mut owner = None;

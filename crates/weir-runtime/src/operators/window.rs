@@ -106,6 +106,22 @@ pub fn build(
     }
 }
 
+/// Rows dropped as late, logged whenever the count has grown.
+#[derive(Debug, Default)]
+pub(super) struct LateRows {
+    pub(super) count: u64,
+    pub(super) logged: u64,
+}
+
+impl LateRows {
+    pub(super) fn log(&mut self, operator: &str) {
+        if self.count > self.logged {
+            info!(late = self.count, "{operator}: late rows dropped so far");
+            self.logged = self.count;
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Snapshot<K> {
     watermark: i64,
@@ -129,8 +145,7 @@ pub struct WindowAggregate<R: KeyReader> {
     /// window drops its whole map: no scan of the other windows, no tombstones left behind.
     windows: BTreeMap<i64, HashMap<R::Key, (u32, Accs)>>,
     watermark: i64,
-    late: u64,
-    late_logged: u64,
+    late: LateRows,
     max_parallelism: u32,
     range: Range<u32>,
     output: SchemaRef,
@@ -170,8 +185,7 @@ impl<R: KeyReader> WindowAggregate<R> {
             lateness: spec.allowed_lateness_ms as i64,
             windows: BTreeMap::new(),
             watermark: i64::MIN,
-            late: 0,
-            late_logged: 0,
+            late: LateRows::default(),
             max_parallelism: ctx.max_parallelism,
             range,
             output: ctx.output_schema.clone(),
@@ -183,7 +197,7 @@ impl<R: KeyReader> WindowAggregate<R> {
                 let s: Snapshot<R::Key> = weir_state::decode(bytes)?;
                 // The lowest watermark of the old subtasks: a restored key may come from any.
                 watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
-                op.late += s.late;
+                op.late.count += s.late;
                 for (kg, key, start, accs) in s.windows {
                     if op.range.contains(&kg) {
                         op.windows.entry(start).or_default().insert(key, (kg, accs));
@@ -191,7 +205,7 @@ impl<R: KeyReader> WindowAggregate<R> {
                 }
             }
             op.watermark = watermark.unwrap_or(i64::MIN);
-            op.late_logged = op.late;
+            op.late.logged = op.late.count;
         }
         Ok(op)
     }
@@ -244,7 +258,7 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
         let init = initial_accs(&self.aggs);
         for row in 0..batch.num_rows() {
             if ts.is_null(row) {
-                self.late += 1; // no event time: cannot be placed in a window
+                self.late.count += 1; // no event time: cannot be placed in a window
                 continue;
             }
             let t = ts.value(row);
@@ -264,7 +278,7 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
             while start > t - self.size {
                 let end = start + self.size;
                 if end.saturating_add(self.lateness) <= self.watermark {
-                    self.late += 1;
+                    self.late.count += 1;
                 } else {
                     let (_, accs) = self
                         .windows
@@ -282,13 +296,7 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
 
     async fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>> {
         self.watermark = self.watermark.max(w);
-        if self.late > self.late_logged {
-            info!(
-                late = self.late,
-                "window aggregate: late rows dropped so far"
-            );
-            self.late_logged = self.late;
-        }
+        self.late.log("window aggregate");
         self.fire(self.watermark)
     }
 
@@ -299,7 +307,7 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
     async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
         let snap = Snapshot {
             watermark: self.watermark,
-            late: self.late,
+            late: self.late.count,
             windows: self
                 .windows
                 .iter()
