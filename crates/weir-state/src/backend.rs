@@ -59,11 +59,24 @@ where
         f: impl FnOnce(&mut V) -> R,
     ) -> Result<R> {
         match self {
-            KeyedBackend::Memory(s) => {
-                Ok(f(s.group_mut(key_group).entry(key).or_insert_with(init)))
-            }
+            KeyedBackend::Memory(s) => Ok(f(s.entry(key_group, key, init))),
             #[cfg(feature = "rocksdb")]
             KeyedBackend::RocksDb(s) => s.update(key_group, &key, init, f),
+        }
+    }
+
+    /// Starts loading `key`'s place in memory: call it [`crate::PREFETCH_DISTANCE`] rows
+    /// before the row's [`Self::update`] (the in-memory backend; RocksDB ignores it).
+    #[inline]
+    pub fn prefetch<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + ?Sized,
+    {
+        match self {
+            KeyedBackend::Memory(s) => s.prefetch(key),
+            #[cfg(feature = "rocksdb")]
+            KeyedBackend::RocksDb(_) => {}
         }
     }
 

@@ -1,10 +1,10 @@
 //! Keyed state, partitioned into key groups.
 //!
 //! A keyed operator subtask owns a contiguous range of key groups (see
-//! `weir_types::keygroup`). [`KeyedState`] keeps one hash map per owned key group, so a snapshot
-//! is a list of (key group, entries) sections and a restore at a different parallelism keeps
-//! exactly the sections of the key groups the new subtask owns, from whichever old subtasks
-//! held them.
+//! `weir_types::keygroup`). [`KeyedState`] keeps its keys in one flat table ([`KeyTable`]),
+//! each entry tagged with its key group, so a snapshot is a list of (key group, entries)
+//! sections and a restore at a different parallelism keeps exactly the sections of the key
+//! groups the new subtask owns, from whichever old subtasks held them.
 //!
 //! This is the in-memory backend (the default). Snapshots are bincode; the synchronous part of
 //! a checkpoint is [`KeyedState::snapshot`], which serialises the maps; the upload happens
@@ -16,10 +16,13 @@
 //! backend keeps a scratch database on local disk that nothing needs after the process).
 
 mod backend;
+mod prefetch;
 #[cfg(feature = "rocksdb")]
 mod rocks;
+mod table;
 
 pub use backend::KeyedBackend;
+pub use table::{KeyTable, PREFETCH_DISTANCE};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -115,12 +118,12 @@ pub(crate) fn decode_snapshot<K: DeserializeOwned, V: DeserializeOwned>(
     Ok(snap.groups)
 }
 
-/// Keyed state of one subtask: key -> value, per owned key group.
+/// Keyed state of one subtask: key -> value, each key in one of the owned key groups.
 #[derive(Debug, Clone)]
 pub struct KeyedState<K, V> {
     range: Range<u32>,
     max_parallelism: u32,
-    groups: Vec<FastMap<K, V>>,
+    table: KeyTable<K, V>,
 }
 
 impl<K, V> KeyedState<K, V>
@@ -129,13 +132,10 @@ where
     V: Serialize + DeserializeOwned + Clone,
 {
     pub fn new(range: Range<u32>, max_parallelism: u32) -> Self {
-        let groups = (range.start..range.end)
-            .map(|_| FastMap::default())
-            .collect();
         Self {
             range,
             max_parallelism,
-            groups,
+            table: KeyTable::default(),
         }
     }
 
@@ -143,16 +143,26 @@ where
         self.range.clone()
     }
 
-    /// The map of one key group. Panics if the key group is not owned: routing guarantees it,
-    /// so a miss is a bug, not bad input.
+    /// The value of `key` in `key_group`, inserted by `init` if absent. Panics if the key
+    /// group is not owned: routing guarantees it, so a miss is a bug, not bad input.
     #[inline]
-    pub fn group_mut(&mut self, key_group: u32) -> &mut FastMap<K, V> {
+    pub fn entry(&mut self, key_group: u32, key: K, init: impl FnOnce() -> V) -> &mut V {
         assert!(
             self.range.contains(&key_group),
             "key group {key_group} routed to a subtask owning {:?}",
             self.range
         );
-        &mut self.groups[(key_group - self.range.start) as usize]
+        self.table.entry(key_group, key, init)
+    }
+
+    /// Starts loading where `key` lives (see [`KeyTable::prefetch`]).
+    #[inline]
+    pub fn prefetch<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + ?Sized,
+    {
+        self.table.prefetch(key)
     }
 
     pub fn owns(&self, key_group: u32) -> bool {
@@ -160,25 +170,28 @@ where
     }
 
     pub fn len(&self) -> usize {
-        self.groups.iter().map(|g| g.len()).sum()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.table.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.groups.iter().flat_map(|g| g.iter())
+        self.table.iter().map(|(_, k, v)| (k, v))
     }
 
     /// Serialises all owned key groups.
     pub fn snapshot(&self) -> Vec<u8> {
+        let mut sections: Vec<Vec<(K, V)>> = self.range.clone().map(|_| Vec::new()).collect();
+        for (kg, k, v) in self.table.iter() {
+            sections[(kg - self.range.start) as usize].push((k.clone(), v.clone()));
+        }
         let groups = self
             .range
             .clone()
-            .zip(&self.groups)
-            .filter(|(_, m)| !m.is_empty())
-            .map(|(kg, m)| (kg, m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+            .zip(sections)
+            .filter(|(_, entries)| !entries.is_empty())
             .collect();
         encode_snapshot(self.max_parallelism, groups)
     }
@@ -187,7 +200,14 @@ where
     pub fn restore_from(&mut self, bytes: &[u8]) -> Result<()> {
         for (kg, entries) in decode_snapshot::<K, V>(bytes, self.max_parallelism)? {
             if self.owns(kg) {
-                self.group_mut(kg).extend(entries);
+                for (k, v) in entries {
+                    let mut v = Some(v);
+                    let slot = self.table.entry(kg, k, || v.take().expect("fresh value"));
+                    if let Some(v) = v {
+                        // a key twice in snapshots: the later one wins, as a map extend did
+                        *slot = v;
+                    }
+                }
             }
         }
         Ok(())
@@ -217,7 +237,7 @@ mod tests {
                 for k in 0..keys {
                     let kg = key_group(hash_i64(k), max);
                     if st.owns(kg) {
-                        st.group_mut(kg).insert(k, k as u64 * 10);
+                        *st.entry(kg, k, || 0) = k as u64 * 10;
                     }
                 }
                 st.snapshot()

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::hash::Hash;
 use std::sync::Arc;
-use weir_state::KeyedBackend;
+use weir_state::{KeyedBackend, PREFETCH_DISTANCE};
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, AggSpec};
 
@@ -98,6 +98,8 @@ pub(super) trait KeyReader: Send + 'static {
     type Key: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static;
     fn prepare(&mut self, cols: &[ArrayRef]) -> Result<()>;
     fn key(&self, row: usize) -> Self::Key;
+    /// Prefetches `row`'s key in `state` (without building the key).
+    fn prefetch(&self, state: &KeyedBackend<Self::Key, Accs>, row: usize);
     /// The key columns of `keys` (integer keys as Int64).
     fn columns(&self, keys: &[&Self::Key]) -> Result<Vec<ArrayRef>>;
 }
@@ -115,6 +117,10 @@ impl KeyReader for IntKey {
     #[inline]
     fn key(&self, row: usize) -> i64 {
         self.0.as_ref().map(|a| a.value(row)).unwrap_or_default()
+    }
+    #[inline]
+    fn prefetch(&self, state: &KeyedBackend<i64, Accs>, row: usize) {
+        state.prefetch(&self.key(row))
     }
     fn columns(&self, keys: &[&i64]) -> Result<Vec<ArrayRef>> {
         Ok(vec![Arc::new(Int64Array::from_iter_values(
@@ -140,6 +146,12 @@ impl KeyReader for RowKey {
             .as_ref()
             .map(|r| r.row(row).as_ref().to_vec())
             .unwrap_or_default()
+    }
+    #[inline]
+    fn prefetch(&self, state: &KeyedBackend<Vec<u8>, Accs>, row: usize) {
+        if let Some(r) = &self.rows {
+            state.prefetch(r.row(row).as_ref())
+        }
     }
     fn columns(&self, keys: &[&Vec<u8>]) -> Result<Vec<ArrayRef>> {
         let parser = self.converter.parser();
@@ -346,6 +358,9 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
             .collect();
         let init = self.initial();
         for row in 0..rows {
+            if row + PREFETCH_DISTANCE < rows {
+                self.reader.prefetch(&self.state, row + PREFETCH_DISTANCE);
+            }
             let kg = key_group(self.hashes[row], self.max_parallelism);
             if !self.state.owns(kg) {
                 return Err(RuntimeError::Internal(format!(
