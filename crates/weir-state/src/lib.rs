@@ -330,6 +330,22 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "rocksdb")]
+    #[test]
+    fn rocksdb_scratch_folders_of_dead_processes_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid 0 is never a process's folder in /proc, so this one's owner is gone
+        let dead = dir.path().join("weir-rocksdb-0-1-0");
+        let alive = dir
+            .path()
+            .join(format!("weir-rocksdb-{}-1-0", std::process::id()));
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::create_dir_all(&alive).unwrap();
+        let _b = KeyedBackend::<i64, u64>::rocksdb(dir.path(), 0..4, 4).unwrap();
+        assert!(!dead.exists(), "a dead process's folder stays");
+        assert!(alive.exists(), "a live process's folder was deleted");
+    }
+
     #[test]
     fn corrupt_and_mismatched_snapshots_are_errors() {
         let mut st = KeyedState::<i64, u64>::new(0..64, 64);

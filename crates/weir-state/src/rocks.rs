@@ -22,10 +22,38 @@ fn db_err(e: rocksdb::Error) -> StateError {
     StateError::Backend(e.to_string())
 }
 
+/// Deletes the scratch databases of processes that no longer run (a task manager killed with
+/// SIGKILL never drops its state). Linux only (reads `/proc`); a live process with a reused
+/// pid keeps its folder, which errs on the safe side.
+fn sweep_dead(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("weir-rocksdb-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::info!(path = %entry.path().display(), "deleting the RocksDB scratch folder of a process that is gone");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> RocksState<K, V> {
     pub fn open(dir: &Path, range: Range<u32>, max_parallelism: u32) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StateError::Backend(format!("{}: {e}", dir.display())))?;
+        sweep_dead(dir);
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
