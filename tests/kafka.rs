@@ -462,3 +462,164 @@ async fn kafka_to_postgres_survives_job_manager_restart() {
     );
     check.assert_exact(count);
 }
+
+/// kafka `events` (with metadata columns) → (id, partition, offset) → exactly-once kafka sink
+/// `copy`, all in one task per subtask, committing the source's offsets to the consumer group
+/// `copy-offsets` inside its transactions (the seed's Kafka-to-Kafka example).
+fn kafka_copy_job(broker: &str) -> String {
+    format!(
+        r#"{{
+  "name": "kafka-copy",
+  "checkpoint": {{ "interval_ms": 1000 }},
+  "restart": {{ "fixed_delay": {{ "attempts": 10, "delay_ms": 200 }} }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 2, "bootstrap_servers": "{broker}",
+       "topic": "events", "format": "json", "schema": [["id", "int64"], ["key", "int64"]],
+       "metadata_columns": true }},
+    {{ "id": "pick", "type": "project", "parallelism": 2, "inputs": [{{ "from": "events" }}],
+       "exprs": [{{ "expr": "id", "as": "id" }}, {{ "expr": "_partition", "as": "p" }},
+                 {{ "expr": "_offset", "as": "o" }}] }},
+    {{ "id": "out", "type": "kafka_sink", "parallelism": 2, "inputs": [{{ "from": "pick" }}],
+       "bootstrap_servers": "{broker}", "topic": "copy", "format": "json",
+       "commit_source_offsets": "copy-offsets" }}
+  ]
+}}"#
+    )
+}
+
+/// (partition, offset) of the input record behind every record a read-committed reader of
+/// `copy` sees (read-committed rules applied by the test, as tansu serves aborted records).
+fn read_copies(broker: &Broker) -> Vec<(i32, i64)> {
+    let parts = common::kafka_raw::partitions(&broker.addr(), "copy").expect("partitions");
+    let log = common::kafka_raw::read_all_raw(&broker.addr(), "copy", &parts).expect("read");
+    log.committed_records()
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("json");
+            (
+                v["p"].as_i64().expect("p") as i32,
+                v["o"].as_i64().expect("o"),
+            )
+        })
+        .collect()
+}
+
+/// Whether everything below the group's committed offset of each partition is in the
+/// output: the offsets must never run ahead of the committed output. Returns the first
+/// partition that breaks it, with its offset and how many of its records were there.
+fn offsets_ahead_of_output(offsets: &[i64], copies: &[(i32, i64)]) -> Option<(i32, i64, usize)> {
+    offsets.iter().enumerate().find_map(|(p, &committed)| {
+        let seen: std::collections::BTreeSet<i64> = copies
+            .iter()
+            .filter(|(cp, o)| *cp == p as i32 && *o < committed)
+            .map(|(_, o)| *o)
+            .collect();
+        (seen.len() as i64 != committed).then_some((p as i32, committed, seen.len()))
+    })
+}
+
+/// The seed's example: the source's consumer-group offsets move inside the sink's
+/// transactions. While the job runs (and through a task-manager kill) the group's offsets are
+/// sampled and never run ahead of the committed output; at the end they sit at the end of
+/// every input partition and the output holds every input record exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_kafka_commits_source_offsets_inside_its_transactions() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("events", 3).await;
+    broker.create_topic("copy", 3).await;
+    let count = 150_000u64;
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(4).await;
+    let id = client
+        .submit_json(&kafka_copy_job(&broker.addr()), None)
+        .await
+        .expect("submit");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let producing = async {
+        produce_events(&broker, count, 1_000, 10).await;
+    };
+    let sampling = async {
+        let mut samples = 0;
+        let mut moved = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            // offsets first, output second: the output read later must cover the offsets
+            let offsets = group_offsets(&broker, "copy-offsets", "events", 3);
+            let copies = read_copies(&broker);
+            if let Some((p, o, seen)) = offsets_ahead_of_output(&offsets, &copies) {
+                panic!("group copy-offsets committed offset {o} of partition {p}, but only {seen} of those records are in the committed output");
+            }
+            samples += 1;
+            moved += usize::from(offsets.iter().sum::<i64>() > 0);
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        (samples, moved)
+    };
+    let disrupt = async {
+        kill_tm_mid_run(&mut cluster, &client, &id, 3, 0, 2).await;
+    };
+    let work = async {
+        tokio::join!(producing, disrupt);
+        // until every record is in the output
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        while (read_copies(&broker).len() as u64) < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the output never reached {count} records"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let ((), (samples, moved)) = tokio::join!(work, sampling);
+    let now = completed_checkpoints(&client.status(&id).await.expect("status"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while completed_checkpoints(&client.status(&id).await.expect("status")) < now + 2 {
+        if std::time::Instant::now() > deadline {
+            cluster.dump_logs();
+            panic!(
+                "no two more checkpoints: {:?}",
+                client.status(&id).await.expect("status")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = client.status(&id).await.expect("status");
+    client.cancel(&id).await.expect("cancel");
+
+    let copies = read_copies(&broker);
+    let distinct: std::collections::BTreeSet<(i32, i64)> = copies.iter().copied().collect();
+    let offsets = group_offsets(&broker, "copy-offsets", "events", 3);
+    let ends: Vec<i64> = (0..3)
+        .map(|p| {
+            distinct
+                .iter()
+                .filter(|(cp, _)| *cp == p)
+                .map(|(_, o)| o + 1)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    eprintln!(
+        "kafka-copy: {} committed records ({} distinct) of {count}, {} restarts; group copy-offsets at {offsets:?}, input ends {ends:?}; {samples} samples during the run ({moved} with offsets), none ahead of the output",
+        copies.len(),
+        distinct.len(),
+        status.restarts
+    );
+    assert!(status.restarts >= 1, "the kill must have caused a restart");
+    assert_eq!(copies.len(), distinct.len(), "records duplicated in copy");
+    assert_eq!(distinct.len() as u64, count, "records missing from copy");
+    assert_eq!(offsets_ahead_of_output(&offsets, &copies), None);
+    assert_eq!(
+        offsets, ends,
+        "the group's offsets are not at the input's end"
+    );
+    assert!(
+        moved >= 2,
+        "the group's offsets never moved while the job ran"
+    );
+}

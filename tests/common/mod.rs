@@ -253,11 +253,16 @@ pub async fn wait_until(
     }
 }
 
+/// The id of the job's newest completed checkpoint (0 before the first): it grows with every
+/// completed checkpoint, unlike a count over the status's history, which keeps only the
+/// newest entries and stops growing once full.
 pub fn completed_checkpoints(s: &weir_client::JobStatus) -> usize {
     s.checkpoints
         .iter()
         .filter(|c| c.state == "COMPLETED" && !c.savepoint)
-        .count()
+        .map(|c| c.checkpoint_id as usize)
+        .max()
+        .unwrap_or(0)
 }
 
 /// The job JSON used by the kill tests: generator -> hash(key) -> running count -> project

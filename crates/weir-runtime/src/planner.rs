@@ -251,11 +251,58 @@ pub fn not_built(what: &str, feature: &str) -> RuntimeError {
     ))
 }
 
+/// A Kafka sink committing its source's offsets (`commit_source_offsets`) needs that source
+/// at the head of its own task: the offsets reach it as the task snapshots, not over the
+/// network.
+fn check_source_offset_commits(spec: &JobSpec, plan: &ExecutionPlan) -> Result<()> {
+    for (index, op) in spec.operators.iter().enumerate() {
+        let OperatorKind::KafkaSink(k) = &op.kind else {
+            continue;
+        };
+        let Some(group) = &k.commit_source_offsets else {
+            continue;
+        };
+        if k.guarantee != weir_types::KafkaSinkGuarantee::ExactlyOnce {
+            return plan_err(
+                &op.id,
+                "commit_source_offsets needs the exactly_once guarantee (the offsets go into the sink's transactions)".into(),
+            );
+        }
+        let head = plan
+            .vertices
+            .iter()
+            .find(|v| v.operators.contains(&index))
+            .and_then(|v| v.operators.first())
+            .map(|h| &spec.operators[*h]);
+        match head.map(|h| (h, &h.kind)) {
+            Some((h, OperatorKind::KafkaSource(src))) => {
+                if src.group_id.as_deref() == Some(group.as_str()) {
+                    return plan_err(
+                        &op.id,
+                        format!(
+                            "consumer group {group:?} is also kafka_source {:?}'s group_id, which commits after each checkpoint outside any transaction; drop the source's group_id",
+                            h.id
+                        ),
+                    );
+                }
+            }
+            _ => {
+                return plan_err(
+                    &op.id,
+                    "commit_source_offsets needs a kafka_source in the same task: connect them by forward edges only, at one parallelism (no hash, rebalance or broadcast in between)".into(),
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Everything checkable before running: structure (weir-types) and schemas (here).
 pub fn validate(spec: &JobSpec) -> Result<()> {
     spec.validate()
         .map_err(|e| RuntimeError::Plan(e.to_string()))?;
-    ExecutionPlan::new(spec).map_err(|e| RuntimeError::Plan(e.to_string()))?;
+    let plan = ExecutionPlan::new(spec).map_err(|e| RuntimeError::Plan(e.to_string()))?;
+    check_source_offset_commits(spec, &plan)?;
     if spec.state_backend == weir_types::StateBackend::Rocksdb && !cfg!(feature = "rocksdb") {
         return Err(not_built("state_backend \"rocksdb\"", "rocksdb"));
     }
@@ -350,5 +397,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown column \"nokey\""));
+    }
+
+    #[test]
+    fn source_offsets_in_sink_transactions_need_a_chained_source() {
+        let with = |source_group: &str, edge: &str, guarantee: &str| {
+            JobSpec::from_json(&format!(
+                r#"{{"name":"t","checkpoint":{{"interval_ms":1000}},"operators":[
+                   {{"id":"k","type":"kafka_source","parallelism":2,"bootstrap_servers":"127.0.0.1:1","topic":"a",
+                    "format":"json","schema":[["id","int64"]]{source_group}}},
+                   {{"id":"o","type":"kafka_sink","parallelism":2,"inputs":[{{"from":"k"{edge}}}],
+                    "bootstrap_servers":"127.0.0.1:1","topic":"b","guarantee":"{guarantee}",
+                    "commit_source_offsets":"g"}}]}}"#
+            ))
+            .unwrap()
+        };
+        let shuffled = with("", r#","partition":{"hash":["id"]}"#, "exactly_once");
+        let err = validate(&shuffled).unwrap_err().to_string();
+        assert!(err.contains("same task") && err.contains("\"o\""), "{err}");
+        let twice = with(r#","group_id":"g""#, "", "exactly_once");
+        let err = validate(&twice).unwrap_err().to_string();
+        assert!(err.contains("also kafka_source \"k\"'s group_id"), "{err}");
+        let loose = with("", "", "at_least_once");
+        let err = validate(&loose).unwrap_err().to_string();
+        assert!(err.contains("needs the exactly_once guarantee"), "{err}");
+        #[cfg(feature = "kafka")]
+        validate(&with("", "", "exactly_once")).unwrap();
     }
 }

@@ -410,12 +410,17 @@ impl Task {
         } else {
             &self.op_ids[..]
         };
+        let mut source_offsets = None;
         if let Some(src) = &mut self.source {
             if let Some(bytes) = src.snapshot(barrier.id)? {
                 states.push((self.op_ids[0].clone(), bytes));
             }
+            source_offsets = src.chained_offsets();
         }
         for (op, id) in self.chain.iter_mut().zip(chain_ids) {
+            if let Some(o) = &source_offsets {
+                op.chained_source_offsets(o);
+            }
             if let Some(bytes) = op.snapshot(barrier).await? {
                 states.push((id.clone(), bytes));
             }

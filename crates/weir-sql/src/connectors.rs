@@ -369,6 +369,9 @@ pub fn sink(table: &TableDef, updating: Option<&[String]>) -> Result<OperatorKin
             if let Some(k) = o.get("key.fields") {
                 spec["key"] = json!(k);
             }
+            if let Some(g) = o.get("sink.commit-source-offsets") {
+                spec["commit_source_offsets"] = json!(g);
+            }
             let mut props = o.prefixed("properties.");
             props.remove("bootstrap.servers");
             if let Some(Value::String(t)) = props.remove("transaction.timeout.ms") {

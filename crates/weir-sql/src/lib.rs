@@ -377,6 +377,33 @@ INSERT INTO out SELECT auction, 0.5 * price FROM bid WHERE auction % 2 = 0;"
     }
 
     #[test]
+    fn kafka_to_kafka_with_source_offsets_in_the_sink_transactions() {
+        let sql = "SET 'execution.checkpointing.interval' = '1s';
+CREATE TABLE a (id BIGINT, v BIGINT) WITH ('connector' = 'kafka', 'topic' = 'a',
+  'properties.bootstrap.servers' = '127.0.0.1:9092', 'format' = 'json');
+CREATE TABLE b (id BIGINT, v BIGINT) WITH ('connector' = 'kafka', 'topic' = 'b',
+  'properties.bootstrap.servers' = '127.0.0.1:9092', 'format' = 'json',
+  'sink.commit-source-offsets' = 'a-readers');
+INSERT INTO b SELECT id, v * 2 FROM a WHERE v > 0;";
+        let job = compile(sql, "t").unwrap();
+        assert_eq!(
+            kinds(&job),
+            vec!["kafka_source", "filter", "project", "kafka_sink"]
+        );
+        match &job.operators[3].kind {
+            OperatorKind::KafkaSink(k) => {
+                assert_eq!(k.commit_source_offsets.as_deref(), Some("a-readers"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(job
+            .operators
+            .iter()
+            .skip(1)
+            .all(|o| o.inputs[0].partition == Partitioning::Forward));
+    }
+
+    #[test]
     fn views_inline_and_sources_are_shared() {
         let sql = format!(
             "{BID}

@@ -495,6 +495,12 @@ pub struct KafkaSinkSpec {
     pub transaction_timeout_ms: u64,
     #[serde(default = "default_kafka_connect_timeout")]
     pub connect_timeout_ms: u64,
+    /// Exactly-once only: a consumer group that gets the chained `kafka_source`'s offsets
+    /// inside each transaction (Kafka's `send_offsets_to_transaction`), so the group's
+    /// offsets move atomically with the output. The source must be in the sink's task (a
+    /// chain of forward edges at one parallelism).
+    #[serde(default)]
+    pub commit_source_offsets: Option<String>,
     /// Extra librdkafka producer settings.
     #[serde(default)]
     pub properties: std::collections::BTreeMap<String, String>,

@@ -20,8 +20,11 @@
 //!   marker, every recorded epoch above it. That covers the commit window: a crash after the
 //!   checkpoint completed and before the commit reached the broker loses the transaction, but
 //!   not its rows.
+//! * `commit_source_offsets`: each transaction also carries the chained Kafka source's offsets
+//!   as of the epoch's barrier, for the user's consumer group (recorded in the snapshot with
+//!   the epoch, so a re-sent epoch carries them too).
 
-use super::{Operator, OperatorContext, Restored};
+use super::{Operator, OperatorContext, Restored, SourceOffsets};
 use crate::error::{Result, RuntimeError};
 use crate::exchange::{decode_batch, encode_batch};
 use crate::failpoint;
@@ -69,8 +72,17 @@ fn kafka_err(what: &str, e: KafkaError) -> RuntimeError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SinkState {
     transactional_id: String,
-    /// (checkpoint id, the epoch's rows as Arrow IPC frames)
-    epochs: Vec<(CheckpointId, Vec<Vec<u8>>)>,
+    epochs: Vec<EpochRecord>,
+}
+
+/// One epoch in a snapshot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct EpochRecord {
+    id: CheckpointId,
+    /// The epoch's rows as Arrow IPC frames
+    frames: Vec<Vec<u8>>,
+    /// The chained source's offsets at the epoch's barrier (`commit_source_offsets`)
+    source_offsets: Option<SourceOffsets>,
 }
 
 struct Epoch {
@@ -78,6 +90,16 @@ struct Epoch {
     batches: Vec<RecordBatch>,
     /// Whether its rows are in the open (pre-committed) Kafka transaction.
     sent: bool,
+    source_offsets: Option<SourceOffsets>,
+}
+
+/// The consumers whose group metadata goes into transactions: the commit marker's group and,
+/// with `commit_source_offsets`, the user's group.
+#[derive(Clone)]
+struct Groups {
+    marker: Arc<BaseConsumer>,
+    marker_group: String,
+    source: Option<Arc<BaseConsumer>>,
 }
 
 pub struct KafkaSink {
@@ -85,10 +107,12 @@ pub struct KafkaSink {
     op_id: String,
     producer: Arc<KafkaProducer>,
     transactional: bool,
-    /// Marker consumer (exactly-once): its group metadata goes into every transaction.
-    marker: Option<Arc<BaseConsumer>>,
+    /// Marker (and source-offset) consumers, exactly-once only.
+    groups: Option<Groups>,
     marker_group: String,
     txn_open: bool,
+    /// The chained source's offsets for the coming barrier (`commit_source_offsets`).
+    source_offsets: Option<SourceOffsets>,
     /// Rows since the last barrier; the first `open_sent` are in the open transaction (rows
     /// are held back while `pending` is not empty).
     open: Vec<RecordBatch>,
@@ -157,7 +181,7 @@ impl KafkaSink {
             }
         }
         let producer = producer(spec, transactional.then_some(my_id.as_str()))?;
-        let mut marker = None;
+        let mut groups = None;
         if transactional {
             let p = producer.clone();
             blocking(move || {
@@ -170,18 +194,19 @@ impl KafkaSink {
                 .find(|s| s.transactional_id == my_id)
                 .cloned()
                 .unwrap_or_default();
-            let m = marker_consumer(spec, &my_id)?;
-            resend_missing(spec, &ctx.op_id, &producer, &m, &my_id, &own.epochs).await?;
-            marker = Some(m);
+            let g = Groups::new(spec, &my_id)?;
+            resend_missing(spec, &ctx.op_id, &producer, &g, &own.epochs).await?;
+            groups = Some(g);
         }
         Ok(Self {
             spec: spec.clone(),
             op_id: ctx.op_id.clone(),
             producer,
             transactional,
-            marker,
+            groups,
             marker_group: my_id,
             txn_open: false,
+            source_offsets: None,
             open: Vec::new(),
             open_sent: 0,
             pending: VecDeque::new(),
@@ -238,43 +263,74 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Commits the open transaction with marker `id`.
-    async fn commit(&mut self, id: CheckpointId) -> Result<()> {
-        let (p, m, group, topic) = (
-            self.producer.clone(),
-            self.marker.clone(),
-            self.marker_group.clone(),
-            self.spec.topic.clone(),
-        );
+    /// Commits the open transaction (begun here if the epoch sent nothing) with marker `id`
+    /// and the epoch's source offsets.
+    async fn commit(&mut self, id: CheckpointId, source: Option<SourceOffsets>) -> Result<()> {
+        if !self.txn_open {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| kafka_err("begin_transaction", e))?;
+            self.txn_open = true;
+        }
+        let (p, topic) = (self.producer.clone(), self.spec.topic.clone());
+        let g = self
+            .groups
+            .clone()
+            .ok_or_else(|| RuntimeError::Internal("no marker consumer".into()))?;
         failpoint::hit(failpoint::KAFKA_SINK_COMMIT);
-        blocking(move || {
-            let m = m.ok_or_else(|| RuntimeError::Internal("no marker consumer".into()))?;
-            mark_and_commit(&p, &m, &group, &topic, id)
-        })
-        .await?;
+        blocking(move || mark_and_commit(&p, &g, &topic, id, source.as_ref())).await?;
         self.txn_open = false;
         debug!(checkpoint = id, "kafka transaction committed");
         Ok(())
     }
 }
 
-/// Sends marker `id` into the open transaction and commits it.
+impl Groups {
+    fn new(spec: &KafkaSinkSpec, marker_group: &str) -> Result<Self> {
+        Ok(Self {
+            marker: marker_consumer(spec, marker_group)?,
+            marker_group: marker_group.to_string(),
+            source: spec
+                .commit_source_offsets
+                .as_deref()
+                .map(|g| marker_consumer(spec, g))
+                .transpose()?,
+        })
+    }
+}
+
+/// Sends marker `id` (and the epoch's source offsets) into the open transaction and commits it.
 fn mark_and_commit(
     p: &KafkaProducer,
-    marker: &BaseConsumer,
-    group: &str,
+    groups: &Groups,
     topic: &str,
     id: CheckpointId,
+    source: Option<&SourceOffsets>,
 ) -> Result<()> {
-    let cgm = marker
-        .group_metadata()
-        .ok_or_else(|| RuntimeError::Internal(format!("no group metadata for {group}")))?;
+    let cgm = groups.marker.group_metadata().ok_or_else(|| {
+        RuntimeError::Internal(format!("no group metadata for {}", groups.marker_group))
+    })?;
     let mut offsets = TopicPartitionList::new();
     offsets
         .add_partition_offset(topic, 0, Offset::Offset(id as i64))
         .map_err(|e| kafka_err("building the commit marker", e))?;
     p.send_offsets_to_transaction(&offsets, &cgm, TXN_TIMEOUT)
         .map_err(|e| kafka_err("send_offsets_to_transaction (commit marker)", e))?;
+    if let (Some(consumer), Some(source)) = (&groups.source, source) {
+        let cgm = consumer.group_metadata().ok_or_else(|| {
+            RuntimeError::Internal("no group metadata for commit_source_offsets".into())
+        })?;
+        let mut offsets = TopicPartitionList::new();
+        for (partition, next) in &source.partitions {
+            offsets
+                .add_partition_offset(&source.topic, *partition, Offset::Offset(*next))
+                .map_err(|e| kafka_err("building the source offsets", e))?;
+        }
+        if offsets.count() > 0 {
+            p.send_offsets_to_transaction(&offsets, &cgm, TXN_TIMEOUT)
+                .map_err(|e| kafka_err("send_offsets_to_transaction (source offsets)", e))?;
+        }
+    }
     p.commit_transaction(TXN_TIMEOUT)
         .map_err(|e| kafka_err("commit_transaction", e))
 }
@@ -384,16 +440,8 @@ async fn recover(
             .map_err(|e| kafka_err("init_transactions (fencing an old subtask)", e))
     })
     .await?;
-    let m = marker_consumer(spec, &state.transactional_id)?;
-    resend_missing(
-        spec,
-        op,
-        &producer,
-        &m,
-        &state.transactional_id,
-        &state.epochs,
-    )
-    .await
+    let g = Groups::new(spec, &state.transactional_id)?;
+    resend_missing(spec, op, &producer, &g, &state.epochs).await
 }
 
 /// Re-sends, one transaction each with its marker, the recorded epochs above the committed
@@ -402,14 +450,13 @@ async fn resend_missing(
     spec: &KafkaSinkSpec,
     op: &str,
     producer: &Arc<KafkaProducer>,
-    marker: &Arc<BaseConsumer>,
-    group: &str,
-    epochs: &[(CheckpointId, Vec<Vec<u8>>)],
+    groups: &Groups,
+    epochs: &[EpochRecord],
 ) -> Result<()> {
     if epochs.is_empty() {
         return Ok(());
     }
-    let (m, topic) = (marker.clone(), spec.topic.clone());
+    let (m, topic) = (groups.marker.clone(), spec.topic.clone());
     let committed = blocking(move || {
         let mut q = TopicPartitionList::new();
         q.add_partition(&topic, 0);
@@ -426,12 +473,12 @@ async fn resend_missing(
     })
     .await?;
     let mut resent = 0;
-    for (id, frames) in epochs.iter().filter(|(id, _)| *id > committed) {
+    for epoch in epochs.iter().filter(|e| e.id > committed) {
         producer
             .begin_transaction()
             .map_err(|e| kafka_err("begin_transaction (re-send)", e))?;
         let mut encoded = Vec::new();
-        for f in frames {
+        for f in &epoch.frames {
             let batch = decode_batch(f)?;
             let key_col = spec
                 .key
@@ -440,24 +487,24 @@ async fn resend_missing(
                 .transpose()?;
             produce_rows(producer, spec, key_col, &batch, &mut encoded).await?;
         }
-        let (p, m, g, t, id) = (
+        let (p, g, t, id, source) = (
             producer.clone(),
-            marker.clone(),
-            group.to_string(),
+            groups.clone(),
             spec.topic.clone(),
-            *id,
+            epoch.id,
+            epoch.source_offsets.clone(),
         );
         blocking(move || {
             p.flush(TXN_TIMEOUT)
                 .map_err(|e| kafka_err("flush (re-send)", e))?;
-            mark_and_commit(&p, &m, &g, &t, id)
+            mark_and_commit(&p, &g, &t, id, source.as_ref())
         })
         .await?;
         resent += 1;
     }
     info!(
         operator = op,
-        transactional_id = group,
+        transactional_id = groups.marker_group,
         committed_marker = committed,
         recorded = epochs.len(),
         resent,
@@ -580,24 +627,35 @@ impl Operator for KafkaSink {
         debug_assert!(!sent || self.open_sent == self.open.len());
         self.open_sent = 0;
         let batches = std::mem::take(&mut self.open);
-        if !batches.is_empty() {
+        let source_offsets = self.source_offsets.take();
+        if self.spec.commit_source_offsets.is_some() && source_offsets.is_none() {
+            return Err(RuntimeError::Internal(format!(
+                "kafka_sink {:?}: commit_source_offsets, but no source offsets reached the barrier",
+                self.op_id
+            )));
+        }
+        // With source offsets, an epoch without rows still commits (the offsets move).
+        if !batches.is_empty() || source_offsets.is_some() {
             self.pending.push_back(Epoch {
                 id: barrier.id,
                 batches,
                 sent,
+                source_offsets,
             });
         }
         let epochs = self
             .pending
             .iter()
             .map(|e| {
-                Ok((
-                    e.id,
-                    e.batches
+                Ok(EpochRecord {
+                    id: e.id,
+                    frames: e
+                        .batches
                         .iter()
                         .map(encode_batch)
                         .collect::<Result<Vec<_>>>()?,
-                ))
+                    source_offsets: e.source_offsets.clone(),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(weir_state::encode(&SinkState {
@@ -620,7 +678,7 @@ impl Operator for KafkaSink {
                 }
                 self.flush().await?;
             }
-            self.commit(epoch.id).await?;
+            self.commit(epoch.id, epoch.source_offsets).await?;
         }
         // Rows held back while a transaction awaited its checkpoint go out now: the oldest
         // epoch still waiting (pre-committed at once), else the current epoch's.
@@ -637,6 +695,12 @@ impl Operator for KafkaSink {
             None => self.send_open().await?,
         }
         Ok(())
+    }
+
+    fn chained_source_offsets(&mut self, offsets: &SourceOffsets) {
+        if self.spec.commit_source_offsets.is_some() {
+            self.source_offsets = Some(offsets.clone());
+        }
     }
 
     fn awaiting_commit(&self) -> bool {

@@ -89,6 +89,8 @@ pub struct KafkaSource {
     headers: arrow::array::StringBuilder,
     /// Offsets each pending checkpoint recorded, committed to `group_id` once it completes.
     snapshots: BTreeMap<u64, Vec<(i32, i64)>>,
+    /// The offsets of the last snapshot (for a chained sink's `commit_source_offsets`).
+    last_offsets: Vec<(i32, i64)>,
 }
 
 impl KafkaSource {
@@ -147,6 +149,7 @@ impl KafkaSource {
             rows: 0,
             headers: arrow::array::StringBuilder::new(),
             snapshots: BTreeMap::new(),
+            last_offsets: Vec::new(),
         };
         let mut restored_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         if let Some(r) = restored {
@@ -426,7 +429,15 @@ impl Source for KafkaSource {
         if self.spec.group_id.is_some() {
             self.snapshots.insert(checkpoint, offsets.clone());
         }
+        self.last_offsets.clone_from(&offsets);
         Ok(Some(weir_state::encode(&SourceState { offsets })))
+    }
+
+    fn chained_offsets(&self) -> Option<super::SourceOffsets> {
+        Some(super::SourceOffsets {
+            topic: self.spec.topic.clone(),
+            partitions: self.last_offsets.clone(),
+        })
     }
 
     async fn checkpoint_complete(&mut self, id: weir_types::CheckpointId) -> Result<()> {

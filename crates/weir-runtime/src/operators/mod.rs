@@ -131,6 +131,11 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// The positions the task's own source (the head of its chain) recorded for the barrier
+    /// whose [`Operator::snapshot`] comes next. Only a Kafka sink with
+    /// `commit_source_offsets` uses them.
+    fn chained_source_offsets(&mut self, _offsets: &SourceOffsets) {}
+
     /// The task's event time reached `watermark` (ms): event-time operators emit what it
     /// completes (closed windows). Called in chain order; the watermark goes downstream after.
     async fn on_watermark(&mut self, _watermark: i64) -> Result<Option<RecordBatch>> {
@@ -151,6 +156,14 @@ pub trait Operator: Send {
     async fn finish(&mut self) -> Result<()> {
         Ok(())
     }
+}
+
+/// A Kafka source's next offset per owned partition, as of a barrier.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SourceOffsets {
+    pub topic: String,
+    /// (partition, next offset to read)
+    pub partitions: Vec<(i32, i64)>,
 }
 
 pub enum SourcePoll {
@@ -191,6 +204,12 @@ pub trait Source: Send {
     /// Whether partition `p` (an index below `partition_count`) has ended.
     fn partition_ended(&self, _p: usize) -> bool {
         false
+    }
+
+    /// The positions its last [`Source::snapshot`] recorded, for operators chained behind it
+    /// ([`Operator::chained_source_offsets`]); `None` for sources without offsets.
+    fn chained_offsets(&self) -> Option<SourceOffsets> {
+        None
     }
 
     /// Checkpoint `id` is complete (a Kafka source reports its offsets to its consumer group,
