@@ -161,9 +161,21 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
             OperatorKind::KeyedAggregate { keys, aggregates }
             | OperatorKind::UpdatingAggregate {
                 keys, aggregates, ..
-            } => {
+            }
+            | OperatorKind::OverAggregate(weir_types::OverSpec {
+                keys, aggregates, ..
+            }) => {
                 let input = input
                     .ok_or_else(|| RuntimeError::Internal("aggregate without input".into()))?;
+                if let OperatorKind::OverAggregate(o) = &op.kind {
+                    let t = column(&input, &op.id, &o.time)?.data_type();
+                    if !matches!(t, DataType::Timestamp(..) | DataType::Int64) {
+                        return plan_err(
+                            &op.id,
+                            format!("ORDER BY column {:?} is {t}, not a timestamp", o.time),
+                        );
+                    }
+                }
                 for k in keys {
                     let f = column(&input, &op.id, k)?;
                     if !is_key_type(f.data_type()) {

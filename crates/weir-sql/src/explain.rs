@@ -46,6 +46,18 @@ fn describe(kind: &OperatorKind) -> String {
             upsert_keys.join(", "),
             aggregates_text(aggregates)
         ),
+        OperatorKind::OverAggregate(o) => format!(
+            "over_aggregate by {}, in {} order, {} preceding rows and the current one{}: {}",
+            o.keys.join(", "),
+            o.time,
+            o.preceding.map_or("all".to_string(), |n| n.to_string()),
+            if o.slack_ms > 0 {
+                format!(" (rows wait {} ms past their time)", o.slack_ms)
+            } else {
+                String::new()
+            },
+            aggregates_text(&o.aggregates)
+        ),
         OperatorKind::WindowAggregate(w) if w.gap_ms > 0 => format!(
             "session windows by {}, over {}: gap {} ms{}: {}",
             w.keys.join(", "),

@@ -201,6 +201,25 @@ pub struct WindowSpec {
     pub gap_ms: u64,
 }
 
+/// Rows are held until the watermark shows that no earlier row of their partition can still
+/// come (`time` plus `slack_ms` at or below the watermark), then emitted in `time` order (ties
+/// by the rows' values), each with its input columns and the aggregates over its frame: the
+/// `preceding` rows before it in its partition and itself (`None`: every row before it).
+/// Rows that arrive after the watermark passed them are dropped and counted, as Flink does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverSpec {
+    /// PARTITION BY columns (at least one: a constant column for a global order).
+    pub keys: Vec<String>,
+    /// The ORDER BY column, an event-time column.
+    pub time: String,
+    #[serde(default)]
+    pub preceding: Option<u64>,
+    #[serde(default)]
+    pub slack_ms: i64,
+    pub aggregates: Vec<AggSpec>,
+}
+
 fn is_zero(x: &u64) -> bool {
     *x == 0
 }
@@ -310,6 +329,9 @@ pub enum OperatorKind {
     },
     /// Event-time window aggregates (tumbling or hopping), emitted when windows close.
     WindowAggregate(WindowSpec),
+    /// Aggregates over each row's preceding rows in its partition, in event-time order
+    /// (SQL's `OVER (PARTITION BY … ORDER BY t ROWS BETWEEN n PRECEDING AND CURRENT ROW)`).
+    OverAggregate(OverSpec),
     /// Joins its two inputs on equal keys.
     Join(JoinSpec),
     /// Merges all its inputs.
@@ -364,6 +386,7 @@ impl OperatorKind {
             OperatorKind::KeyedAggregate { .. } => "keyed_aggregate",
             OperatorKind::UpdatingAggregate { .. } => "updating_aggregate",
             OperatorKind::WindowAggregate(_) => "window_aggregate",
+            OperatorKind::OverAggregate(_) => "over_aggregate",
             OperatorKind::Join(_) => "join",
             OperatorKind::Union => "union",
             OperatorKind::StdoutSink(_) => "stdout_sink",
@@ -897,13 +920,20 @@ impl JobSpec {
             if let OperatorKind::KeyedAggregate { keys, aggregates }
             | OperatorKind::UpdatingAggregate {
                 keys, aggregates, ..
-            } = &op.kind
+            }
+            | OperatorKind::OverAggregate(OverSpec {
+                keys, aggregates, ..
+            }) = &op.kind
             {
                 if keys.is_empty() {
-                    return bad(format!("keyed_aggregate {:?} names no keys", op.id));
+                    return bad(format!("{} {:?} names no keys", op.kind.type_name(), op.id));
                 }
                 if aggregates.is_empty() {
-                    return bad(format!("keyed_aggregate {:?} has no aggregates", op.id));
+                    return bad(format!(
+                        "{} {:?} has no aggregates",
+                        op.kind.type_name(),
+                        op.id
+                    ));
                 }
                 for input in &op.inputs {
                     let ok = match &input.partition {
@@ -913,8 +943,11 @@ impl JobSpec {
                     };
                     if !ok {
                         return bad(format!(
-                            "keyed_aggregate {:?} must read its input {:?} hash-partitioned by its keys {:?}",
-                            op.id, input.from, keys
+                            "{} {:?} must read its input {:?} hash-partitioned by its keys {:?}",
+                            op.kind.type_name(),
+                            op.id,
+                            input.from,
+                            keys
                         ));
                     }
                 }

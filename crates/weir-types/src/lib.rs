@@ -15,7 +15,7 @@ pub use ids::{CheckpointId, JobId, TaskKey};
 pub use job::{
     AggFn, AggSpec, CheckpointConfig, DeliveryGuarantee, ExpireBound, FileFormat, FileSinkSpec,
     FileSourceSpec, GeneratorSpec, InputSpec, JobSpec, JoinSpec, KafkaFormat, KafkaSinkGuarantee,
-    KafkaSinkSpec, KafkaSourceSpec, KafkaStart, OnConflict, OperatorKind, OperatorSpec,
+    KafkaSinkSpec, KafkaSourceSpec, KafkaStart, OnConflict, OperatorKind, OperatorSpec, OverSpec,
     Partitioning, PostgresSinkMode, PostgresSinkSpec, ProjectExpr, RestartStrategy, StateBackend,
     StdoutSinkSpec, WatermarkSpec, WindowSpec,
 };

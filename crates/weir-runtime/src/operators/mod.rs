@@ -13,6 +13,7 @@ pub mod kafka_sink;
 #[cfg(feature = "kafka")]
 pub mod kafka_source;
 pub mod nexmark;
+mod over;
 #[cfg(feature = "postgres")]
 pub mod postgres_sink;
 mod project;
@@ -264,6 +265,9 @@ pub async fn build_operator(
             Box::new(session::SessionWindows::new(ctx, w, &input()?, restored)?)
         }
         OperatorKind::WindowAggregate(w) => window::build(ctx, w, &input()?, restored)?,
+        OperatorKind::OverAggregate(o) => {
+            Box::new(over::OverAggregate::new(ctx, o, &input()?, restored)?)
+        }
         OperatorKind::KeyedAggregate { keys, aggregates } => {
             aggregate::build(ctx, keys, aggregates, &input()?, restored)?
         }
