@@ -19,7 +19,7 @@ const EVENTS: u64 = 60_000;
 /// (the source's 10 000 events per second of event time).
 fn events_for(q: &str) -> u64 {
     match q {
-        "q5" | "q7" | "q8" | "session" => 300_000,
+        "q5" | "q6" | "q7" | "q8" | "session" => 300_000,
         _ => EVENTS,
     }
 }
@@ -164,6 +164,40 @@ fn reference(q: &str, events: u64) -> Vec<String> {
                             b.auction, b.price, b.bidder, b.date_time
                         ));
                     }
+                }
+            }
+            rows
+        }
+        // Each auction's highest bid made while it was open, per seller in order of closing
+        // (ties by price), with the average of it and the seller's 10 closings before it.
+        "q6" => {
+            let by_id: BTreeMap<i64, weir_runtime::operators::nexmark::Auction> =
+                auctions(events).into_iter().map(|a| (a.id, a)).collect();
+            let mut finals: BTreeMap<i64, i64> = BTreeMap::new();
+            for b in bids(events) {
+                if let Some(a) = by_id.get(&b.auction) {
+                    if (a.date_time..=a.expires).contains(&b.date_time) {
+                        let f = finals.entry(a.id).or_insert(i64::MIN);
+                        *f = (*f).max(b.price);
+                    }
+                }
+            }
+            let mut by_seller: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+            for (id, price) in finals {
+                let a = &by_id[&id];
+                by_seller
+                    .entry(a.seller)
+                    .or_default()
+                    .push((a.expires, price));
+            }
+            let mut rows = Vec::new();
+            for (seller, mut closed) in by_seller {
+                closed.sort();
+                for i in 0..closed.len() {
+                    let frame = &closed[i.saturating_sub(10)..=i];
+                    let avg = frame.iter().map(|(_, p)| p).sum::<i64>() as f64 / frame.len() as f64;
+                    let (expires, price) = closed[i];
+                    rows.push(format!("{seller},{expires},{price},{avg}"));
                 }
             }
             rows
@@ -325,6 +359,13 @@ fn normalize(q: &str, row: &str) -> String {
         ),
         "hop" => format!("{},{},{},{}", f[0], f[1], parse_ts(f[2]), parse_ts(f[3])),
         "q7" => format!("{},{},{},{}", f[0], f[1], f[2], parse_ts(f[3])),
+        "q6" => format!(
+            "{},{},{},{}",
+            f[0],
+            parse_ts(f[1]),
+            f[2],
+            f[3].parse::<f64>().expect("avg")
+        ),
         "q8" => format!("{},{},{}", f[0], f[1], parse_ts(f[2])),
         "tumble-avg" => format!(
             "{},{},{},{},{}",
@@ -459,6 +500,11 @@ fn q5_window_join_embedded() {
 }
 
 #[test]
+fn q6_over_window_of_closed_auctions_embedded() {
+    run_embedded("q6");
+}
+
+#[test]
 fn q7_interval_join_embedded() {
     run_embedded("q7");
 }
@@ -479,7 +525,7 @@ async fn nexmark_queries_on_a_two_task_manager_cluster() {
     let client = cluster.wait_slots(10).await;
     let events = 200_000;
     for q in [
-        "q0", "q1", "q2", "q3", "q5", "q7", "q8", "tumble", "hop", "session",
+        "q0", "q1", "q2", "q3", "q5", "q6", "q7", "q8", "tumble", "hop", "session",
     ] {
         let out: PathBuf = cluster.path(&format!("out-{q}"));
         let sql = example(q, events, &out).replace(

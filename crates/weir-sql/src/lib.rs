@@ -524,6 +524,42 @@ INSERT INTO o SELECT auction, COUNT(DISTINCT bidder) AS bidders FROM bid GROUP B
     }
 
     #[test]
+    fn over_windows_outside_what_runs_are_refused_by_name() {
+        let sink = "CREATE TABLE out (a BIGINT, b DOUBLE) WITH ('connector' = 'blackhole');\n";
+        let over = |frame: &str, order: &str| {
+            err(&format!(
+                "{BID}{sink}INSERT INTO out SELECT auction, AVG(price) OVER (PARTITION BY auction ORDER BY {order} {frame}) FROM bid;"
+            ))
+        };
+        let e = over(
+            "RANGE BETWEEN INTERVAL '10' SECOND PRECEDING AND CURRENT ROW",
+            "date_time",
+        );
+        assert!(
+            e.contains("the frame") && e.contains("ROWS BETWEEN n PRECEDING"),
+            "{e}"
+        );
+        let e = over("ROWS BETWEEN 3 PRECEDING AND CURRENT ROW", "price");
+        assert!(e.contains("ORDER BY one event-time column"), "{e}");
+        let e = err(&format!(
+            "{BID}{sink}INSERT INTO out SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY date_time) FROM bid;"
+        ));
+        assert!(e.contains("the window function ROW_NUMBER()"), "{e}");
+        let e = err(&format!(
+            "{BID}{sink}CREATE VIEW m AS SELECT auction, MAX(price) AS top, MAX(date_time) AS t FROM bid GROUP BY auction;
+INSERT INTO out SELECT auction, AVG(top) OVER (PARTITION BY auction ORDER BY t ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) FROM m;"
+        ));
+        assert!(e.contains("an OVER window over an updating result"), "{e}");
+        // What runs: ROWS frames over an event-time column.
+        let job = compile(
+            &format!("{BID}{sink}INSERT INTO out SELECT auction, AVG(price) OVER (PARTITION BY auction ORDER BY date_time ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) FROM bid;"),
+            "t",
+        )
+        .unwrap();
+        assert!(kinds(&job).contains(&"over_aggregate"), "{:?}", kinds(&job));
+    }
+
+    #[test]
     fn errors_name_the_place_and_the_problem() {
         let sink = "CREATE TABLE out (a BIGINT) WITH ('connector' = 'blackhole');\n";
         // Unknown column: DataFusion's span points at it.

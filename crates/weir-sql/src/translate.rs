@@ -20,8 +20,8 @@ use datafusion::sql::sqlparser::tokenizer::Location;
 use datafusion::sql::unparser::expr_to_sql;
 use std::collections::{BTreeSet, HashMap};
 use weir_types::{
-    AggFn, AggSpec, ExpireBound, InputSpec, JoinSpec, OperatorKind, OperatorSpec, Partitioning,
-    ProjectExpr, WatermarkSpec, WindowSpec,
+    AggFn, AggSpec, ExpireBound, InputSpec, JoinSpec, OperatorKind, OperatorSpec, OverSpec,
+    Partitioning, ProjectExpr, WatermarkSpec, WindowSpec,
 };
 
 /// The output of a translated plan node.
@@ -53,6 +53,10 @@ struct TimeCol {
 enum WindowRole {
     Start,
     End,
+    /// A join side's expiry column (`A.expires` of `B.t BETWEEN A.t AND A.expires`): no join
+    /// row of a side row is emitted after the watermark passed this column plus the slack,
+    /// so a GROUP BY that includes it closes its groups then (q6's closed auctions).
+    Closes,
 }
 
 impl Stream {
@@ -499,7 +503,7 @@ impl<'a> Translator<'a> {
                 at,
                 "LIMIT is not supported on an unbounded stream",
             )),
-            LogicalPlan::Window(_) => Err(unsupported(at, "an OVER window")),
+            LogicalPlan::Window(w) => self.over(w),
             LogicalPlan::Distinct(_) => Err(unsupported(at, "SELECT DISTINCT")),
             LogicalPlan::Union(_) => Err(unsupported(at, "UNION")),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Err(SqlError::at(
@@ -780,6 +784,8 @@ impl<'a> Translator<'a> {
             }
         };
         let mut expire: [Vec<ExpireBound>; 2] = [Vec::new(), Vec::new()];
+        // Output columns that are a side's expiry bound, with the bound's offset.
+        let mut closing: Vec<(String, i64)> = Vec::new();
         for (a, b) in &conds {
             let Some((col, c_ms)) = column_plus_constant(a) else {
                 continue;
@@ -820,6 +826,9 @@ impl<'a> Translator<'a> {
                 expr: sql_text(&b_own, at)?,
                 offset_ms: t.slack_ms - c_ms + 1,
             };
+            if let Expr::Column(c) = b {
+                closing.push((c.name.clone(), bound.offset_ms));
+            }
             let side = &mut expire[usize::from(!a_right)];
             if !side.contains(&bound) {
                 side.push(bound);
@@ -842,6 +851,17 @@ impl<'a> Translator<'a> {
                         });
                     }
                 }
+            }
+        }
+        closing.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        closing.dedup_by(|a, b| a.0 == b.0);
+        for (name, slack_ms) in closing {
+            if !times.iter().any(|t: &TimeCol| t.name == name) {
+                times.push(TimeCol {
+                    name,
+                    slack_ms,
+                    window: Some((WindowRole::Closes, 0)),
+                });
             }
         }
         let [left_expire, right_expire] = expire;
@@ -887,7 +907,7 @@ impl<'a> Translator<'a> {
             name: name.to_string(),
             slack_ms: match role {
                 WindowRole::Start => lateness + size_ms as i64,
-                WindowRole::End => lateness,
+                WindowRole::End | WindowRole::Closes => lateness,
             },
             window: Some((role, size_ms)),
         }
@@ -934,6 +954,7 @@ impl<'a> Translator<'a> {
         let mut start = None;
         let mut keys = Vec::new();
         let mut size = 0;
+        let mut closing = None;
         for g in group_expr {
             let Expr::Column(c) = g else { continue };
             match input.time(&c.name).and_then(|t| t.window) {
@@ -942,11 +963,20 @@ impl<'a> Translator<'a> {
                     size = s;
                 }
                 Some((WindowRole::End, s)) => size = s,
+                Some((WindowRole::Closes, _)) => {
+                    closing.get_or_insert(c.name.clone());
+                    keys.push(c.name.clone());
+                }
                 None => keys.push(c.name.clone()),
             }
         }
         if size == 0 {
-            return Ok(None);
+            return match closing {
+                Some(col) => self
+                    .closing_group(agg, input, group_expr, aggr_expr, &col)
+                    .map(Some),
+                None => Ok(None),
+            };
         }
         let Some(start) = start else {
             return Err(SqlError::at(
@@ -990,7 +1020,7 @@ impl<'a> Translator<'a> {
                         roles.push(Some(WindowRole::End));
                         quote("window_end")
                     }
-                    None => {
+                    Some((WindowRole::Closes, _)) | None => {
                         roles.push(None);
                         quote(&c.name)
                     }
@@ -1013,6 +1043,242 @@ impl<'a> Translator<'a> {
             }
         }
         Ok(Some(out))
+    }
+
+    /// `GROUP BY` over a join result that includes a join side's expiry column `col` (with
+    /// no window columns): each group is final once the watermark passes `col` plus its slack
+    /// (no join row for it can come any more), so it is emitted once then, append-only,
+    /// like a window whose end is the row's own `col`: an `assigned` window aggregate with
+    /// `col` as the start, 1 ms long, whose lateness makes up the rest of the slack.
+    fn closing_group(
+        &mut self,
+        agg: &datafusion::logical_expr::Aggregate,
+        input: &Stream,
+        group_expr: &[Expr],
+        aggr_expr: &[Expr],
+        col: &str,
+    ) -> Result<Stream> {
+        let at = self.at;
+        if input.keys.is_some() {
+            return Err(unsupported(
+                at,
+                "a GROUP BY over an updating result's expiry column",
+            ));
+        }
+        if group_expr.iter().any(|g| !matches!(g, Expr::Column(_))) {
+            return Err(SqlError::at(
+                at,
+                "GROUP BY expressions are not supported next to a join's expiry column yet: group by columns",
+            ));
+        }
+        let slack = input.time(col).map_or(1, |t| t.slack_ms).max(1);
+        let keys: Vec<String> = group_expr
+            .iter()
+            .filter_map(|g| match g {
+                Expr::Column(c) if c.name != col => Some(c.name.clone()),
+                _ => None,
+            })
+            .collect();
+        let out_names: Vec<String> = field_names(agg.schema.fields());
+        let (aggregates, outputs) =
+            lower_aggregates(aggr_expr, &out_names[group_expr.len()..], at)?;
+        let (input, keys) = self.global_key(input.clone(), keys)?;
+        let spec = WindowSpec {
+            keys: keys.clone(),
+            time: col.to_string(),
+            size_ms: 1,
+            slide_ms: 0,
+            aggregates,
+            allowed_lateness_ms: (slack - 1) as u64,
+            assigned: true,
+            gap_ms: 0,
+        };
+        let mut closes_as = None;
+        let exprs = group_expr
+            .iter()
+            .zip(&out_names)
+            .filter_map(|(g, name)| match g {
+                Expr::Column(c) if c.name == col => {
+                    closes_as = Some(name.clone());
+                    Some(quote("window_start"))
+                }
+                Expr::Column(c) => Some(quote(&c.name)),
+                _ => None,
+            })
+            .chain(outputs)
+            .collect();
+        let mut out = self.aggregate_then_project(
+            "closed_groups",
+            OperatorKind::WindowAggregate(spec),
+            &input,
+            &keys,
+            exprs,
+            &out_names,
+        );
+        if let Some(name) = closes_as {
+            out.times.push(TimeCol {
+                name,
+                slack_ms: slack,
+                window: Some((WindowRole::Closes, 0)),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `AGG(x) OVER (PARTITION BY k ORDER BY t ROWS BETWEEN n PRECEDING AND CURRENT ROW)`
+    /// (or `UNBOUNDED PRECEDING`) over an append-only stream whose `t` is an event-time
+    /// column: an `over_aggregate`, then the projection that computes the query's columns.
+    fn over(&mut self, w: &datafusion::logical_expr::Window) -> Result<Stream> {
+        use datafusion::logical_expr::expr::{AggregateFunction, WindowFunctionDefinition};
+        use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+        let at = self.at;
+        let input = self.plan(&w.input)?;
+        if input.keys.is_some() {
+            return Err(unsupported(
+                at,
+                "an OVER window over an updating result (a GROUP BY without window; Flink refuses it too)",
+            ));
+        }
+        let schema = w.input.schema();
+        let mut shape = None;
+        let mut aggs = Vec::new();
+        for e in &w.window_expr {
+            let Expr::WindowFunction(f) = e.clone().unalias() else {
+                return Err(unsupported(at, &format!("the window expression {e}")));
+            };
+            let WindowFunctionDefinition::AggregateUDF(udf) = &f.fun else {
+                return Err(unsupported(
+                    at,
+                    &format!(
+                        "the window function {}() (aggregates COUNT, SUM, MIN, MAX and AVG over a ROWS frame are)",
+                        f.fun.name().to_uppercase()
+                    ),
+                ));
+            };
+            let p = &f.params;
+            if p.distinct || p.filter.is_some() {
+                return Err(unsupported(at, "DISTINCT or FILTER in an OVER aggregate"));
+            }
+            let this = (
+                p.partition_by.clone(),
+                p.order_by.clone(),
+                p.window_frame.clone(),
+            );
+            match &shape {
+                None => shape = Some(this),
+                Some(s) if *s == this => {}
+                Some(_) => return Err(unsupported(
+                    at,
+                    "OVER windows with different PARTITION BY, ORDER BY or frames in one SELECT",
+                )),
+            }
+            aggs.push(rename_columns(
+                &Expr::AggregateFunction(AggregateFunction::new_udf(
+                    udf.clone(),
+                    p.args.clone(),
+                    false,
+                    None,
+                    vec![],
+                    None,
+                )),
+                schema,
+                &input.columns,
+            ));
+        }
+        let Some((partition_by, order_by, frame)) = shape else {
+            return Err(SqlError::at(at, "an OVER window without a function"));
+        };
+        let mut keys = Vec::new();
+        for e in &partition_by {
+            match rename_columns(e, schema, &input.columns) {
+                Expr::Column(c) => keys.push(c.name),
+                other => {
+                    return Err(SqlError::at(
+                        at,
+                        format!(
+                            "PARTITION BY {} is not supported yet: partition by columns (compute it in a view first)",
+                            sql_text(&other, at)?
+                        ),
+                    ))
+                }
+            }
+        }
+        let time = match order_by.as_slice() {
+            [sort] if sort.asc => match rename_columns(&sort.expr, schema, &input.columns) {
+                Expr::Column(c) => input.time(&c.name).cloned(),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(time) = time else {
+            return Err(SqlError::at(
+                at,
+                "an OVER window must be ORDER BY one event-time column, ascending (a WATERMARK column, a window's bound, or a join's expiry column)",
+            ));
+        };
+        let preceding = match (&frame.units, &frame.start_bound, &frame.end_bound) {
+            (WindowFrameUnits::Rows, WindowFrameBound::Preceding(n), WindowFrameBound::CurrentRow) => {
+                if n.is_null() {
+                    None
+                } else {
+                    let n: u64 = n
+                        .to_string()
+                        .parse()
+                        .map_err(|_| SqlError::at(at, format!("ROWS {n} PRECEDING: not a row count")))?;
+                    Some(n)
+                }
+            }
+            (WindowFrameUnits::Rows, WindowFrameBound::CurrentRow, WindowFrameBound::CurrentRow) => {
+                Some(0)
+            }
+            _ => {
+                return Err(unsupported(
+                    at,
+                    &format!(
+                        "the frame {frame} (ROWS BETWEEN n PRECEDING AND CURRENT ROW and ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW are)"
+                    ),
+                ))
+            }
+        };
+        let out_names: Vec<String> = field_names(w.schema.fields());
+        let n_in = input.columns.len();
+        let (aggregates, outputs) = lower_aggregates(&aggs, &out_names[n_in..], at)?;
+        for a in &aggregates {
+            if input.columns.contains(&a.name) {
+                return Err(SqlError::at(
+                    at,
+                    format!("the OVER aggregate's name {} is also an input column; give it another name with AS", a.name),
+                ));
+            }
+        }
+        let original = input.clone();
+        let (input, keys) = self.global_key(input, keys)?;
+        let spec = OverSpec {
+            keys: keys.clone(),
+            time: time.name.clone(),
+            preceding,
+            slack_ms: time.slack_ms,
+            aggregates,
+        };
+        let exprs = original
+            .columns
+            .iter()
+            .map(|c| quote(c))
+            .chain(outputs)
+            .collect();
+        let mut out = self.aggregate_then_project(
+            "over",
+            OperatorKind::OverAggregate(spec),
+            &input,
+            &keys,
+            exprs,
+            &out_names,
+        );
+        // Rows leave in time order once the watermark passed them plus the slack: the
+        // input's event-time columns keep their slack.
+        let plain: Vec<Option<String>> = original.columns.iter().cloned().map(Some).collect();
+        out.times = original.times_renamed(&plain, &out_names[..n_in]);
+        Ok(out)
     }
 
     /// An aggregate operator behind a hash exchange on `keys`, then the projection that
