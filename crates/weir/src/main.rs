@@ -11,6 +11,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use weir_client::Client;
 
+/// With the `mimalloc` feature: mimalloc instead of glibc's malloc. The join and window
+/// operators allocate and free per key, and glibc's allocator took a quarter of q6's CPU;
+/// mimalloc costs task-manager memory instead (`docs/benchmarks.md`), so it is a choice.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "weir", version, about = "Weir: exactly-once stream processing")]
 struct Cli {
