@@ -623,3 +623,117 @@ async fn kafka_to_kafka_commits_source_offsets_inside_its_transactions() {
         "the group's offsets never moved while the job ran"
     );
 }
+
+/// Kafka `timed` (2 partitions, JSON `{"k", "ts"}`) with a watermark on `ts` → 10 s tumbling
+/// count per `k` → exactly-once CSV files.
+fn kafka_event_time_job(broker: &str, out: &std::path::Path) -> String {
+    format!(
+        r#"{{
+  "name": "kafka-event-time",
+  "checkpoint": {{ "interval_ms": 500 }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 1, "bootstrap_servers": "{broker}",
+       "topic": "timed", "format": "json", "schema": [["k", "int64"], ["ts", "int64"]],
+       "watermark": {{ "column": "ts", "delay_ms": 1000 }} }},
+    {{ "id": "w", "type": "window_aggregate", "parallelism": 1,
+       "inputs": [{{ "from": "events", "partition": {{ "hash": ["k"] }} }}],
+       "keys": ["k"], "time": "ts", "size_ms": 10000, "aggregates": [{{ "fn": "count", "as": "n" }}] }},
+    {{ "id": "out", "type": "file_sink", "parallelism": 1, "inputs": [{{ "from": "w" }}],
+       "path": "{}", "format": "csv" }}
+  ]
+}}"#,
+        out.display()
+    )
+}
+
+/// The last column (the count) of every committed row of a CSV file sink folder.
+fn committed_counts(dir: &std::path::Path) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("part-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            if let Some(n) = line.rsplit(',').next().and_then(|n| n.parse().ok()) {
+                counts.push(n);
+            }
+        }
+    }
+    counts
+}
+
+/// Watermarks per Kafka partition: one subtask reads two partitions, and partition 1's
+/// events arrive only after partition 0 has delivered a whole minute of event time. With a
+/// watermark over the subtask (the largest time seen minus the delay), partition 1's rows
+/// would all be late and dropped by the window; with one per partition the watermark waits
+/// for partition 1 (which has no data yet), so every window counts both partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_watermarks_are_per_partition() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("timed", 2).await;
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(3);
+    let client = cluster.wait_slots(3).await;
+    let out = cluster.path("out");
+    let id = client
+        .submit_json(&kafka_event_time_job(&broker.addr(), &out), None)
+        .await
+        .expect("submit");
+    wait_until(
+        &client,
+        &id,
+        60,
+        "the job running through a checkpoint",
+        |s| s.state == "RUNNING" && completed_checkpoints(s) >= 1,
+    )
+    .await;
+    let producer = broker.producer();
+    let send = |partition: i32, ts: i64| {
+        let payload = format!(r#"{{"k":1,"ts":{ts}}}"#);
+        let producer = producer.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("timed")
+                        .partition(partition)
+                        .payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("delivered");
+        }
+    };
+    // A minute of event time on partition 0 (100 events per 10 s window) ...
+    for i in 0..600 {
+        send(0, i * 100).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // ... then the same minute on partition 1, then an event far ahead on both, which moves
+    // the watermark past the minute.
+    for i in 0..600 {
+        send(1, i * 100 + 50).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    send(0, 1_000_000).await;
+    send(1, 1_000_000).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while committed_counts(&out).len() < 6 {
+        if std::time::Instant::now() > deadline {
+            cluster.dump_logs();
+            panic!("windows committed: {:?}", committed_counts(&out));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    client.cancel(&id).await.expect("cancel");
+    let counts = committed_counts(&out);
+    eprintln!("kafka-event-time: window counts {counts:?}");
+    assert_eq!(
+        counts,
+        vec![200; 6],
+        "each 10 s window holds 100 events of each partition"
+    );
+}

@@ -362,8 +362,10 @@ impl Task {
             let (Some((gen, _)), Some(src)) = (&mut self.watermarks, &self.source) else {
                 return Ok(());
             };
+            let now = std::time::Instant::now();
+            gen.ensure_partitions(src.partition_count(), now);
             let ended = |p: usize| src.partition_ended(p);
-            gen.update(batch, &ended, std::time::Instant::now())
+            gen.update(batch, &ended, now)
         };
         match advanced {
             Some(w) => self.on_watermark(w).await,
@@ -507,9 +509,17 @@ impl Task {
                                 self.metrics
                                     .records_in
                                     .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-                                let event_time = match &self.watermarks {
-                                    Some((_, col)) => max_time(&b, *col)?,
-                                    None => None,
+                                // (partition, largest event time) of the batch's rows
+                                let event_times = match (&self.watermarks, &self.source) {
+                                    (Some((_, col)), Some(src)) => match src.row_partitions() {
+                                        Some(parts) if parts.len() == b.num_rows() => {
+                                            max_time_by_partition(&b, *col, parts)?
+                                        }
+                                        _ => max_time(&b, *col)?
+                                            .map(|ts| vec![(src.last_partition(), ts)])
+                                            .unwrap_or_default(),
+                                    },
+                                    _ => Vec::new(),
                                 };
                                 self.push(0, b).await?;
                                 // A chain that ends in a sink never waits on a channel, so
@@ -517,9 +527,8 @@ impl Task {
                                 // task manager's heartbeat on the same worker thread, and a
                                 // long fast job was declared lost (every 2 s, forever).
                                 tokio::task::coop::consume_budget().await;
-                                if let (Some(ts), Some(src)) = (event_time, &self.source) {
-                                    let p = src.last_partition();
-                                    self.source_watermark(Some((p, ts))).await?;
+                                for pt in event_times {
+                                    self.source_watermark(Some(pt)).await?;
                                 }
                             }
                             SourcePoll::Wait(t) => {
@@ -705,6 +714,31 @@ impl Task {
 }
 
 /// The largest value of a timestamp or integer column in a batch (event time, ms).
+/// The largest time of column `col` per partition, for rows whose partitions are `parts`.
+fn max_time_by_partition(
+    batch: &RecordBatch,
+    col: usize,
+    parts: &[u32],
+) -> Result<Vec<(usize, i64)>> {
+    let c = arrow::compute::cast(batch.column(col), &arrow::datatypes::DataType::Int64)?;
+    let times = c.as_primitive::<arrow::datatypes::Int64Type>();
+    let mut max: Vec<Option<i64>> = Vec::new();
+    for (t, p) in times.iter().zip(parts) {
+        let (Some(t), p) = (t, *p as usize) else {
+            continue;
+        };
+        if p >= max.len() {
+            max.resize(p + 1, None);
+        }
+        max[p] = Some(max[p].map_or(t, |m| m.max(t)));
+    }
+    Ok(max
+        .into_iter()
+        .enumerate()
+        .filter_map(|(p, m)| m.map(|m| (p, m)))
+        .collect())
+}
+
 fn max_time(batch: &RecordBatch, col: usize) -> Result<Option<i64>> {
     let c = arrow::compute::cast(batch.column(col), &arrow::datatypes::DataType::Int64)?;
     Ok(arrow::compute::max(

@@ -35,6 +35,15 @@ impl WatermarkGen {
         }
     }
 
+    /// Partitions that appeared while running (a Kafka source's discovery): each holds the
+    /// watermark back until it has data, ends or idles, as the first ones did.
+    pub fn ensure_partitions(&mut self, partitions: usize, now: Instant) {
+        if partitions > self.max.len() {
+            self.max.resize(partitions, None);
+            self.last_seen.resize(partitions, now);
+        }
+    }
+
     /// Records a batch (partition, largest event time in it), if any, and returns the new
     /// watermark if it advanced.
     pub fn update(
@@ -150,6 +159,21 @@ mod tests {
         // Partition 0 ends: only partition 1 counts.
         assert_eq!(g.update(None, &|p| p == 0, t0), Some(1900));
         assert_eq!(g.update(None, &|_| true, t0), Some(END));
+    }
+
+    #[test]
+    fn a_partition_that_appears_holds_the_watermark_until_it_has_data() {
+        let t0 = Instant::now();
+        let never = |_: usize| false;
+        let mut g = WatermarkGen::new(1, 0, 0, t0);
+        assert_eq!(g.update(Some((0, 1000)), &never, t0), Some(1000));
+        g.ensure_partitions(2, t0);
+        assert_eq!(
+            g.update(Some((0, 2000)), &never, t0),
+            None,
+            "partition 1 has no data"
+        );
+        assert_eq!(g.update(Some((1, 1500)), &never, t0), Some(1500));
     }
 
     #[test]

@@ -91,6 +91,11 @@ pub struct KafkaSource {
     snapshots: BTreeMap<u64, Vec<(i32, i64)>>,
     /// The offsets of the last snapshot (for a chained sink's `commit_source_offsets`).
     last_offsets: Vec<(i32, i64)>,
+    /// Partition ids in the order they were assigned: a partition's index for watermarks.
+    index: Vec<i32>,
+    /// The partition index of each row of the batch being built, and of the last batch.
+    row_parts: Vec<u32>,
+    last_parts: Vec<u32>,
 }
 
 impl KafkaSource {
@@ -150,6 +155,9 @@ impl KafkaSource {
             headers: arrow::array::StringBuilder::new(),
             snapshots: BTreeMap::new(),
             last_offsets: Vec::new(),
+            index: Vec::new(),
+            row_parts: Vec::new(),
+            last_parts: Vec::new(),
         };
         let mut restored_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         if let Some(r) = restored {
@@ -251,6 +259,9 @@ impl KafkaSource {
             tpl.add_partition_offset(&self.spec.topic, *p, offset)
                 .map_err(|e| kafka_err("building the assignment", e))?;
             self.next.insert(*p, restored.get(p).copied());
+            if !self.index.contains(p) {
+                self.index.push(*p);
+            }
         }
         if let (true, KafkaStart::Timestamp(ts)) = (first, self.spec.start) {
             let mut q = TopicPartitionList::new();
@@ -278,6 +289,7 @@ impl KafkaSource {
 
     fn take_batch(&mut self) -> Result<RecordBatch> {
         let rows = std::mem::take(&mut self.rows);
+        self.last_parts = std::mem::take(&mut self.row_parts);
         let mut cols: Vec<ArrayRef> = match self.spec.format {
             KafkaFormat::Raw => vec![Arc::new(self.raw.finish())],
             KafkaFormat::Json => {
@@ -370,6 +382,14 @@ impl Source for KafkaSource {
                 continue;
             }
             self.next.insert(p, Some(msg.offset() + 1));
+            let idx = match self.index.iter().position(|q| *q == p) {
+                Some(i) => i,
+                None => {
+                    self.index.push(p);
+                    self.index.len() - 1
+                }
+            };
+            self.row_parts.push(idx as u32);
             let payload = msg.payload().unwrap_or_default();
             match self.spec.format {
                 KafkaFormat::Raw => self.raw.append_option(msg.payload()),
@@ -431,6 +451,20 @@ impl Source for KafkaSource {
         }
         self.last_offsets.clone_from(&offsets);
         Ok(Some(weir_state::encode(&SourceState { offsets })))
+    }
+
+    fn row_partitions(&self) -> Option<&[u32]> {
+        Some(&self.last_parts)
+    }
+
+    // A subtask that owns no partition counts one, which holds the watermark back until the
+    // idle timeout, as before partitions were told apart.
+    fn partition_count(&self) -> usize {
+        self.index.len().max(1)
+    }
+
+    fn partition_ended(&self, p: usize) -> bool {
+        self.index.get(p).is_some_and(|id| self.ended.contains(id))
     }
 
     fn chained_offsets(&self) -> Option<super::SourceOffsets> {

@@ -196,8 +196,15 @@ pub trait Source: Send {
         0
     }
 
+    /// Each row's partition (an index below [`Source::partition_count`]) in the last batch,
+    /// for sources whose batches mix partitions (Kafka): the task then keeps one event-time
+    /// maximum per partition. `None`: the whole batch is [`Source::last_partition`]'s.
+    fn row_partitions(&self) -> Option<&[u32]> {
+        None
+    }
+
     /// How many partitions this subtask reads (each holds the watermark back until it has
-    /// data, ends, or is idle).
+    /// data, ends, or is idle). May grow while running.
     fn partition_count(&self) -> usize {
         1
     }
