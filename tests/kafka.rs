@@ -505,6 +505,52 @@ fn read_copies(broker: &Broker) -> Vec<(i32, i64)> {
         .collect()
 }
 
+/// On a failure: where the duplicated copies sit in `copy` (partition, offset, producer,
+/// status) and the control markers of those partitions, for the next session to read.
+fn dump_duplicates(broker: &Broker) {
+    let parts = common::kafka_raw::partitions(&broker.addr(), "copy").expect("partitions");
+    let log = common::kafka_raw::read_all_raw(&broker.addr(), "copy", &parts).expect("read");
+    let mut seen: std::collections::BTreeMap<(i64, i64), Vec<String>> = Default::default();
+    for e in &log.entries {
+        let v: serde_json::Value =
+            serde_json::from_slice(e.record.value.as_deref().unwrap_or_default()).expect("json");
+        let key = (v["p"].as_i64().unwrap_or(-1), v["o"].as_i64().unwrap_or(-1));
+        seen.entry(key).or_default().push(format!(
+            "copy p{} @{} pid {} {:?}",
+            e.record.partition, e.record.offset, e.record.producer_id, e.status
+        ));
+    }
+    let dups: Vec<_> = seen
+        .iter()
+        .filter(|(_, v)| v.iter().filter(|x| x.contains("Committed")).count() > 1)
+        .collect();
+    eprintln!(
+        "{} input records committed more than once; first ones:",
+        dups.len()
+    );
+    for (k, v) in dups.iter().take(4) {
+        eprintln!("  input {k:?}: {v:?}");
+    }
+    let ranges: std::collections::BTreeSet<String> = dups
+        .iter()
+        .flat_map(|(_, v)| {
+            v.iter()
+                .map(|x| x.split(" @").next().unwrap_or("").to_string())
+        })
+        .collect();
+    eprintln!("  in copy partitions {ranges:?}; markers:");
+    for m in &log.markers {
+        eprintln!(
+            "  marker p{} @{} pid {} epoch {} {}",
+            m.partition,
+            m.offset,
+            m.producer_id,
+            m.producer_epoch,
+            if m.commit { "COMMIT" } else { "ABORT" }
+        );
+    }
+}
+
 /// Whether everything below the group's committed offset of each partition is in the
 /// output: the offsets must never run ahead of the committed output. Returns the first
 /// partition that breaks it, with its offset and how many of its records were there.
@@ -610,6 +656,9 @@ async fn kafka_to_kafka_commits_source_offsets_inside_its_transactions() {
         distinct.len(),
         status.restarts
     );
+    if copies.len() != distinct.len() {
+        dump_duplicates(&broker);
+    }
     assert!(status.restarts >= 1, "the kill must have caused a restart");
     assert_eq!(copies.len(), distinct.len(), "records duplicated in copy");
     assert_eq!(distinct.len() as u64, count, "records missing from copy");
