@@ -38,6 +38,8 @@ pub struct RawRecord {
     pub timestamp: i64,
     /// -1 for records written by a non-idempotent producer.
     pub producer_id: i64,
+    /// The producer epoch of the record's batch.
+    pub producer_epoch: i16,
     /// True if the record came from a transactional batch.
     pub transactional: bool,
 }
@@ -515,7 +517,29 @@ struct FetchResult {
 
 /// Decides each record's transaction status from the markers of the same partition: a
 /// transactional record is settled by the first marker of its producer id at a higher offset.
+/// A COMMIT only commits records of its own producer epoch: when the first marker after a
+/// record is a newer epoch's COMMIT, the record's transaction was fenced by a new producer
+/// and never ended in this partition. Kafka writes an ABORT marker for it when the new
+/// producer initialises, so a read-committed reader never sees it; such records count as
+/// aborted here (and are counted in `FENCED_WITHOUT_MARKER`, so a run shows whether the
+/// broker ever left one).
 fn classify(records: Vec<RawRecord>, markers: &[ControlMarker]) -> Vec<RawEntry> {
+    let before = FENCED_WITHOUT_MARKER.load(std::sync::atomic::Ordering::Relaxed);
+    let out = classify_inner(records, markers);
+    let fenced = FENCED_WITHOUT_MARKER.load(std::sync::atomic::Ordering::Relaxed) - before;
+    if fenced > 0 {
+        eprintln!(
+            "kafka_raw: {fenced} records of a fenced producer epoch had no marker of their own before a newer epoch's COMMIT (a broker gap; counted as aborted)"
+        );
+    }
+    out
+}
+
+/// Records counted as aborted because a newer epoch's COMMIT was the first marker after them.
+pub static FENCED_WITHOUT_MARKER: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
+fn classify_inner(records: Vec<RawRecord>, markers: &[ControlMarker]) -> Vec<RawEntry> {
     // Markers per producer id, in offset order (markers are pushed in offset order).
     let mut by_pid: HashMap<i64, Vec<&ControlMarker>> = HashMap::new();
     for m in markers {
@@ -531,7 +555,13 @@ fn classify(records: Vec<RawRecord>, markers: &[ControlMarker]) -> Vec<RawEntry>
                     .get(&record.producer_id)
                     .and_then(|ms| ms.iter().find(|m| m.offset > record.offset));
                 match next_marker {
-                    Some(m) if m.commit => TxnStatus::Committed,
+                    Some(m) if m.commit && m.producer_epoch == record.producer_epoch => {
+                        TxnStatus::Committed
+                    }
+                    Some(m) if m.commit => {
+                        FENCED_WITHOUT_MARKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        TxnStatus::Aborted
+                    }
                     Some(_) => TxnStatus::Aborted,
                     None => TxnStatus::Open,
                 }
@@ -676,6 +706,7 @@ fn parse_batch(batch: &[u8], partition: i32) -> io::Result<Batch> {
             rec.timestamp = max_timestamp;
         }
         rec.producer_id = producer_id;
+        rec.producer_epoch = producer_epoch;
         rec.transactional = transactional;
         records.push(rec);
     }
@@ -733,6 +764,7 @@ fn parse_record(
         headers,
         timestamp: base_timestamp + timestamp_delta,
         producer_id: -1,
+        producer_epoch: -1,
         transactional: false,
     })
 }
