@@ -55,6 +55,22 @@ pub struct OperatorContext {
     pub output_schema: SchemaRef,
 }
 
+/// The input of the event-time operators' tests: `k` and `v` (Int64, `v` nullable if asked)
+/// and `ts` (millisecond timestamps).
+#[cfg(test)]
+pub(crate) fn key_value_time_schema(nullable_value: bool) -> SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("v", DataType::Int64, nullable_value),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+    ]))
+}
+
 impl OperatorContext {
     /// A subtask of a test operator `op_id` (exactly-once, checkpointing, 128 key groups)
     /// reading `inputs` and producing `output`.

@@ -344,20 +344,12 @@ impl Operator for OverAggregate {
 mod tests {
     use super::*;
     use arrow::array::{Float64Array, Int64Array, TimestampMillisecondArray};
-    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use arrow::datatypes::{Field, Schema};
     use std::sync::Arc;
     use weir_types::AggSpec;
 
     fn input() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("v", DataType::Int64, true),
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Millisecond, None),
-                false,
-            ),
-        ]))
+        super::super::key_value_time_schema(true)
     }
 
     fn output() -> SchemaRef {

@@ -279,19 +279,10 @@ impl Operator for SessionWindows {
 mod tests {
     use super::*;
     use arrow::array::Int64Array;
-    use arrow::datatypes::{Field, Schema, TimeUnit};
     use weir_types::AggSpec;
 
     fn input() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("v", DataType::Int64, false),
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Millisecond, None),
-                false,
-            ),
-        ]))
+        super::super::key_value_time_schema(false)
     }
 
     fn spec() -> WindowSpec {

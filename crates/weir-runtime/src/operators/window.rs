@@ -328,15 +328,7 @@ mod tests {
     use weir_types::{AggFn, AggSpec};
 
     fn input() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("v", DataType::Int64, false),
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Millisecond, None),
-                false,
-            ),
-        ]))
+        super::super::key_value_time_schema(false)
     }
 
     fn spec(size: u64, slide: u64, lateness: u64) -> WindowSpec {
