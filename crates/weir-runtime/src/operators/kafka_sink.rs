@@ -444,6 +444,43 @@ async fn recover(
     resend_missing(spec, op, &producer, &g, &state.epochs).await
 }
 
+/// The commit marker: the highest epoch whose transaction committed (0: none ever did).
+/// A partition error (a transactional offset commit still pending, `UNSTABLE_OFFSET_COMMIT`,
+/// or any other) is retried and then fails the restore; it is never read as "nothing
+/// committed", which would re-send epochs that did commit.
+fn read_marker(marker: &BaseConsumer, topic: &str) -> Result<u64> {
+    let mut last_error = String::new();
+    for attempt in 0..40 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let mut q = TopicPartitionList::new();
+        q.add_partition(topic, 0);
+        let c = match marker.committed_offsets(q, TXN_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
+                last_error = e.to_string();
+                continue;
+            }
+        };
+        let Some(e) = c.elements().into_iter().next() else {
+            last_error = "no partition in the answer".into();
+            continue;
+        };
+        if let Err(err) = e.error() {
+            last_error = err.to_string();
+            continue;
+        }
+        return Ok(match e.offset() {
+            Offset::Offset(o) if o >= 0 => o as u64,
+            _ => 0,
+        });
+    }
+    Err(RuntimeError::Connector(format!(
+        "kafka: reading the commit marker of {topic:?} failed for 10 s: {last_error}"
+    )))
+}
+
 /// Re-sends, one transaction each with its marker, the recorded epochs above the committed
 /// marker. The producer has been initialised (so the old transaction is resolved).
 async fn resend_missing(
@@ -457,21 +494,7 @@ async fn resend_missing(
         return Ok(());
     }
     let (m, topic) = (groups.marker.clone(), spec.topic.clone());
-    let committed = blocking(move || {
-        let mut q = TopicPartitionList::new();
-        q.add_partition(&topic, 0);
-        let c = m
-            .committed_offsets(q, TXN_TIMEOUT)
-            .map_err(|e| kafka_err("reading the commit marker", e))?;
-        Ok(c.elements()
-            .first()
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o as u64),
-                _ => None,
-            })
-            .unwrap_or(0))
-    })
-    .await?;
+    let committed = blocking(move || read_marker(&m, &topic)).await?;
     let mut resent = 0;
     for epoch in epochs.iter().filter(|e| e.id > committed) {
         producer
