@@ -521,31 +521,15 @@ struct FetchResult {
 /// record is a newer epoch's COMMIT, the record's transaction was fenced by a new producer
 /// and never ended in this partition. Kafka writes an ABORT marker for it when the new
 /// producer initialises, so a read-committed reader never sees it; such records count as
-/// aborted here (and are counted in `FENCED_WITHOUT_MARKER`, so a run shows whether the
-/// broker ever left one).
+/// aborted here (and reported on stderr, so a run shows whether the broker ever left one).
 fn classify(records: Vec<RawRecord>, markers: &[ControlMarker]) -> Vec<RawEntry> {
-    let before = FENCED_WITHOUT_MARKER.load(std::sync::atomic::Ordering::Relaxed);
-    let out = classify_inner(records, markers);
-    let fenced = FENCED_WITHOUT_MARKER.load(std::sync::atomic::Ordering::Relaxed) - before;
-    if fenced > 0 {
-        eprintln!(
-            "kafka_raw: {fenced} records of a fenced producer epoch had no marker of their own before a newer epoch's COMMIT (a broker gap; counted as aborted)"
-        );
-    }
-    out
-}
-
-/// Records counted as aborted because a newer epoch's COMMIT was the first marker after them.
-pub static FENCED_WITHOUT_MARKER: std::sync::atomic::AtomicU64 =
-    std::sync::atomic::AtomicU64::new(0);
-
-fn classify_inner(records: Vec<RawRecord>, markers: &[ControlMarker]) -> Vec<RawEntry> {
     // Markers per producer id, in offset order (markers are pushed in offset order).
     let mut by_pid: HashMap<i64, Vec<&ControlMarker>> = HashMap::new();
     for m in markers {
         by_pid.entry(m.producer_id).or_default().push(m);
     }
-    records
+    let mut fenced = 0usize;
+    let entries = records
         .into_iter()
         .map(|record| {
             let status = if !record.transactional {
@@ -559,7 +543,7 @@ fn classify_inner(records: Vec<RawRecord>, markers: &[ControlMarker]) -> Vec<Raw
                         TxnStatus::Committed
                     }
                     Some(m) if m.commit => {
-                        FENCED_WITHOUT_MARKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        fenced += 1;
                         TxnStatus::Aborted
                     }
                     Some(_) => TxnStatus::Aborted,
@@ -568,7 +552,13 @@ fn classify_inner(records: Vec<RawRecord>, markers: &[ControlMarker]) -> Vec<Raw
             };
             RawEntry { record, status }
         })
-        .collect()
+        .collect();
+    if fenced > 0 {
+        eprintln!(
+            "kafka_raw: {fenced} records of a fenced producer epoch had no marker of their own before a newer epoch's COMMIT (a broker gap; counted as aborted)"
+        );
+    }
+    entries
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -320,9 +320,7 @@ pub(super) fn agg_values(aggs: &[AggCol], batch: &RecordBatch) -> Result<Vec<Val
 pub(super) fn fold_row(aggs: &[AggCol], values: &[Values], row: usize, accs: &mut [Acc]) {
     for (acc, (agg, vals)) in accs.iter_mut().zip(aggs.iter().zip(values)) {
         match (agg.func, vals) {
-            (AggFn::Count, Values::None) => bump(acc),
-            (AggFn::Count, Values::Int(v)) if v.is_valid(row) => bump(acc),
-            (AggFn::Count, Values::Float(v)) if v.is_valid(row) => bump(acc),
+            (AggFn::Count, v) if v.is_valid(row) => bump(acc),
             (AggFn::Count, _) => {}
             (f, Values::Int(v)) if v.is_valid(row) => fold_int(acc, f, v.value(row)),
             (f, Values::Float(v)) if v.is_valid(row) => fold_float(acc, f, v.value(row)),
@@ -335,6 +333,18 @@ pub(super) enum Values {
     None,
     Int(Int64Array),
     Float(Float64Array),
+}
+
+impl Values {
+    /// Whether row `row` has a value (count(*) has one in every row).
+    #[inline]
+    pub(super) fn is_valid(&self, row: usize) -> bool {
+        match self {
+            Values::None => true,
+            Values::Int(x) => x.is_valid(row),
+            Values::Float(x) => x.is_valid(row),
+        }
+    }
 }
 
 #[async_trait]

@@ -277,16 +277,6 @@ fn fold(aggs: &[AggCol], accs: &mut [Acc], contribution: &[Option<Acc>]) {
     }
 }
 
-impl Values {
-    fn is_valid(&self, row: usize) -> bool {
-        match self {
-            Values::None => true,
-            Values::Int(x) => x.is_valid(row),
-            Values::Float(x) => x.is_valid(row),
-        }
-    }
-}
-
 #[async_trait]
 impl Operator for OverAggregate {
     async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
