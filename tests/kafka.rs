@@ -487,6 +487,89 @@ fn kafka_copy_job(broker: &str) -> String {
     )
 }
 
+/// A restart waits for the failed attempt's commit in flight. The sink on the first task
+/// manager pauses (failpoint, 6 s) right before its third `commit_transaction`; the other task
+/// manager is killed meanwhile, so the job restarts while that commit still runs on a blocking
+/// thread. The next attempt must reach the first task manager only after the commit returned:
+/// its recovery (`init_transactions` with the same transactional id, then reading the commit
+/// marker) would otherwise race the old producer's commit at the broker, and on tansu that race
+/// can commit one epoch twice (`docs/known-issues.md`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_waits_for_the_failed_attempts_commit_in_flight() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("events", 2).await;
+    broker.create_topic("copy", 2).await;
+    let count = 60_000u64;
+    let mut cluster = TestCluster::new();
+    cluster.start_tm_env(1, &[("WEIR_FAILPOINTS", "kafka_sink_end_txn@3=pause:6000")]);
+    let paused_log = cluster.path("tm-1.log");
+    let doomed = cluster.start_tm(1);
+    let client = cluster.wait_slots(2).await;
+    let id = client
+        .submit_json(&kafka_copy_job(&broker.addr()), None)
+        .await
+        .expect("submit");
+    let plain_lines = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(strip_ansi)
+            .collect()
+    };
+    let producing = produce_events(&broker, count, 1_000, 12);
+    let disrupt = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while !plain_lines(&paused_log)
+            .iter()
+            .any(|l| l.contains("failpoint hit: pausing"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pause point was never reached"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cluster.kill_tm(doomed);
+        cluster.start_tm(1);
+        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+    };
+    tokio::join!(producing, disrupt);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while (read_copies(&broker).len() as u64) < count {
+        if std::time::Instant::now() > deadline {
+            cluster.dump_logs();
+            panic!("the output never reached {count} records");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let lines = plain_lines(&paused_log);
+    let position = |what: &dyn Fn(&str) -> bool| lines.iter().position(|l| what(l));
+    let pause_over = position(&|l| l.contains("failpoint pause over"));
+    let redeployed = position(&|l| l.contains("deployed") && l.contains("attempt=2"));
+    let copies = read_copies(&broker);
+    let distinct: std::collections::BTreeSet<(i32, i64)> = copies.iter().copied().collect();
+    eprintln!(
+        "commit-in-flight: pause over at log line {pause_over:?}, attempt 2 deployed at line {redeployed:?}; {} committed records ({} distinct) of {count}",
+        copies.len(),
+        distinct.len()
+    );
+    client.cancel(&id).await.expect("cancel");
+    if pause_over.is_none() || redeployed.is_none() || pause_over >= redeployed {
+        cluster.dump_logs();
+    }
+    let (Some(pause_over), Some(redeployed)) = (pause_over, redeployed) else {
+        panic!("the paused task manager's log lacks the pause's end or attempt 2's deployment");
+    };
+    assert!(
+        pause_over < redeployed,
+        "attempt 2 was deployed while attempt 1's commit was still paused"
+    );
+    assert_eq!(copies.len(), distinct.len(), "records duplicated in copy");
+    assert_eq!(distinct.len() as u64, count, "records missing from copy");
+}
+
 /// (partition, offset) of the input record behind every record a read-committed reader of
 /// `copy` sees (read-committed rules applied by the test, as tansu serves aborted records).
 fn read_copies(broker: &Broker) -> Vec<(i32, i64)> {

@@ -67,6 +67,10 @@ pub struct JobManagerConfig {
     pub slot_wait: Duration,
     /// Resume the unfinished jobs found in `state_dir` on start (off for embedded runs).
     pub resume: bool,
+    /// How long a restart waits for the failed attempt's tasks to stop, including the blocking
+    /// work they started (a sink's commit), before it gives the attempt up as failed to start
+    /// (Flink's `task.cancellation.timeout`, 180 s).
+    pub cancel_timeout: Duration,
 }
 
 impl JobManagerConfig {
@@ -78,6 +82,7 @@ impl JobManagerConfig {
             heartbeat_timeout: Duration::from_secs(2),
             slot_wait: Duration::from_secs(60),
             resume: true,
+            cancel_timeout: Duration::from_secs(180),
         }
     }
 }

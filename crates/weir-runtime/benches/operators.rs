@@ -36,6 +36,7 @@ fn ctx(spec: &JobSpec, op: usize) -> OperatorContext {
         input_schema: op.checked_sub(1).map(|i| s[i].clone()),
         input_schemas: vec![],
         output_schema: s[op].clone(),
+        inflight: Default::default(),
     }
 }
 

@@ -1,10 +1,12 @@
-//! Crash points for fault-injection tests.
+//! Crash and pause points for fault-injection tests.
 //!
-//! `WEIR_FAILPOINTS=name[@n],…` in a process's environment makes the n-th call (the first if
-//! `@n` is left out) of [`hit`]`(name)` abort the whole process on the spot, without flushing or
-//! cleaning anything up, the way `kill -9` would. Tests set it on one task-manager process to
-//! die inside a window that a timed external kill could not hit reliably (for example between a
-//! checkpoint's completion and a sink's commit).
+//! `WEIR_FAILPOINTS=name[@n][=pause:MS],…` in a process's environment makes the n-th call (the
+//! first if `@n` is left out) of [`hit`]`(name)` abort the whole process on the spot, without
+//! flushing or cleaning anything up, the way `kill -9` would; with `=pause:MS` that call blocks
+//! its thread for MS milliseconds instead (logging before and after). Tests set it on one
+//! task-manager process to die, or to stall, inside a window that a timed external action
+//! could not hit reliably (for example between a checkpoint's completion and a sink's commit).
+//! Pause points are only placed on blocking threads, never on the async ones.
 //!
 //! This is the one piece of process-global state in the runtime, on purpose: it is read from
 //! the environment once and never configured in code, so it cannot leak between the clusters a
@@ -12,24 +14,55 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 /// The points the runtime defines (documented in `docs/checkpoints.md`).
 pub const FILE_SINK_COMMIT: &str = "file_sink_commit";
 pub const POSTGRES_SINK_COMMIT: &str = "postgres_sink_commit";
 pub const KAFKA_SINK_COMMIT: &str = "kafka_sink_commit";
+/// On the Kafka sink's blocking thread, right before `commit_transaction` (a pause point).
+pub const KAFKA_SINK_END_TXN: &str = "kafka_sink_end_txn";
 
-struct Armed {
-    /// name -> (calls that abort at, calls seen)
-    points: Mutex<HashMap<String, (u64, u64)>>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Abort,
+    Pause(Duration),
 }
 
-fn parse(spec: &str) -> HashMap<String, (u64, u64)> {
+#[derive(Debug, PartialEq, Eq)]
+struct Point {
+    /// The pass that fires.
+    at: u64,
+    seen: u64,
+    action: Action,
+}
+
+struct Armed {
+    points: Mutex<HashMap<String, Point>>,
+}
+
+fn parse(spec: &str) -> HashMap<String, Point> {
     spec.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| match s.split_once('@') {
-            Some((name, n)) => (name.to_string(), (n.parse().unwrap_or(1).max(1), 0)),
-            None => (s.to_string(), (1, 0)),
+        .map(|s| {
+            let (s, action) = match s.split_once("=pause:") {
+                Some((s, ms)) => (
+                    s,
+                    Action::Pause(Duration::from_millis(ms.parse().unwrap_or(0))),
+                ),
+                None => (s, Action::Abort),
+            };
+            let (name, at) = match s.split_once('@') {
+                Some((name, n)) => (name, n.parse().unwrap_or(1).max(1)),
+                None => (s, 1),
+            };
+            let point = Point {
+                at,
+                seen: 0,
+                action,
+            };
+            (name.to_string(), point)
         })
         .collect()
 }
@@ -41,24 +74,37 @@ fn armed() -> &'static Armed {
     })
 }
 
-/// Counts a pass through point `name`; aborts the process if that pass is the armed one.
+/// Counts a pass through point `name`; if that pass is the armed one, aborts the process (or
+/// blocks the calling thread, for a pause point).
 pub fn hit(name: &str) {
     let fire = {
         let Ok(mut points) = armed().points.lock() else {
             return;
         };
         match points.get_mut(name) {
-            Some((at, seen)) => {
-                *seen += 1;
-                *seen == *at
+            Some(p) => {
+                p.seen += 1;
+                (p.seen == p.at).then_some(p.action)
             }
-            None => false,
+            None => None,
         }
     };
-    if fire {
-        tracing::error!(failpoint = name, "failpoint hit: aborting the process");
-        eprintln!("weir: failpoint {name} hit: aborting the process");
-        std::process::abort();
+    match fire {
+        None => {}
+        Some(Action::Abort) => {
+            tracing::error!(failpoint = name, "failpoint hit: aborting the process");
+            eprintln!("weir: failpoint {name} hit: aborting the process");
+            std::process::abort();
+        }
+        Some(Action::Pause(d)) => {
+            tracing::warn!(
+                failpoint = name,
+                ms = d.as_millis() as u64,
+                "failpoint hit: pausing"
+            );
+            std::thread::sleep(d);
+            tracing::warn!(failpoint = name, "failpoint pause over");
+        }
     }
 }
 
@@ -68,11 +114,17 @@ mod tests {
 
     #[test]
     fn specs_parse() {
-        let p = parse("a, b@3 ,,c@0");
-        assert_eq!(p["a"], (1, 0));
-        assert_eq!(p["b"], (3, 0));
-        assert_eq!(p["c"], (1, 0));
-        assert_eq!(p.len(), 3);
+        let p = parse("a, b@3 ,,c@0, d@2=pause:1500");
+        let point = |at, action| Point {
+            at,
+            seen: 0,
+            action,
+        };
+        assert_eq!(p["a"], point(1, Action::Abort));
+        assert_eq!(p["b"], point(3, Action::Abort));
+        assert_eq!(p["c"], point(1, Action::Abort));
+        assert_eq!(p["d"], point(2, Action::Pause(Duration::from_millis(1500))));
+        assert_eq!(p.len(), 4);
     }
 
     #[test]

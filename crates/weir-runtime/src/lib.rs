@@ -18,6 +18,7 @@ pub mod exchange;
 pub mod expr;
 pub mod failpoint;
 pub mod hashing;
+pub mod inflight;
 pub mod message;
 pub mod operators;
 pub mod output;

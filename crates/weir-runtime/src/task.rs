@@ -16,6 +16,7 @@
 //! An input channel that closes without end-of-stream means its sender failed: the task fails.
 
 use crate::error::{Result, RuntimeError};
+use crate::inflight::InFlight;
 use crate::message::{Barrier, Message};
 use crate::operators::{
     build_operator, build_source, Operator, OperatorContext, Restored, Source, SourcePoll,
@@ -99,6 +100,8 @@ pub struct TaskSetup {
     pub control: UnboundedReceiver<TaskControl>,
     pub events: UnboundedSender<TaskEvent>,
     pub metrics: Arc<TaskMetrics>,
+    /// The attempt's running work on this task manager (`crate::inflight`).
+    pub inflight: InFlight,
 }
 
 struct Task {
@@ -251,6 +254,7 @@ impl Task {
                 input_schema,
                 input_schemas,
                 output_schema: s.schemas[op_index].clone(),
+                inflight: s.inflight.clone(),
             };
             let mut restored = load_restored(&s.restore, &op.id).await?;
             if let (Some(dir), true) = (&s.lease_dir, op.kind.is_source()) {

@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 pub enum TmError {
     #[error("invalid deployment: {0}")]
     Deploy(String),
+    /// A cancelled attempt's work did not stop in time.
+    #[error("{0}")]
+    StillStopping(String),
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("io: {0}")]

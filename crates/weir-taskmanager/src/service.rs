@@ -15,6 +15,9 @@ use weir_runtime::task::TaskControl;
 use weir_runtime::Message;
 use weir_types::{Channel, JobId, TaskKey};
 
+/// How long a deployment waits for a cancelled attempt of the same job to stop.
+const DEPLOY_WAITS_FOR_STOP: Duration = Duration::from_secs(5);
+
 pub struct Service {
     state: Arc<TaskManagerState>,
 }
@@ -77,6 +80,15 @@ impl pb::task_manager_service_server::TaskManagerService for Service {
                 .then_some(r.restore_metadata_json),
             checkpoint_dir: r.checkpoint_dir,
         };
+        // The job manager waits for a cancelled attempt to stop before it deploys the next;
+        // this is the backstop when it could not (the attempt was cancelled here on our own,
+        // after losing the job manager).
+        self.state
+            .cancel_job(&d.job_id, Some(d.attempt.saturating_sub(1)));
+        self.state
+            .stopped(&d.job_id, DEPLOY_WAITS_FOR_STOP)
+            .await
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
         self.state
             .deploy(d)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -88,7 +100,14 @@ impl pb::task_manager_service_server::TaskManagerService for Service {
         req: Request<pb::CancelTasksRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
-        self.state.cancel_job(&JobId(r.job_id), Some(r.attempt));
+        let job = JobId(r.job_id);
+        self.state.cancel_job(&job, Some(r.attempt));
+        if r.wait_ms > 0 {
+            self.state
+                .stopped(&job, Duration::from_millis(r.wait_ms))
+                .await
+                .map_err(|e| Status::deadline_exceeded(e.to_string()))?;
+        }
         Ok(Response::new(pb::Empty {}))
     }
 

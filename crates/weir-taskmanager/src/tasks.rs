@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use weir_checkpoint::CheckpointMetadata;
 use weir_proto as pb;
 use weir_runtime::exchange::encode_batch;
+use weir_runtime::inflight::InFlight;
 use weir_runtime::output::{EdgeOutput, Outputs};
 use weir_runtime::planner;
 use weir_runtime::task::{run_task, RestoreSource, TaskControl, TaskEvent, TaskMetrics, TaskSetup};
@@ -38,6 +39,8 @@ pub struct RunningTask {
 pub struct JobTasks {
     pub attempt: u64,
     pub tasks: HashMap<TaskKey, RunningTask>,
+    /// The attempt's tasks and the blocking work they started, counted (`weir_runtime::inflight`).
+    pub inflight: InFlight,
 }
 
 /// What a deployment asks for, converted from the wire.
@@ -58,6 +61,8 @@ pub struct TaskManagerState {
     jobs: Mutex<HashMap<JobId, JobTasks>>,
     inbound: Mutex<HashMap<ChannelKey, Sender<Message>>>,
     inbound_changed: Notify,
+    /// Cancelled attempts whose work may still be running: (job, attempt, its count).
+    stopping: Mutex<Vec<(JobId, u64, InFlight)>>,
     events_tx: UnboundedSender<TaskEvent>,
     events_rx: Mutex<Option<UnboundedReceiver<TaskEvent>>>,
 }
@@ -75,6 +80,7 @@ impl TaskManagerState {
             jobs: Mutex::new(HashMap::new()),
             inbound: Mutex::new(HashMap::new()),
             inbound_changed: Notify::new(),
+            stopping: Mutex::new(Vec::new()),
             events_tx,
             events_rx: Mutex::new(Some(events_rx)),
         }
@@ -134,8 +140,33 @@ impl TaskManagerState {
             for t in j.tasks.values() {
                 t.handle.abort();
             }
+            lock(&self.stopping).push((job.clone(), j.attempt, j.inflight));
         }
         lock(&self.inbound).retain(|k, _| k.job_id != job.0);
+    }
+
+    /// Waits until every cancelled attempt of `job` has stopped: its tasks, and the blocking
+    /// work they started (a Kafka commit runs to its end after its task is aborted). A new
+    /// attempt must not start before, or its recovery races the old attempt's commit.
+    pub async fn stopped(&self, job: &JobId, limit: Duration) -> Result<()> {
+        let waiting: Vec<(u64, InFlight)> = lock(&self.stopping)
+            .iter()
+            .filter(|(j, _, _)| j == job)
+            .map(|(_, a, f)| (*a, f.clone()))
+            .collect();
+        let deadline = tokio::time::Instant::now() + limit;
+        for (attempt, f) in &waiting {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !f.idle_within(left).await {
+                return Err(TmError::StillStopping(format!(
+                    "job {job}: attempt {attempt} still has {} tasks or blocking calls running {} ms after its cancellation",
+                    f.running(),
+                    limit.as_millis()
+                )));
+            }
+        }
+        lock(&self.stopping).retain(|(_, _, f)| f.running() > 0);
+        Ok(())
     }
 
     pub fn cancel_all(&self, why: &str) {
@@ -249,6 +280,7 @@ impl TaskManagerState {
         let mut job = JobTasks {
             attempt: d.attempt,
             tasks: HashMap::new(),
+            inflight: InFlight::default(),
         };
         for key in &d.tasks {
             let v = plan
@@ -326,8 +358,15 @@ impl TaskManagerState {
                 control: ctl_rx,
                 events: self.events_tx.clone(),
                 metrics: metrics.clone(),
+                inflight: job.inflight.clone(),
             };
-            let handle = tokio::spawn(run_task(setup));
+            // The task counts as running until its future is gone (ended, or dropped when
+            // aborted); its blocking calls count on their own.
+            let running = job.inflight.enter();
+            let handle = tokio::spawn(async move {
+                let _running = running;
+                run_task(setup).await
+            });
             job.tasks.insert(
                 *key,
                 RunningTask {

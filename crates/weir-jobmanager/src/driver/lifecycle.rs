@@ -58,7 +58,9 @@ impl Driver {
     }
 
     async fn terminate(&mut self, state: JobState, failure: String) {
-        self.cancel_tasks().await;
+        if let Err(e) = self.cancel_tasks_up_to(self.record.attempt).await {
+            warn!(error = %e, "the job's tasks did not all confirm their cancellation");
+        }
         self.cluster.release(&JobId(self.record.job_id.clone()));
         if let Some(a) = self.attempt.as_mut() {
             for (_, (reply, _)) in a.savepoints.drain() {
@@ -71,15 +73,37 @@ impl Driver {
         self.persist().await;
     }
 
-    /// Tells every task manager to drop this job's tasks (of this attempt and older ones).
-    async fn cancel_tasks(&self) {
-        let attempt = self.record.attempt;
-        for (_, mut client) in self.cluster.clients() {
+    /// Tells every task manager to cancel this job's tasks of `attempt` and older ones, and
+    /// waits until they have stopped, the blocking work they started included: the next
+    /// attempt's recovery must not race an old sink's commit. A task manager that cannot be
+    /// reached counts as stopped (it is gone, or it cancels its tasks itself once it stops
+    /// hearing from the job manager). Err names the task managers that did not confirm.
+    async fn cancel_tasks_up_to(&self, attempt: u64) -> std::result::Result<(), String> {
+        let wait = self.cfg.cancel_timeout;
+        let mut unconfirmed = Vec::new();
+        for (tm, mut client) in self.cluster.clients() {
             let req = pb::CancelTasksRequest {
                 job_id: self.record.job_id.clone(),
                 attempt,
+                wait_ms: wait.as_millis() as u64,
             };
-            let _ = tokio::time::timeout(Duration::from_secs(2), client.cancel_job(req)).await;
+            match tokio::time::timeout(wait + Duration::from_secs(5), client.cancel_job(req)).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(s)) if s.code() == tonic::Code::DeadlineExceeded => {
+                    unconfirmed.push(format!("{tm}: {}", s.message()))
+                }
+                Ok(Err(_)) => {} // unreachable: gone
+                Err(_) => unconfirmed.push(format!("{tm}: no answer within {wait:?}")),
+            }
+        }
+        if unconfirmed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "tasks of attempt {attempt} still running: {}",
+                unconfirmed.join("; ")
+            ))
         }
     }
 
@@ -134,7 +158,9 @@ impl Driver {
         self.record.attempt += 1;
         self.record.state = JobState::Running;
         self.persist().await;
-        self.cancel_tasks_before(self.record.attempt).await;
+        self.cancel_tasks_up_to(self.record.attempt - 1)
+            .await
+            .map_err(StartError::Retry)?;
         let attempt = self.record.attempt;
 
         let mut placement = HashMap::new();
@@ -223,16 +249,6 @@ impl Driver {
         });
         self.publish();
         Ok(())
-    }
-
-    async fn cancel_tasks_before(&self, attempt: u64) {
-        for (_, mut client) in self.cluster.clients() {
-            let req = pb::CancelTasksRequest {
-                job_id: self.record.job_id.clone(),
-                attempt: attempt - 1,
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(2), client.cancel_job(req)).await;
-        }
     }
 
     async fn run_attempt(&mut self) -> Outcome {
@@ -531,7 +547,11 @@ impl Driver {
     /// Returns false when the job has failed for good.
     async fn restart_or_fail(&mut self, reason: String) -> bool {
         warn!(%reason, attempt = self.record.attempt, "job attempt failed");
-        self.cancel_tasks().await;
+        // Waited for here, so the restart delay starts once the old tasks are gone; the next
+        // attempt checks again before it deploys.
+        if let Err(e) = self.cancel_tasks_up_to(self.record.attempt).await {
+            warn!(error = %e, "the failed attempt's tasks did not all stop");
+        }
         self.cluster.release(&JobId(self.record.job_id.clone()));
         if let Some(mut a) = self.attempt.take() {
             for (_, (reply, _)) in a.savepoints.drain() {

@@ -415,6 +415,7 @@ mod tests {
             input_schema: Some(schema.clone()),
             input_schemas: vec![],
             output_schema: schema,
+            inflight: Default::default(),
         }
     }
 

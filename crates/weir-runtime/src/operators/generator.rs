@@ -220,6 +220,7 @@ mod tests {
             input_schema: None,
             input_schemas: vec![],
             output_schema: generator_schema(),
+            inflight: Default::default(),
         }
     }
 

@@ -28,6 +28,7 @@ use super::{Operator, OperatorContext, Restored, SourceOffsets};
 use crate::error::{Result, RuntimeError};
 use crate::exchange::{decode_batch, encode_batch};
 use crate::failpoint;
+use crate::inflight::InFlight;
 use crate::message::Barrier;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
@@ -120,6 +121,7 @@ pub struct KafkaSink {
     pending: VecDeque<Epoch>,
     key_col: Option<usize>,
     encoded: Vec<u8>,
+    inflight: InFlight,
 }
 
 fn transactional_id(job: &str, op: &str, subtask: u32) -> String {
@@ -128,9 +130,14 @@ fn transactional_id(job: &str, op: &str, subtask: u32) -> String {
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs a blocking client call off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+/// Runs a blocking client call off the async threads, counted in `inflight` until it returns
+/// (a cancelled attempt has stopped only once its commits have).
+async fn blocking<T: Send + 'static>(
+    inflight: &InFlight,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    inflight
+        .spawn_blocking(f)
         .await
         .map_err(|e| RuntimeError::Internal(format!("kafka client task: {e}")))?
 }
@@ -147,7 +154,7 @@ impl KafkaSink {
         let key_col = check(spec, &schema, &ctx.op_id)?;
         let transactional = spec.guarantee == KafkaSinkGuarantee::ExactlyOnce;
         let my_id = transactional_id(&ctx.job_id.0, &ctx.op_id, ctx.subtask);
-        reach(spec, &ctx.op_id).await?;
+        reach(spec, &ctx.op_id, &ctx.inflight).await?;
 
         // Recovery first, for every old subtask this one owns: fence, read the marker, re-send.
         let mut states: Vec<SinkState> = Vec::new();
@@ -177,14 +184,14 @@ impl KafkaSink {
         if transactional {
             for s in states.iter().filter(|s| s.transactional_id != my_id) {
                 let p = producer(spec, Some(&s.transactional_id))?;
-                recover(spec, &ctx.op_id, p, s).await?;
+                recover(spec, &ctx.op_id, &ctx.inflight, p, s).await?;
             }
         }
         let producer = producer(spec, transactional.then_some(my_id.as_str()))?;
         let mut groups = None;
         if transactional {
             let p = producer.clone();
-            blocking(move || {
+            blocking(&ctx.inflight, move || {
                 p.init_transactions(TXN_TIMEOUT)
                     .map_err(|e| kafka_err("init_transactions", e))
             })
@@ -195,7 +202,7 @@ impl KafkaSink {
                 .cloned()
                 .unwrap_or_default();
             let g = Groups::new(spec, &my_id)?;
-            resend_missing(spec, &ctx.op_id, &producer, &g, &own.epochs).await?;
+            resend_missing(spec, &ctx.op_id, &ctx.inflight, &producer, &g, &own.epochs).await?;
             groups = Some(g);
         }
         Ok(Self {
@@ -212,6 +219,7 @@ impl KafkaSink {
             pending: VecDeque::new(),
             key_col,
             encoded: Vec::new(),
+            inflight: ctx.inflight.clone(),
         })
     }
 
@@ -246,7 +254,10 @@ impl KafkaSink {
     /// Waits until everything produced is acknowledged; fails on any delivery error.
     async fn flush(&self) -> Result<()> {
         let p = self.producer.clone();
-        blocking(move || p.flush(TXN_TIMEOUT).map_err(|e| kafka_err("flush", e))).await?;
+        blocking(&self.inflight, move || {
+            p.flush(TXN_TIMEOUT).map_err(|e| kafka_err("flush", e))
+        })
+        .await?;
         if let Some(e) = self
             .producer
             .context()
@@ -278,7 +289,10 @@ impl KafkaSink {
             .clone()
             .ok_or_else(|| RuntimeError::Internal("no marker consumer".into()))?;
         failpoint::hit(failpoint::KAFKA_SINK_COMMIT);
-        blocking(move || mark_and_commit(&p, &g, &topic, id, source.as_ref())).await?;
+        blocking(&self.inflight, move || {
+            mark_and_commit(&p, &g, &topic, id, source.as_ref())
+        })
+        .await?;
         self.txn_open = false;
         debug!(checkpoint = id, "kafka transaction committed");
         Ok(())
@@ -331,6 +345,7 @@ fn mark_and_commit(
                 .map_err(|e| kafka_err("send_offsets_to_transaction (source offsets)", e))?;
         }
     }
+    failpoint::hit(failpoint::KAFKA_SINK_END_TXN);
     p.commit_transaction(TXN_TIMEOUT)
         .map_err(|e| kafka_err("commit_transaction", e))
 }
@@ -402,7 +417,7 @@ fn marker_consumer(spec: &KafkaSinkSpec, group: &str) -> Result<Arc<BaseConsumer
 }
 
 /// Fails with the bootstrap address if the topic's metadata cannot be read in time.
-async fn reach(spec: &KafkaSinkSpec, op: &str) -> Result<()> {
+async fn reach(spec: &KafkaSinkSpec, op: &str, inflight: &InFlight) -> Result<()> {
     let (servers, topic, op) = (
         spec.bootstrap_servers.clone(),
         spec.topic.clone(),
@@ -410,7 +425,7 @@ async fn reach(spec: &KafkaSinkSpec, op: &str) -> Result<()> {
     );
     let timeout = Duration::from_millis(spec.connect_timeout_ms.max(1000));
     let c = marker_consumer(spec, &format!("weir-probe-{op}"))?;
-    blocking(move || {
+    blocking(inflight, move || {
         let md = c.fetch_metadata(Some(&topic), timeout).map_err(|e| {
             RuntimeError::Connector(format!(
                 "kafka_sink {op:?}: cannot read metadata of topic {topic:?} from {servers} within {} ms: {e}",
@@ -431,17 +446,18 @@ async fn reach(spec: &KafkaSinkSpec, op: &str) -> Result<()> {
 async fn recover(
     spec: &KafkaSinkSpec,
     op: &str,
+    inflight: &InFlight,
     producer: Arc<KafkaProducer>,
     state: &SinkState,
 ) -> Result<()> {
     let p = producer.clone();
-    blocking(move || {
+    blocking(inflight, move || {
         p.init_transactions(TXN_TIMEOUT)
             .map_err(|e| kafka_err("init_transactions (fencing an old subtask)", e))
     })
     .await?;
     let g = Groups::new(spec, &state.transactional_id)?;
-    resend_missing(spec, op, &producer, &g, &state.epochs).await
+    resend_missing(spec, op, inflight, &producer, &g, &state.epochs).await
 }
 
 /// The commit marker: the highest epoch whose transaction committed (0: none ever did).
@@ -486,6 +502,7 @@ fn read_marker(marker: &BaseConsumer, topic: &str) -> Result<u64> {
 async fn resend_missing(
     spec: &KafkaSinkSpec,
     op: &str,
+    inflight: &InFlight,
     producer: &Arc<KafkaProducer>,
     groups: &Groups,
     epochs: &[EpochRecord],
@@ -494,7 +511,7 @@ async fn resend_missing(
         return Ok(());
     }
     let (m, topic) = (groups.marker.clone(), spec.topic.clone());
-    let committed = blocking(move || read_marker(&m, &topic)).await?;
+    let committed = blocking(inflight, move || read_marker(&m, &topic)).await?;
     let mut resent = 0;
     for epoch in epochs.iter().filter(|e| e.id > committed) {
         producer
@@ -517,7 +534,7 @@ async fn resend_missing(
             epoch.id,
             epoch.source_offsets.clone(),
         );
-        blocking(move || {
+        blocking(inflight, move || {
             p.flush(TXN_TIMEOUT)
                 .map_err(|e| kafka_err("flush (re-send)", e))?;
             mark_and_commit(&p, &g, &t, id, source.as_ref())
@@ -734,7 +751,7 @@ impl Operator for KafkaSink {
         self.flush().await?;
         if self.transactional && self.txn_open {
             let p = self.producer.clone();
-            blocking(move || {
+            blocking(&self.inflight, move || {
                 p.commit_transaction(TXN_TIMEOUT)
                     .map_err(|e| kafka_err("commit_transaction", e))
             })

@@ -53,6 +53,9 @@ pub struct OperatorContext {
     /// Every input's schema, in input order (a join's left, then right).
     pub input_schemas: Vec<SchemaRef>,
     pub output_schema: SchemaRef,
+    /// Counts blocking work the operator starts, so a cancelled attempt is known to have
+    /// stopped only once that work has returned (`crate::inflight`).
+    pub inflight: crate::inflight::InFlight,
 }
 
 /// The input of the event-time operators' tests: `k` and `v` (Int64, `v` nullable if asked)
@@ -95,6 +98,7 @@ impl OperatorContext {
             input_schema: inputs.first().cloned(),
             input_schemas: inputs,
             output_schema: output,
+            inflight: Default::default(),
         }
     }
 }

@@ -598,6 +598,7 @@ mod tests {
             input_schema: None,
             input_schemas: vec![],
             output_schema: table_schema(NexmarkTable::Bid),
+            inflight: Default::default(),
         }
     }
 
