@@ -869,3 +869,88 @@ async fn kafka_watermarks_are_per_partition() {
         "each 10 s window holds 100 events of each partition"
     );
 }
+
+/// Starting from a timestamp: each partition starts at its first record whose timestamp is
+/// at or after the start time and takes every record after it, including later records with
+/// earlier timestamps (Kafka's `offsetsForTimes` semantics). tansu answers the lookup with
+/// offset 0, so this also shows the source's own skip of the records before that first one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_source_starts_at_a_timestamp() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("stamped", 2).await;
+    let (old, start, new) = (
+        1_600_000_000_000i64,
+        1_650_000_000_000i64,
+        1_700_000_000_000i64,
+    );
+    let producer = broker.producer();
+    // Per partition: 300 records before the start time (phase 0), 200 after it (phase 1),
+    // with one record stamped before the start time among them (phase 2).
+    for partition in 0..2 {
+        for i in 0..500i64 {
+            let (phase, ts) = match i {
+                0..300 => (0, old + i),
+                350 => (2, old + i),
+                _ => (1, new + i),
+            };
+            let payload = format!(r#"{{"k":{i},"phase":{phase}}}"#);
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("stamped")
+                        .partition(partition)
+                        .timestamp(ts)
+                        .payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("delivered");
+        }
+    }
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(2);
+    let client = cluster.wait_slots(2).await;
+    let out = cluster.path("out");
+    let job = format!(
+        r#"{{
+  "name": "kafka-from-timestamp",
+  "checkpoint": {{ "interval_ms": 300 }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 2, "bootstrap_servers": "{}",
+       "topic": "stamped", "format": "json", "schema": [["k", "int64"], ["phase", "int64"]],
+       "start": {{ "timestamp": {start} }}, "bounded": true }},
+    {{ "id": "out", "type": "file_sink", "parallelism": 2, "inputs": [{{ "from": "events" }}],
+       "path": "{}", "format": "csv" }}
+  ]
+}}"#,
+        broker.addr(),
+        out.display()
+    );
+    let id = client.submit_json(&job, None).await.expect("submit");
+    wait_until(&client, &id, 90, "the bounded job to finish", |s| {
+        s.state == "FINISHED"
+    })
+    .await;
+    let mut phases = [0usize; 3];
+    for e in std::fs::read_dir(&out).expect("output").flatten() {
+        if !e.file_name().to_string_lossy().starts_with("part-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).expect("read");
+        for line in text.lines().skip(1) {
+            let phase: usize = line
+                .rsplit(',')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("phase");
+            phases[phase] += 1;
+        }
+    }
+    eprintln!("kafka-from-timestamp: rows per phase {phases:?}");
+    assert_eq!(
+        phases,
+        [0, 2 * 199, 2],
+        "from each partition: nothing before the first record at the start time, everything after it"
+    );
+}

@@ -96,6 +96,9 @@ pub struct KafkaSource {
     /// The partition index of each row of the batch being built, and of the last batch.
     row_parts: Vec<u32>,
     last_parts: Vec<u32>,
+    /// Partitions started by timestamp that have not delivered a record at or after it yet:
+    /// partition -> (start time, records skipped). See [`KafkaSource::skip_before_start`].
+    skipping: BTreeMap<i32, (i64, u64)>,
 }
 
 impl KafkaSource {
@@ -158,6 +161,7 @@ impl KafkaSource {
             index: Vec::new(),
             row_parts: Vec::new(),
             last_parts: Vec::new(),
+            skipping: BTreeMap::new(),
         };
         let mut restored_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         if let Some(r) = restored {
@@ -278,6 +282,13 @@ impl KafkaSource {
             for e in found.elements() {
                 tpl.set_partition_offset(&self.spec.topic, e.partition(), e.offset())
                     .map_err(|e| kafka_err("building the assignment", e))?;
+                // No record at or after the start time: the partition starts at its end and
+                // takes whatever comes, as on Kafka.
+                if matches!(e.offset(), Offset::Offset(o) if o >= 0)
+                    || e.offset() == Offset::Beginning
+                {
+                    self.skipping.insert(e.partition(), (ts, 0));
+                }
             }
         }
         info!(operator = %self.op_id, subtask = self.subtask, partitions = ?mine, "kafka source assigned");
@@ -340,6 +351,32 @@ impl KafkaSource {
         Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
     }
 
+    /// A timestamp start takes a partition from the first record whose timestamp is at or
+    /// after the start time, and every record after it (Kafka's `offsetsForTimes` semantics:
+    /// later records with earlier timestamps are read). The broker's answer to the lookup
+    /// is where the partition starts; records before the first one at or after the start
+    /// time are skipped here as well, so a broker that answers with an earlier offset
+    /// (tansu 0.6 answers 0) gives the same result. True if the record is skipped.
+    /// (A function of the two fields it needs: the record it looks at borrows the consumer.)
+    fn skip_before_start(
+        skipping: &mut BTreeMap<i32, (i64, u64)>,
+        op_id: &str,
+        p: i32,
+        offset: i64,
+        timestamp: Option<i64>,
+    ) -> bool {
+        let Some((start, skipped)) = skipping.get_mut(&p) else {
+            return false;
+        };
+        if timestamp.is_some_and(|t| t >= *start) {
+            info!(operator = %op_id, partition = p, offset, skipped = *skipped, "kafka source: partition reached its start timestamp");
+            skipping.remove(&p);
+            return false;
+        }
+        *skipped += 1;
+        true
+    }
+
     fn bad_payload(&self, e: arrow::error::ArrowError) -> RuntimeError {
         RuntimeError::Input(format!(
             "kafka_source {:?}: a message of topic {:?} is not valid {:?} for the declared schema: {e}",
@@ -379,6 +416,10 @@ impl Source for KafkaSource {
             };
             let p = msg.partition();
             if self.spec.bounded && self.ended.contains(&p) {
+                continue;
+            }
+            let ts = msg.timestamp().to_millis();
+            if Self::skip_before_start(&mut self.skipping, &self.op_id, p, msg.offset(), ts) {
                 continue;
             }
             self.next.insert(p, Some(msg.offset() + 1));
@@ -424,10 +465,12 @@ impl Source for KafkaSource {
     fn snapshot(&mut self, checkpoint: weir_types::CheckpointId) -> Result<Option<Vec<u8>>> {
         // Partitions that have not delivered a record since they were assigned keep their
         // position by asking the consumer (an earliest/latest start resolved by the broker).
+        // A partition still looking for its start timestamp records nothing, so a restore
+        // starts it by timestamp again.
         let unknown: Vec<i32> = self
             .next
             .iter()
-            .filter(|(_, o)| o.is_none())
+            .filter(|(p, o)| o.is_none() && !self.skipping.contains_key(p))
             .map(|(p, _)| *p)
             .collect();
         if !unknown.is_empty() {
@@ -444,6 +487,7 @@ impl Source for KafkaSource {
         let offsets: Vec<(i32, i64)> = self
             .next
             .iter()
+            .filter(|(p, _)| !self.skipping.contains_key(p))
             .filter_map(|(p, o)| o.map(|o| (*p, o)))
             .collect();
         if self.spec.group_id.is_some() {
