@@ -98,62 +98,57 @@ pub fn schema(spec: &JoinSpec, left: &Schema, right: &Schema, op: &str) -> Resul
     Ok(out)
 }
 
-/// One side's rows, by join key.
+/// One side's rows, by join key, without an allocation per row or per key.
+///
+/// Rows (each its key's bytes then its own, in Arrow's row format) are appended to an arena
+/// of large chunks, in arrival order, and listed in `rows` in that order. A key's rows are
+/// chained through `next`, from its slot's `head` to its `tail`. Rows arrive in roughly
+/// increasing expiry, so expiring pops from the front of `rows`: a row that expires before
+/// an earlier one waits for it (memory only: the filter decides matches). A popped row is
+/// always its key's head (a key's rows are in arrival order too), and chunks are freed once
+/// no row points into them.
 struct Side {
     schema: SchemaRef,
     keys: Vec<usize>,
     key_rows: RowConverter,
-    rows: RowConverter,
+    rows_format: RowConverter,
     expire: Vec<(CompiledExpr, i64)>,
-    /// Keys by their hash (the one partitioning used), each bucket's keys told apart by
-    /// their bytes.
-    state: FastMap<u64, Vec<Entry>>,
-    /// (expiry, key hash) of stored rows with an expiry, in insertion order. Rows arrive in
-    /// roughly increasing expiry, so expiring pops from the front; a row that expires before
-    /// an earlier one waits for it (memory only: the filter decides matches).
-    by_expiry: VecDeque<(i64, u64)>,
-    held: usize,
+    /// Key hash (the one partitioning used) -> the first slot of that hash; slots of one
+    /// hash (different keys) are chained through `Slot::next_in_bucket`.
+    index: FastMap<u64, u32>,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    /// The stored rows in arrival order; `rows[i]` has id `first_row + i`.
+    rows: VecDeque<StoredRow>,
+    first_row: u64,
+    /// The arena; `chunks[i]` has number `first_chunk + i`.
+    chunks: VecDeque<Vec<u8>>,
+    first_chunk: u64,
 }
 
-struct Entry {
-    key: Box<[u8]>,
+const NO_ROW: u64 = u64::MAX;
+const NO_SLOT: u32 = u32::MAX;
+/// Arena chunk size: big enough that allocations are rare, small enough to free memory as
+/// rows expire.
+const CHUNK: usize = 1 << 20;
+
+struct Slot {
+    hash: u64,
     key_group: u32,
-    /// The key's rows, back to back (one allocation per key, not per row).
-    data: Vec<u8>,
-    /// (expiry, start, end in `data`), in insertion order.
-    rows: VecDeque<(i64, u32, u32)>,
+    next_in_bucket: u32,
+    head: u64,
+    tail: u64,
 }
 
-impl Entry {
-    fn rows(&self) -> impl Iterator<Item = (i64, &[u8])> {
-        self.rows
-            .iter()
-            .map(|(x, a, b)| (*x, &self.data[*a as usize..*b as usize]))
-    }
-
-    /// Drops the expired rows at the front; returns how many.
-    fn expire_front(&mut self, w: i64) -> usize {
-        let mut n = 0;
-        while self.rows.front().is_some_and(|(x, _, _)| *x <= w) {
-            self.rows.pop_front();
-            n += 1;
-        }
-        // Give the space of dropped rows back once it is most of the buffer.
-        match self.rows.front() {
-            None => self.data.clear(),
-            Some(&(_, first, _))
-                if first as usize > 4096 && first as usize > self.data.len() / 2 =>
-            {
-                self.data.drain(..first as usize);
-                for (_, a, b) in self.rows.iter_mut() {
-                    *a -= first;
-                    *b -= first;
-                }
-            }
-            Some(_) => {}
-        }
-        n
-    }
+struct StoredRow {
+    expires: i64,
+    slot: u32,
+    /// The key's next row (its id), or `NO_ROW`.
+    next: u64,
+    chunk: u64,
+    start: u32,
+    key_len: u32,
+    row_len: u32,
 }
 
 impl Side {
@@ -171,13 +166,22 @@ impl Side {
         Ok(Self {
             schema: schema.clone(),
             key_rows: RowConverter::new(keys.iter().map(|i| sort(*i)).collect())?,
-            rows: RowConverter::new((0..schema.fields().len()).map(sort).collect())?,
+            rows_format: RowConverter::new((0..schema.fields().len()).map(sort).collect())?,
             keys,
             expire,
-            state: FastMap::default(),
-            by_expiry: VecDeque::new(),
-            held: 0,
+            index: FastMap::default(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            rows: VecDeque::new(),
+            first_row: 0,
+            chunks: VecDeque::new(),
+            first_chunk: 0,
         })
+    }
+
+    /// How many rows the side holds.
+    fn held(&self) -> usize {
+        self.rows.len()
     }
 
     /// Each row's expiry: the earliest of the bounds (`i64::MAX` without bounds; a NULL
@@ -207,69 +211,177 @@ impl Side {
         Ok(out)
     }
 
-    fn get(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
-        self.state.get(&hash)?.iter().find(|e| &*e.key == key)
+    fn row(&self, id: u64) -> &StoredRow {
+        &self.rows[(id - self.first_row) as usize]
+    }
+
+    /// A stored row's (key, row) bytes.
+    fn bytes(&self, r: &StoredRow) -> (&[u8], &[u8]) {
+        let chunk = &self.chunks[(r.chunk - self.first_chunk) as usize];
+        let start = r.start as usize;
+        let mid = start + r.key_len as usize;
+        (&chunk[start..mid], &chunk[mid..mid + r.row_len as usize])
+    }
+
+    /// The slot of `key` (with hash `hash`), if the side holds rows of it.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let mut s = *self.index.get(&hash)?;
+        while s != NO_SLOT {
+            let slot = &self.slots[s as usize];
+            if self.bytes(self.row(slot.head)).0 == key {
+                return Some(s);
+            }
+            s = slot.next_in_bucket;
+        }
+        None
+    }
+
+    /// The rows of `key` (with hash `hash`), oldest first.
+    fn matches(&self, hash: u64, key: &[u8]) -> impl Iterator<Item = &[u8]> {
+        let mut id = self
+            .find(hash, key)
+            .map_or(NO_ROW, |s| self.slots[s as usize].head);
+        std::iter::from_fn(move || {
+            if id == NO_ROW {
+                return None;
+            }
+            let r = self.row(id);
+            id = r.next;
+            Some(self.bytes(r).1)
+        })
     }
 
     fn insert(&mut self, hash: u64, key_group: u32, key: &[u8], expires: i64, row: &[u8]) {
-        let bucket = self.state.entry(hash).or_default();
-        let i = match bucket.iter().position(|e| &*e.key == key) {
-            Some(i) => i,
+        let id = self.first_row + self.rows.len() as u64;
+        // the bytes, into the last chunk if they fit
+        let len = key.len() + row.len();
+        if self
+            .chunks
+            .back()
+            .is_none_or(|c| c.capacity() - c.len() < len)
+        {
+            self.chunks.push_back(Vec::with_capacity(CHUNK.max(len)));
+        }
+        let chunk_no = self.first_chunk + self.chunks.len() as u64 - 1;
+        let chunk = self.chunks.back_mut().expect("a chunk was just ensured");
+        let start = chunk.len() as u32;
+        chunk.extend_from_slice(key);
+        chunk.extend_from_slice(row);
+        let slot = match self.find(hash, key) {
+            Some(s) => {
+                let tail = self.slots[s as usize].tail;
+                let i = (tail - self.first_row) as usize;
+                self.rows[i].next = id;
+                self.slots[s as usize].tail = id;
+                s
+            }
             None => {
-                bucket.push(Entry {
-                    key: key.into(),
+                let next_in_bucket = self.index.get(&hash).copied().unwrap_or(NO_SLOT);
+                let slot = Slot {
+                    hash,
                     key_group,
-                    data: Vec::new(),
-                    rows: VecDeque::new(),
-                });
-                bucket.len() - 1
+                    next_in_bucket,
+                    head: id,
+                    tail: id,
+                };
+                let s = match self.free_slots.pop() {
+                    Some(s) => {
+                        self.slots[s as usize] = slot;
+                        s
+                    }
+                    None => {
+                        self.slots.push(slot);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.index.insert(hash, s);
+                s
             }
         };
-        let e = &mut bucket[i];
-        let start = e.data.len() as u32;
-        e.data.extend_from_slice(row);
-        e.rows.push_back((expires, start, e.data.len() as u32));
-        if expires != i64::MAX {
-            self.by_expiry.push_back((expires, hash));
-        }
-        self.held += 1;
+        self.rows.push_back(StoredRow {
+            expires,
+            slot,
+            next: NO_ROW,
+            chunk: chunk_no,
+            start,
+            key_len: key.len() as u32,
+            row_len: row.len() as u32,
+        });
     }
 
-    /// Drops the rows whose expiry is at or below `w` (in insertion order: each key's rows
-    /// from the front, as long as they have expired).
+    /// Drops rows whose expiry is at or below `w`, from the oldest, up to the first one that
+    /// has not expired.
     fn expire(&mut self, w: i64) {
-        while let Some(&(at, h)) = self.by_expiry.front() {
-            if at > w {
+        while self.rows.front().is_some_and(|r| r.expires <= w) {
+            let Some(r) = self.rows.pop_front() else {
                 break;
-            }
-            self.by_expiry.pop_front();
-            let Some(bucket) = self.state.get_mut(&h) else {
-                continue;
             };
-            for e in bucket.iter_mut() {
-                self.held -= e.expire_front(w);
-            }
-            bucket.retain(|e| !e.rows.is_empty());
-            if bucket.is_empty() {
-                self.state.remove(&h);
+            self.first_row += 1;
+            let s = r.slot;
+            let slot = &mut self.slots[s as usize];
+            slot.head = r.next;
+            if r.next == NO_ROW {
+                self.unlink(s);
             }
         }
+        // Free the chunks no row points into any more (all of them once the side is empty,
+        // but the last one, which is reused).
+        let keep_from = match self.rows.front() {
+            Some(r) => r.chunk,
+            None => {
+                if let Some(c) = self.chunks.back_mut() {
+                    c.clear();
+                }
+                self.first_chunk + self.chunks.len().saturating_sub(1) as u64
+            }
+        };
+        while self.first_chunk < keep_from && !self.chunks.is_empty() {
+            self.chunks.pop_front();
+            self.first_chunk += 1;
+        }
+    }
+
+    /// Removes slot `s` (its key has no rows left) from its hash's chain.
+    fn unlink(&mut self, s: u32) {
+        let (hash, after) = {
+            let slot = &self.slots[s as usize];
+            (slot.hash, slot.next_in_bucket)
+        };
+        match self.index.get(&hash).copied() {
+            Some(first) if first == s => {
+                if after == NO_SLOT {
+                    self.index.remove(&hash);
+                } else {
+                    self.index.insert(hash, after);
+                }
+            }
+            Some(mut prev) => {
+                while prev != NO_SLOT {
+                    let next = self.slots[prev as usize].next_in_bucket;
+                    if next == s {
+                        self.slots[prev as usize].next_in_bucket = after;
+                        break;
+                    }
+                    prev = next;
+                }
+            }
+            None => {}
+        }
+        self.free_slots.push(s);
     }
 
     /// The rows as an IPC stream: the side's columns, then `__key_group` and `__expires`.
     fn snapshot(&self) -> Result<Vec<u8>> {
-        let parser = self.rows.parser();
-        let mut groups = Vec::with_capacity(self.held);
-        let mut expires = Vec::with_capacity(self.held);
-        let mut rows = Vec::with_capacity(self.held);
-        for e in self.state.values().flatten() {
-            for (x, r) in e.rows() {
-                groups.push(e.key_group);
-                expires.push(x);
-                rows.push(parser.parse(r));
-            }
+        let parser = self.rows_format.parser();
+        let mut groups = Vec::with_capacity(self.held());
+        let mut expires = Vec::with_capacity(self.held());
+        let mut rows = Vec::with_capacity(self.held());
+        for r in &self.rows {
+            groups.push(self.slots[r.slot as usize].key_group);
+            expires.push(r.expires);
+            rows.push(parser.parse(self.bytes(r).1));
         }
-        let mut cols = self.rows.convert_rows(rows)?;
+        let mut cols = self.rows_format.convert_rows(rows)?;
         cols.push(Arc::new(UInt32Array::from(groups)));
         cols.push(Arc::new(Int64Array::from(expires)));
         let schema = snapshot_schema(&self.schema);
@@ -321,7 +433,7 @@ impl Side {
             let mut hashes = Vec::new();
             hash_columns(&key_cols, &mut hashes)?;
             let keys = self.key_rows.convert_columns(&key_cols)?;
-            let rows = self.rows.convert_columns(data.columns())?;
+            let rows = self.rows_format.convert_columns(data.columns())?;
             for (r, h) in hashes.iter().enumerate() {
                 let kg = groups.value(r);
                 if range.contains(&kg) {
@@ -439,7 +551,7 @@ impl Operator for Join {
         let key_cols: Vec<ArrayRef> = this.keys.iter().map(|i| batch.column(*i).clone()).collect();
         hash_columns(&key_cols, &mut self.hashes)?;
         let keys = this.key_rows.convert_columns(&key_cols)?;
-        let rows = this.rows.convert_columns(batch.columns())?;
+        let rows = this.rows_format.convert_columns(batch.columns())?;
         let expiries = this.expiries(&batch)?;
         let mut probe: Vec<u32> = Vec::new();
         let mut matched: Vec<&[u8]> = Vec::new();
@@ -456,11 +568,9 @@ impl Operator for Join {
             }
             let key = keys.row(r);
             let hash = self.hashes[r];
-            if let Some(e) = other.get(hash, key.as_ref()) {
-                for (_, row) in e.rows() {
-                    probe.push(r as u32);
-                    matched.push(row);
-                }
+            for row in other.matches(hash, key.as_ref()) {
+                probe.push(r as u32);
+                matched.push(row);
             }
             if expires > self.watermark {
                 this.insert(hash, kg, key.as_ref(), expires, rows.row(r).as_ref());
@@ -474,9 +584,9 @@ impl Operator for Join {
         for c in batch.columns() {
             mine.push(take(c, &idx, None)?);
         }
-        let parser = other.rows.parser();
+        let parser = other.rows_format.parser();
         let theirs = other
-            .rows
+            .rows_format
             .convert_rows(matched.iter().map(|b| parser.parse(b)))?;
         let cols = if input == 0 {
             mine.into_iter().chain(theirs).collect()
@@ -499,8 +609,8 @@ impl Operator for Join {
             }
             debug!(
                 op = %self.op_id,
-                left = self.sides[0].held,
-                right = self.sides[1].held,
+                left = self.sides[0].held(),
+                right = self.sides[1].held(),
                 "join rows held"
             );
         }
@@ -624,7 +734,7 @@ mod tests {
             .unwrap());
         assert_eq!(got, vec![(1, "ann".into(), 12), (2, "bob".into(), 20)]);
         // The NULL seller was never stored: a left row with no id cannot reach it anyway.
-        assert_eq!(j.sides[1].held, 3);
+        assert_eq!(j.sides[1].held(), 3);
     }
 
     #[tokio::test]
@@ -659,19 +769,19 @@ mod tests {
             .await
             .unwrap();
         j.on_watermark(70).await.unwrap();
-        assert_eq!(j.sides[0].held, 1, "old expired at 60");
+        assert_eq!(j.sides[0].held(), 1, "old expired at 60");
         let got = out(j
             .process_input(1, sales(&[(Some(1), 5, 105), (Some(1), 6, 120)]))
             .await
             .unwrap());
         assert_eq!(got, vec![(1, "ann".into(), 5)]);
         j.on_watermark(110).await.unwrap();
-        assert_eq!((j.sides[0].held, j.sides[1].held), (0, 1));
+        assert_eq!((j.sides[0].held(), j.sides[1].held()), (0, 1));
         // Arrives expired: probes, is not kept.
         j.process_input(0, people(&[(1, "late", 100)]))
             .await
             .unwrap();
-        assert_eq!(j.sides[0].held, 0);
+        assert_eq!(j.sides[0].held(), 0);
     }
 
     /// One key's rows share a buffer; expiring most of them compacts it and the rest still
@@ -690,12 +800,43 @@ mod tests {
             .collect();
         j.process_input(0, people(&rows)).await.unwrap();
         j.on_watermark(599).await.unwrap();
-        assert_eq!(j.sides[0].held, 400);
+        assert_eq!(j.sides[0].held(), 400);
         let got = out(j.process_input(1, sales(&[(Some(1), 7, 0)])).await.unwrap());
         let want: Vec<(i64, String, i64)> = (600..1000).map(|i| (1, format!("p{i}"), 7)).collect();
         let mut want = want;
         want.sort();
         assert_eq!(got, want);
+    }
+
+    /// Two keys with one hash (a collision) keep their rows apart; expiring them frees their
+    /// slots for reuse, and the arena's chunks once no row is left in them.
+    #[test]
+    fn keys_sharing_a_hash_stay_apart() {
+        let mut side = Side::new(&left(), &["id".to_string()], &[]).unwrap();
+        let big = vec![7u8; CHUNK / 2];
+        side.insert(42, 1, b"k1", 10, b"a");
+        side.insert(42, 1, b"k2", 20, b"b");
+        side.insert(42, 1, b"k1", 30, &big);
+        side.insert(43, 2, b"k3", 40, &big);
+        let rows = |s: &Side, k: &[u8], h| s.matches(h, k).map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(rows(&side, b"k1", 42), vec![1, CHUNK / 2]);
+        assert_eq!(rows(&side, b"k2", 42), vec![1]);
+        assert_eq!(rows(&side, b"k3", 42), Vec::<usize>::new());
+        assert_eq!(side.chunks.len(), 2, "the second big row opens a chunk");
+        side.expire(20); // k1's first row, then k2's only one: k2's slot is free
+        assert_eq!(side.held(), 2);
+        assert_eq!(rows(&side, b"k1", 42), vec![CHUNK / 2]);
+        assert_eq!(rows(&side, b"k2", 42), Vec::<usize>::new());
+        assert_eq!(side.free_slots.len(), 1);
+        side.insert(42, 1, b"k2", 50, b"c");
+        assert!(side.free_slots.is_empty(), "the freed slot is reused");
+        assert_eq!(rows(&side, b"k2", 42), vec![1]);
+        side.expire(40);
+        assert_eq!(side.held(), 1);
+        assert_eq!(side.chunks.len(), 1, "the first chunk is freed");
+        assert_eq!(rows(&side, b"k1", 42), Vec::<usize>::new());
+        side.expire(50);
+        assert_eq!((side.held(), side.index.len()), (0, 0));
     }
 
     #[tokio::test]
@@ -716,7 +857,7 @@ mod tests {
         let mut matches = Vec::new();
         for subtask in 0..2 {
             let mut k = op(&s, subtask, 2, Some(restored()));
-            total += k.sides[0].held;
+            total += k.sides[0].held();
             let range = k.range.clone();
             let mine: Vec<(Option<i64>, i64, i64)> = (0..40)
                 .filter(|i| {
@@ -729,7 +870,7 @@ mod tests {
                 .collect();
             matches.extend(out(k.process_input(1, sales(&mine)).await.unwrap()));
             if mine.iter().any(|m| m.0 == Some(3)) {
-                assert_eq!(k.sides[1].held, 1 + mine.len());
+                assert_eq!(k.sides[1].held(), 1 + mine.len());
             }
         }
         assert_eq!(total, 40);
