@@ -6,7 +6,7 @@ mod common;
 use common::kafka::Broker;
 use common::pg::PgServer;
 use common::*;
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureRecord, Producer};
 use std::time::Duration;
 
 const SEED: u64 = 42;
@@ -953,4 +953,135 @@ async fn kafka_source_starts_at_a_timestamp() {
         [0, 2 * 199, 2],
         "from each partition: nothing before the first record at the start time, everything after it"
     );
+}
+
+/// Partitions added to a topic while a job reads it are picked up (from their earliest
+/// offset) by the subtask that owns them. tansu has no CreatePartitions, so the broker runs on
+/// S3 storage (moto) and the test grows the topic in the broker's catalogue there, which the
+/// running broker then reports to every client, as Kafka would after CreatePartitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_source_picks_up_partitions_added_while_running() {
+    let Some(s3) = common::kafka::MotoS3::start() else {
+        return;
+    };
+    let Some(broker) = Broker::start_on_s3(&s3) else {
+        return;
+    };
+    broker.create_topic("growing", 1).await;
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(4);
+    let client = cluster.wait_slots(4).await;
+    let out = cluster.path("out");
+    let job = format!(
+        r#"{{
+  "name": "kafka-growing",
+  "checkpoint": {{ "interval_ms": 500 }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 2, "bootstrap_servers": "{}",
+       "topic": "growing", "format": "json", "schema": [["id", "int64"]],
+       "metadata_columns": true, "discovery_interval_ms": 500 }},
+    {{ "id": "pick", "type": "project", "parallelism": 2, "inputs": [{{ "from": "events" }}],
+       "exprs": [{{ "expr": "id", "as": "id" }}, {{ "expr": "_partition", "as": "p" }}] }},
+    {{ "id": "out", "type": "file_sink", "parallelism": 2, "inputs": [{{ "from": "pick" }}],
+       "path": "{}", "format": "csv" }}
+  ]
+}}"#,
+        broker.addr(),
+        out.display()
+    );
+    let id = client.submit_json(&job, None).await.expect("submit");
+    wait_until(&client, &id, 60, "the job running", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= 1
+    })
+    .await;
+    let producer = broker.producer();
+    let produce = |partition: i32, ids: std::ops::Range<i64>| {
+        let producer = producer.clone();
+        async move {
+            for i in ids {
+                let payload = format!(r#"{{"id":{i}}}"#);
+                producer
+                    .send(
+                        FutureRecord::<(), _>::to("growing")
+                            .partition(partition)
+                            .payload(&payload),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("delivered");
+            }
+        }
+    };
+    // (id, partition) of every committed output row
+    let committed = |dir: &std::path::Path| -> Vec<(i64, i64)> {
+        let mut rows = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if !e.file_name().to_string_lossy().starts_with("part-") {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let mut f = line.split(',').map(|v| v.parse::<i64>().expect("number"));
+                rows.push((f.next().expect("id"), f.next().expect("partition")));
+            }
+        }
+        rows
+    };
+    let wait_rows = |n: usize| {
+        let committed = &committed;
+        let (out, cluster) = (&out, &cluster);
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while committed(out).len() < n {
+                if std::time::Instant::now() > deadline {
+                    cluster.dump_logs();
+                    panic!("{} of {n} rows committed", committed(out).len());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    produce(0, 0..100).await;
+    wait_rows(100).await;
+    broker.grow_topic("growing", 3);
+    let grown = std::time::Instant::now();
+    let deadline = grown + Duration::from_secs(30);
+    loop {
+        let md = producer
+            .client()
+            .fetch_metadata(Some("growing"), Duration::from_secs(5))
+            .expect("metadata");
+        if md
+            .topics()
+            .first()
+            .is_some_and(|t| t.partitions().len() == 3)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker never reported 3 partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "kafka-growing: the broker reported 3 partitions {} ms after the edit",
+        grown.elapsed().as_millis()
+    );
+    produce(1, 100..200).await;
+    produce(2, 200..300).await;
+    wait_rows(300).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    client.cancel(&id).await.expect("cancel");
+    let rows = committed(&out);
+    let ids: std::collections::BTreeSet<i64> = rows.iter().map(|(i, _)| *i).collect();
+    let mut per_partition = [0usize; 3];
+    for (i, p) in &rows {
+        assert_eq!(*p, i / 100, "id {i} came from partition {p}");
+        per_partition[*p as usize] += 1;
+    }
+    eprintln!("kafka-growing: rows per partition {per_partition:?}");
+    assert_eq!(ids.len(), 300, "every record once");
+    assert_eq!(rows.len(), 300, "no record twice");
+    assert_eq!(per_partition, [100, 100, 100]);
 }

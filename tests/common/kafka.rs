@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 pub struct Broker {
     pub port: u16,
     child: Child,
+    cluster: String,
+    /// The S3 endpoint of its storage, if not in memory.
+    s3: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -25,8 +28,139 @@ fn tansu() -> Option<PathBuf> {
     candidates.into_iter().flatten().find(|p| p.exists())
 }
 
+/// An S3 server for tansu's `s3://` storage: moto's `moto_server` (Python; on this machine
+/// kind's image, `pip install "moto[server]"` elsewhere), killed when dropped. It exists so a
+/// test can grow a live topic's partition count, which tansu cannot do over the Kafka API (no
+/// CreatePartitions): with `s3://` storage the topic catalogue is one object,
+/// `clusters/<cluster>/meta.json`, that the broker re-reads on metadata requests.
+pub struct MotoS3 {
+    pub port: u16,
+    child: Child,
+}
+
+const AWS_TEST_ENV: [(&str, &str); 5] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ALLOW_HTTP", "true"),
+];
+
+/// Creates the bucket (`N` < 0) or sets topic `T`'s partition count to `N` in tansu's
+/// catalogue with a compare-and-swap (`If-Match`), retried if the broker wrote in between.
+const CATALOGUE_EDIT: &str = r#"
+import boto3, botocore, json, sys
+url, bucket, key, topic, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+s = boto3.client("s3", endpoint_url=url, aws_access_key_id="test",
+                 aws_secret_access_key="test", region_name="us-east-1")
+if n < 0:
+    s.create_bucket(Bucket=bucket)
+    sys.exit(0)
+for _ in range(50):
+    r = s.get_object(Bucket=bucket, Key=key)
+    meta = json.loads(r["Body"].read())
+    t = meta["topics"][topic]["topic"]
+    if n < t["num_partitions"]:
+        sys.exit("partition counts only grow")
+    t["num_partitions"] = n
+    try:
+        s.put_object(Bucket=bucket, Key=key, Body=json.dumps(meta).encode(),
+                     ContentType="application/json", IfMatch=r["ETag"])
+        sys.exit(0)
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] != "PreconditionFailed":
+            raise
+sys.exit("tansu's catalogue kept changing")
+"#;
+
+impl MotoS3 {
+    pub fn start() -> Option<MotoS3> {
+        let usable = Command::new("python3")
+            .args(["-c", "import moto, boto3, flask"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !usable {
+            if std::env::var_os("CI").is_some() {
+                panic!("moto's S3 server is missing (pip install \"moto[server]\")");
+            }
+            eprintln!("\n*** SKIPPED: no moto S3 server (pip install \"moto[server]\") ***\n");
+            return None;
+        }
+        let port = super::free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let s3 = MotoS3 { port, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        catalogue_edit(&s3.url(), "", "", -1);
+        Some(s3)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn catalogue_edit(s3: &str, key: &str, topic: &str, n: i32) {
+    let out = Command::new("python3")
+        .args(["-c", CATALOGUE_EDIT, s3, "tansu", key, topic])
+        .arg(n.to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "editing tansu's storage on {s3}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Drop for MotoS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Broker {
     pub fn start() -> Option<Broker> {
+        Self::start_with(None)
+    }
+
+    /// A broker whose storage is bucket `tansu` of `s3` (so [`Broker::grow_topic`] works).
+    pub fn start_on_s3(s3: &MotoS3) -> Option<Broker> {
+        Self::start_with(Some(s3))
+    }
+
+    /// Grows `topic` to `partitions` partitions, as Kafka's CreatePartitions would, by editing
+    /// the broker's catalogue in its S3 storage; clients see it at their next metadata refresh
+    /// (tansu caches the catalogue for up to about 5 s).
+    pub fn grow_topic(&self, topic: &str, partitions: i32) {
+        let s3 = self
+            .s3
+            .as_ref()
+            .expect("grow_topic needs a broker on S3 storage");
+        let key = format!("clusters/{}/meta.json", self.cluster);
+        catalogue_edit(s3, &key, topic, partitions);
+    }
+
+    fn start_with(s3: Option<&MotoS3>) -> Option<Broker> {
         let Some(bin) = tansu() else {
             if std::env::var_os("CI").is_some() {
                 panic!("the tansu broker is missing (scripts/test puts it in /var/tmp/weir-tools/tansu)");
@@ -40,15 +174,28 @@ impl Broker {
         let port = super::free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log");
-        let child = Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
+        let cluster = format!("weir{port}");
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "broker",
+            "--cluster-id",
+            &cluster,
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ]);
+        match s3 {
+            Some(s3) => {
+                cmd.args(["--storage-engine", "s3://tansu/"])
+                    .envs(AWS_TEST_ENV)
+                    .env("AWS_ENDPOINT", s3.url());
+            }
+            None => {
+                cmd.args(["--storage-engine", "memory://tansu/"]);
+            }
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -57,6 +204,8 @@ impl Broker {
         let broker = Broker {
             port,
             child,
+            cluster,
+            s3: s3.map(|s| s.url()),
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
