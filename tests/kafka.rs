@@ -1085,3 +1085,162 @@ async fn kafka_source_picks_up_partitions_added_while_running() {
     assert_eq!(rows.len(), 300, "no record twice");
     assert_eq!(per_partition, [100, 100, 100]);
 }
+
+/// Messages that are not one valid record of the table's format: by default the job fails,
+/// naming the first one's partition and offset; with `"bad_records": "skip"` (SQL:
+/// `'json.ignore-parse-errors' = 'true'`) each is logged and counted and the rest arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_fail_the_job_or_are_skipped_as_the_table_says() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("dirty", 1).await;
+    let producer = broker.producer();
+    for i in 0..100i64 {
+        let payload = match i {
+            50 => "not json at all".to_string(),
+            51 => r#"{"id":"fifty-one"}"#.to_string(),
+            _ => format!(r#"{{"id":{i}}}"#),
+        };
+        producer
+            .send(
+                FutureRecord::<(), _>::to("dirty")
+                    .partition(0)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+    }
+    let run = |bad_records: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        let job = format!(
+            r#"{{
+  "name": "kafka-dirty",
+  "checkpoint": {{ "interval_ms": 300 }},
+  "restart": "none",
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 1, "bootstrap_servers": "{}",
+       "topic": "dirty", "format": "json", "schema": [["id", "int64"]], "bounded": true
+       {bad_records} }},
+    {{ "id": "out", "type": "file_sink", "parallelism": 1, "inputs": [{{ "from": "events" }}],
+       "path": "{}", "format": "csv" }}
+  ]
+}}"#,
+            broker.addr(),
+            out.display()
+        );
+        let path = dir.path().join("job.json");
+        std::fs::write(&path, job).expect("job");
+        let result = std::process::Command::new(weir())
+            .args(["run", path.to_str().expect("path"), "--state-dir"])
+            .arg(dir.path().join("state"))
+            .output()
+            .expect("run weir");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let mut ids = Vec::new();
+        for e in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("part-") {
+                let rows = std::fs::read_to_string(e.path()).expect("part");
+                ids.extend(rows.lines().skip(1).map(|l| l.parse::<i64>().expect("id")));
+            }
+        }
+        ids.sort_unstable();
+        (result.status.success(), strip_ansi(&text), ids, dir)
+    };
+
+    let (ok, text, _, _dir) = run("");
+    assert!(
+        !ok,
+        "a malformed message must fail the job by default:\n{text}"
+    );
+    assert!(
+        text.contains("offset 50 of partition 0") && text.contains("bad_records"),
+        "the failure names the message and the way out:\n{text}"
+    );
+
+    let (ok, text, ids, _dir) = run(r#", "bad_records": "skip""#);
+    assert!(ok, "with skip the job finishes:\n{text}");
+    let want: Vec<i64> = (0..100).filter(|i| *i != 50 && *i != 51).collect();
+    assert_eq!(ids, want, "every valid message arrives once");
+    let skipped: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("skipped a message"))
+        .collect();
+    eprintln!("kafka-dirty: {} rows, skip log: {skipped:?}", ids.len());
+    assert_eq!(skipped.len(), 2, "each skipped message is logged:\n{text}");
+    assert!(skipped[0].contains("offset=50") && skipped[1].contains("offset=51"));
+    assert!(skipped[1].contains("skipped=2"), "and counted");
+}
+
+/// A topic that does not exist fails the job's start with its name, for a source and for a
+/// sink, not a hang (and is not created on the fly).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_fails_the_start_clearly() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("present", 1).await;
+    let run = |source_topic: &str, sink_topic: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let job = format!(
+            r#"{{
+  "name": "kafka-missing",
+  "checkpoint": {{ "interval_ms": 300 }},
+  "restart": "none",
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 1, "bootstrap_servers": "{b}",
+       "topic": "{source_topic}", "format": "json", "schema": [["id", "int64"]], "bounded": true }},
+    {{ "id": "out", "type": "kafka_sink", "parallelism": 1, "inputs": [{{ "from": "events" }}],
+       "bootstrap_servers": "{b}", "topic": "{sink_topic}", "format": "json" }}
+  ]
+}}"#,
+            b = broker.addr()
+        );
+        let path = dir.path().join("job.json");
+        std::fs::write(&path, job).expect("job");
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(weir())
+            .args(["run", path.to_str().expect("path"), "--state-dir"])
+            .arg(dir.path().join("state"))
+            .output()
+            .expect("run weir");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), strip_ansi(&text), started.elapsed())
+    };
+    for (source, sink, missing) in [
+        ("absent-in", "present", "absent-in"),
+        ("present", "absent-out", "absent-out"),
+    ] {
+        let (ok, text, took) = run(source, sink);
+        eprintln!("kafka-missing: {missing}: failed={} in {took:?}", !ok);
+        assert!(
+            !ok,
+            "a missing topic {missing:?} must fail the job:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("topic \"{missing}\"")),
+            "the error names the topic {missing:?}:\n{text}"
+        );
+        assert!(took < Duration::from_secs(60), "took {took:?}");
+    }
+    let md = broker
+        .producer()
+        .client()
+        .fetch_metadata(None, Duration::from_secs(5))
+        .expect("metadata");
+    let names: Vec<&str> = md.topics().iter().map(|t| t.name()).collect();
+    assert!(
+        !names.contains(&"absent-in") && !names.contains(&"absent-out"),
+        "no topic was created on the fly: {names:?}"
+    );
+}

@@ -266,6 +266,17 @@ pub fn source(table: &TableDef, columns: &[String]) -> Result<OperatorKind> {
             if let Some(b) = o.boolean("scan.bounded")? {
                 spec["bounded"] = json!(b);
             }
+            // Flink's option of the table's format: skip messages that do not parse.
+            let ignore = match format {
+                "json" => Some("json.ignore-parse-errors"),
+                "csv" => Some("csv.ignore-parse-errors"),
+                _ => None,
+            };
+            if let Some(key) = ignore {
+                if o.boolean(key)? == Some(true) {
+                    spec["bad_records"] = json!("skip");
+                }
+            }
             let mut props = o.prefixed("properties.");
             props.remove("bootstrap.servers");
             props.remove("group.id");

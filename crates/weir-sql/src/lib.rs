@@ -403,6 +403,40 @@ INSERT INTO b SELECT id, v * 2 FROM a WHERE v > 0;";
             .all(|o| o.inputs[0].partition == Partitioning::Forward));
     }
 
+    /// Flink's `<format>.ignore-parse-errors` turns into the source's `bad_records: skip`;
+    /// without it malformed messages fail the job.
+    #[test]
+    fn kafka_tables_say_what_malformed_messages_do() {
+        let source = |extra: &str| {
+            let sql = format!(
+                "CREATE TABLE a (id BIGINT) WITH ('connector' = 'kafka', 'topic' = 'a',
+  'properties.bootstrap.servers' = '127.0.0.1:9092', 'format' = 'csv'{extra});
+CREATE TABLE out (id BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO out SELECT id FROM a;"
+            );
+            let job = compile(&sql, "t").unwrap();
+            match &job.operators[0].kind {
+                OperatorKind::KafkaSource(k) => k.bad_records,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(source(""), weir_types::BadRecords::Fail);
+        assert_eq!(
+            source(", 'csv.ignore-parse-errors' = 'true'"),
+            weir_types::BadRecords::Skip
+        );
+        assert_eq!(
+            source(", 'csv.ignore-parse-errors' = 'false'"),
+            weir_types::BadRecords::Fail
+        );
+        let bad = "CREATE TABLE a (id BIGINT) WITH ('connector' = 'kafka', 'topic' = 'a',
+  'properties.bootstrap.servers' = 'h:1', 'format' = 'json', 'json.ignore-parse-errors' = 'maybe');
+CREATE TABLE out (id BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO out SELECT id FROM a;";
+        let e = compile(bad, "t").unwrap_err().to_string();
+        assert!(e.contains("json.ignore-parse-errors"), "{e}");
+    }
+
     #[test]
     fn views_inline_and_sources_are_shared() {
         let sql = format!(

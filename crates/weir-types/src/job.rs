@@ -487,6 +487,23 @@ pub struct KafkaSourceSpec {
     /// Extra librdkafka consumer settings.
     #[serde(default)]
     pub properties: std::collections::BTreeMap<String, String>,
+    /// What a message that is not one valid record of `format` and `schema` does.
+    #[serde(default)]
+    pub bad_records: BadRecords,
+}
+
+/// What a source does with a message it cannot decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRecords {
+    /// Fail the task, naming the message's partition and offset (the default: nothing is
+    /// dropped unless asked for). The job restarts and meets the message again, so it fails
+    /// until the message is dealt with or the table says `skip`.
+    #[default]
+    Fail,
+    /// Drop it, log it (partition, offset, error) at warn level and count it (Flink's
+    /// `json.ignore-parse-errors`); its offset still advances, so it is not read again.
+    Skip,
 }
 
 fn default_discovery() -> u64 {
@@ -1126,6 +1143,23 @@ mod tests {
                 )
                 .replace("\"path\": \"file:///tmp/out\"", "\"batch_rows\": 10"),
                 "needs the job's guarantee \"exactly_once\" (it is at_least_once)",
+            ),
+            (
+                JOB.replace(
+                    "\"type\": \"file_sink\",",
+                    "\"type\": \"kafka_sink\", \"bootstrap_servers\": \"h:1\", \"topic\": \"t\", \"guarantee\": \"exactly_once\", \"transaction_timeout_ms\": 5000,",
+                )
+                .replace("\"path\": \"file:///tmp/out\"", "\"format\": \"json\""),
+                "transaction_timeout_ms 5000 is too short",
+            ),
+            (
+                JOB.replace("\"interval_ms\": 1000", "\"interval_ms\": 0")
+                    .replace(
+                        "\"type\": \"file_sink\",",
+                        "\"type\": \"kafka_sink\", \"bootstrap_servers\": \"h:1\", \"topic\": \"t\", \"guarantee\": \"exactly_once\",",
+                    )
+                    .replace("\"path\": \"file:///tmp/out\"", "\"format\": \"json\""),
+                "kafka_sink \"out\" is an exactly-once sink",
             ),
         ];
         for (text, want) in cases {

@@ -13,11 +13,11 @@ pub mod plan;
 pub use error::{Result, TypesError};
 pub use ids::{CheckpointId, JobId, TaskKey};
 pub use job::{
-    AggFn, AggSpec, CheckpointConfig, DeliveryGuarantee, ExpireBound, FileFormat, FileSinkSpec,
-    FileSourceSpec, GeneratorSpec, InputSpec, JobSpec, JoinSpec, KafkaFormat, KafkaSinkGuarantee,
-    KafkaSinkSpec, KafkaSourceSpec, KafkaStart, OnConflict, OperatorKind, OperatorSpec, OverSpec,
-    Partitioning, PostgresSinkMode, PostgresSinkSpec, ProjectExpr, RestartStrategy, StateBackend,
-    StdoutSinkSpec, WatermarkSpec, WindowSpec,
+    AggFn, AggSpec, BadRecords, CheckpointConfig, DeliveryGuarantee, ExpireBound, FileFormat,
+    FileSinkSpec, FileSourceSpec, GeneratorSpec, InputSpec, JobSpec, JoinSpec, KafkaFormat,
+    KafkaSinkGuarantee, KafkaSinkSpec, KafkaSourceSpec, KafkaStart, OnConflict, OperatorKind,
+    OperatorSpec, OverSpec, Partitioning, PostgresSinkMode, PostgresSinkSpec, ProjectExpr,
+    RestartStrategy, StateBackend, StdoutSinkSpec, WatermarkSpec, WindowSpec,
 };
 pub use nexmark::{NexmarkSpec, NexmarkTable};
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};

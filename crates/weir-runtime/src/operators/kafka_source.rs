@@ -13,7 +13,9 @@
 
 use super::{OperatorContext, Restored, Source, SourcePoll};
 use crate::error::{Result, RuntimeError};
-use arrow::array::{ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, BinaryBuilder, BooleanArray, Int32Builder, Int64Builder, RecordBatch,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -24,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{debug, info};
-use weir_types::{KafkaFormat, KafkaSourceSpec, KafkaStart};
+use tracing::{debug, info, warn};
+use weir_types::{BadRecords, KafkaFormat, KafkaSourceSpec, KafkaStart};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SourceState {
@@ -60,6 +62,39 @@ pub fn schema(spec: &KafkaSourceSpec) -> Result<SchemaRef> {
         fields.push(Field::new("_headers", DataType::Utf8, true));
     }
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Decodes newline-separated `json` or `csv` payloads into a batch of the payload schema.
+fn decode(
+    format: KafkaFormat,
+    schema: &SchemaRef,
+    payloads: &[u8],
+    rows: usize,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let batch = match format {
+        KafkaFormat::Json => {
+            let mut d = arrow::json::ReaderBuilder::new(schema.clone())
+                .with_batch_size(rows.max(1))
+                .build_decoder()?;
+            d.decode(payloads)?;
+            d.flush()?
+        }
+        _ => {
+            let mut d = arrow::csv::ReaderBuilder::new(schema.clone())
+                .with_batch_size(rows.max(1))
+                .build_decoder();
+            let mut buf = payloads;
+            while !buf.is_empty() {
+                let n = d.decode(buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf = &buf[n..];
+            }
+            d.flush()?
+        }
+    };
+    Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
 }
 
 fn kafka_err(what: &str, e: KafkaError) -> RuntimeError {
@@ -99,6 +134,12 @@ pub struct KafkaSource {
     /// Partitions started by timestamp that have not delivered a record at or after it yet:
     /// partition -> (start time, records skipped). See [`KafkaSource::skip_before_start`].
     skipping: BTreeMap<i32, (i64, u64)>,
+    /// For each message of the batch being built (json and csv): where its payload ends in
+    /// `payloads`, and its (partition, offset).
+    msg_ends: Vec<usize>,
+    msg_pos: Vec<(i32, i64)>,
+    /// Messages skipped as undecodable so far (`bad_records: skip`).
+    bad: u64,
 }
 
 impl KafkaSource {
@@ -162,6 +203,9 @@ impl KafkaSource {
             row_parts: Vec::new(),
             last_parts: Vec::new(),
             skipping: BTreeMap::new(),
+            msg_ends: Vec::new(),
+            msg_pos: Vec::new(),
+            bad: 0,
         };
         let mut restored_offsets: BTreeMap<i32, i64> = BTreeMap::new();
         if let Some(r) = restored {
@@ -301,39 +345,28 @@ impl KafkaSource {
     fn take_batch(&mut self) -> Result<RecordBatch> {
         let rows = std::mem::take(&mut self.rows);
         self.last_parts = std::mem::take(&mut self.row_parts);
+        let mut keep: Option<BooleanArray> = None;
         let mut cols: Vec<ArrayRef> = match self.spec.format {
             KafkaFormat::Raw => vec![Arc::new(self.raw.finish())],
-            KafkaFormat::Json => {
-                let mut d = arrow::json::ReaderBuilder::new(self.payload_schema.clone())
-                    .with_batch_size(rows.max(1))
-                    .build_decoder()?;
-                d.decode(&self.payloads).map_err(|e| self.bad_payload(e))?;
-                let b = d
-                    .flush()
-                    .map_err(|e| self.bad_payload(e))?
-                    .unwrap_or_else(|| RecordBatch::new_empty(self.payload_schema.clone()));
-                b.columns().to_vec()
-            }
-            KafkaFormat::Csv => {
-                let mut d = arrow::csv::ReaderBuilder::new(self.payload_schema.clone())
-                    .with_batch_size(rows.max(1))
-                    .build_decoder();
-                let mut buf = &self.payloads[..];
-                while !buf.is_empty() {
-                    let n = d.decode(buf).map_err(|e| self.bad_payload(e))?;
-                    if n == 0 {
-                        break;
+            format => {
+                let schema = self.payload_schema.clone();
+                match decode(format, &schema, &self.payloads, rows) {
+                    Ok(b) if b.num_rows() == rows => b.columns().to_vec(),
+                    _ => {
+                        let (good, mask) = self.sort_out_bad_messages(format)?;
+                        keep = Some(mask);
+                        decode(format, &schema, &good, rows)
+                            .map_err(|e| self.bad_payload(e))?
+                            .columns()
+                            .to_vec()
                     }
-                    buf = &buf[n..];
                 }
-                let b = d
-                    .flush()
-                    .map_err(|e| self.bad_payload(e))?
-                    .unwrap_or_else(|| RecordBatch::new_empty(self.payload_schema.clone()));
-                b.columns().to_vec()
             }
         };
         self.payloads.clear();
+        self.msg_ends.clear();
+        self.msg_pos.clear();
+        let rows = keep.as_ref().map_or(rows, |k| k.true_count());
         if cols.first().is_some_and(|c| c.len() != rows) {
             return Err(RuntimeError::Input(format!(
                 "kafka_source {:?}: {rows} messages decoded into {} rows; every message must hold exactly one record",
@@ -348,7 +381,62 @@ impl KafkaSource {
             cols.push(Arc::new(self.timestamps.finish()));
             cols.push(Arc::new(self.headers.finish()));
         }
+        if let (Some(keep), true) = (&keep, self.spec.metadata_columns) {
+            let n = cols.len();
+            for c in &mut cols[n - 5..] {
+                *c = arrow::compute::filter(c, keep)?;
+            }
+        }
+        if let Some(keep) = &keep {
+            let parts = std::mem::take(&mut self.last_parts);
+            self.last_parts = parts
+                .into_iter()
+                .zip(keep.iter())
+                .filter_map(|(p, k)| k.unwrap_or(false).then_some(p))
+                .collect();
+        }
         Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+    }
+
+    /// Decodes the batch's messages one by one (the batch as a whole did not decode): fails on
+    /// the first that is not exactly one valid record, naming its partition and offset, or,
+    /// with `bad_records: skip`, logs and counts each such message. Returns the good messages'
+    /// payloads and which messages they are.
+    fn sort_out_bad_messages(&mut self, format: KafkaFormat) -> Result<(Vec<u8>, BooleanArray)> {
+        let mut good = Vec::with_capacity(self.payloads.len());
+        let mut keep = Vec::with_capacity(self.msg_ends.len());
+        let mut start = 0;
+        for (i, &end) in self.msg_ends.iter().enumerate() {
+            let message = &self.payloads[start..end];
+            start = end;
+            let why = match decode(format, &self.payload_schema, message, 1) {
+                Ok(b) if b.num_rows() == 1 => None,
+                Ok(b) => Some(format!("{} records in one message", b.num_rows())),
+                Err(e) => Some(e.to_string()),
+            };
+            let Some(why) = why else {
+                good.extend_from_slice(message);
+                keep.push(true);
+                continue;
+            };
+            let (partition, offset) = self.msg_pos.get(i).copied().unwrap_or((-1, -1));
+            match self.spec.bad_records {
+                BadRecords::Fail => {
+                    return Err(RuntimeError::Input(format!(
+                        "kafka_source {:?}: the message at offset {offset} of partition {partition} of topic {:?} is not one valid {format:?} record of the declared schema: {why}. To skip such messages (logged and counted), set \"bad_records\": \"skip\" (SQL: '{}.ignore-parse-errors' = 'true')",
+                        self.op_id,
+                        self.spec.topic,
+                        format!("{format:?}").to_ascii_lowercase()
+                    )))
+                }
+                BadRecords::Skip => {
+                    self.bad += 1;
+                    warn!(operator = %self.op_id, topic = %self.spec.topic, partition, offset, skipped = self.bad, error = %why, "kafka source: skipped a message that is not a valid record");
+                    keep.push(false);
+                }
+            }
+        }
+        Ok((good, BooleanArray::from(keep)))
     }
 
     /// A timestamp start takes a partition from the first record whose timestamp is at or
@@ -439,6 +527,8 @@ impl Source for KafkaSource {
                     if payload.last() != Some(&b'\n') {
                         self.payloads.push(b'\n');
                     }
+                    self.msg_ends.push(self.payloads.len());
+                    self.msg_pos.push((p, msg.offset()));
                 }
             }
             if self.spec.metadata_columns {
