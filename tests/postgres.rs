@@ -456,3 +456,93 @@ async fn nexmark_q4_averages_closing_prices() {
     );
     assert_eq!(read("q4_cluster").await, want, "cluster");
 }
+
+/// Wrong credentials fail the job's start with PostgreSQL's own reason and the user, not a
+/// hang and not the password. The server asks this role for a password (SCRAM) over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_fail_the_start_clearly() {
+    let Some(pg) = PgServer::start() else {
+        return;
+    };
+    let admin = pg.client().await;
+    admin
+        .batch_execute(
+            "SET password_encryption = 'scram-sha-256';
+             CREATE ROLE weir_writer LOGIN PASSWORD 'the-right-one';",
+        )
+        .await
+        .expect("create role");
+    let hba = pg.data_dir().join("data").join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        format!("host all weir_writer 127.0.0.1/32 scram-sha-256\n{rules}"),
+    )
+    .expect("write pg_hba.conf");
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .expect("reload");
+    let url = |password: &str| {
+        format!(
+            "postgresql://weir_writer:{password}@127.0.0.1:{}/postgres",
+            pg.port
+        )
+    };
+    // the right password connects (so the rule is in force and the role can log in)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio_postgres::connect(&url("the-right-one"), tokio_postgres::NoTls).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "right password refused: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let job = count_job_into(
+        "pg-credentials",
+        "exactly_once",
+        1_000,
+        10,
+        0,
+        &pg_sink(&url("not-the-password"), "counts", "exactly_once", ""),
+        1,
+    )
+    .replace(
+        r#""restart": { "fixed_delay": { "attempts": 10, "delay_ms": 200 } }"#,
+        r#""restart": "none""#,
+    );
+    let path = dir.path().join("job.json");
+    std::fs::write(&path, job).unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(weir())
+        .args(["run", path.to_str().unwrap(), "--state-dir"])
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("run weir");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "pg-credentials: failed={} in {:?}",
+        !out.status.success(),
+        started.elapsed()
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("password authentication failed") && text.contains("weir_writer"),
+        "the error gives the server's reason and the user:\n{text}"
+    );
+    assert!(
+        !text.contains("not-the-password"),
+        "the password must not be printed:\n{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
