@@ -1244,3 +1244,223 @@ async fn a_missing_topic_fails_the_start_clearly() {
         "no topic was created on the fly: {names:?}"
     );
 }
+
+/// Runs a bounded job embedded (`weir run`) and returns the JSON rows of its `jsonl` file sink
+/// at `out` (the job's `{out}` placeholder).
+fn run_to_jsonl(job: &str) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let job = job.replace("{out}", &out.display().to_string());
+    let path = dir.path().join("job.json");
+    std::fs::write(&path, job).expect("job");
+    let result = std::process::Command::new(weir())
+        .args(["run", path.to_str().expect("path"), "--state-dir"])
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("run weir");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let mut rows = Vec::new();
+    for e in std::fs::read_dir(&out).expect("output").flatten() {
+        if e.file_name().to_string_lossy().starts_with("part-") {
+            let text = std::fs::read_to_string(e.path()).expect("part");
+            rows.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str(l).expect("json line")),
+            );
+        }
+    }
+    rows
+}
+
+/// The source's CSV and raw formats and its metadata columns: key, partition, offset,
+/// timestamp and headers (the file sink writes JSON lines here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_source_reads_csv_raw_and_metadata_columns() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("fmt", 1).await;
+    let producer = broker.producer();
+    for (i, name) in ["alpha", "beta", "gamma"].iter().enumerate() {
+        let payload = format!("{i},{name}");
+        let key = format!("k{i}");
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "h",
+            value: Some(name.as_bytes()),
+        });
+        producer
+            .send(
+                FutureRecord::to("fmt")
+                    .partition(0)
+                    .key(&key)
+                    .payload(&payload)
+                    .timestamp(1_700_000_000_000 + i as i64)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+    }
+    let job = |format: &str, schema: &str, exprs: &str| {
+        format!(
+            r#"{{
+  "name": "kafka-formats",
+  "checkpoint": {{ "interval_ms": 300 }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 1, "bootstrap_servers": "{}",
+       "topic": "fmt", "format": "{format}", {schema} "metadata_columns": true, "bounded": true }},
+    {{ "id": "pick", "type": "project", "parallelism": 1, "inputs": [{{ "from": "events" }}],
+       "exprs": [{exprs}] }},
+    {{ "id": "out", "type": "file_sink", "parallelism": 1, "inputs": [{{ "from": "pick" }}],
+       "path": "{{out}}", "format": "jsonl" }}
+  ]
+}}"#,
+            broker.addr()
+        )
+    };
+    let mut csv = run_to_jsonl(&job(
+        "csv",
+        r#""schema": [["id", "int64"], ["name", "string"]],"#,
+        r#"{ "expr": "id", "as": "id" }, { "expr": "name", "as": "name" },
+           { "expr": "CAST(_key AS VARCHAR)", "as": "k" }, { "expr": "_partition", "as": "p" },
+           { "expr": "_offset", "as": "o" }, { "expr": "_timestamp", "as": "ts" },
+           { "expr": "_headers", "as": "h" }"#,
+    ));
+    csv.sort_by_key(|r| r["id"].as_i64());
+    eprintln!("kafka-formats csv: {csv:?}");
+    assert_eq!(csv.len(), 3);
+    for (i, name) in ["alpha", "beta", "gamma"].iter().enumerate() {
+        let r = &csv[i];
+        assert_eq!(r["id"], i as i64);
+        assert_eq!(r["name"], *name);
+        assert_eq!(r["k"], format!("k{i}"));
+        assert_eq!(
+            (r["p"].as_i64(), r["o"].as_i64()),
+            (Some(0), Some(i as i64))
+        );
+        assert_eq!(r["ts"], 1_700_000_000_000i64 + i as i64);
+        let headers: serde_json::Value =
+            serde_json::from_str(r["h"].as_str().expect("headers text")).expect("headers json");
+        assert_eq!(headers["h"], *name);
+    }
+    let mut raw = run_to_jsonl(&job(
+        "raw",
+        "",
+        r#"{ "expr": "CAST(value AS VARCHAR)", "as": "v" }, { "expr": "_offset", "as": "o" }"#,
+    ));
+    raw.sort_by_key(|r| r["o"].as_i64());
+    let values: Vec<&str> = raw.iter().filter_map(|r| r["v"].as_str()).collect();
+    assert_eq!(values, vec!["0,alpha", "1,beta", "2,gamma"]);
+}
+
+/// Where a partition without checkpointed state starts: `latest` skips what was there when
+/// the job started; `group` starts at the consumer group's committed offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_source_starts_at_latest_or_at_the_group_offsets() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("starts", 1).await;
+    let producer = broker.producer();
+    let produce = |ids: std::ops::Range<i64>| {
+        let producer = producer.clone();
+        async move {
+            for i in ids {
+                let payload = format!(r#"{{"id":{i}}}"#);
+                producer
+                    .send(
+                        FutureRecord::<(), _>::to("starts")
+                            .partition(0)
+                            .payload(&payload),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("delivered");
+            }
+        }
+    };
+    produce(0..10).await;
+    // group "readers" has committed offset 4
+    let group: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.addr())
+        .set("group.id", "readers")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("starts", 0, rdkafka::Offset::Offset(4))
+        .expect("offset");
+    group.commit(&tpl, CommitMode::Sync).expect("commit");
+    let job = |start: &str, bounded: bool| {
+        format!(
+            r#"{{
+  "name": "kafka-starts",
+  "checkpoint": {{ "interval_ms": 300 }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 1, "bootstrap_servers": "{}",
+       "topic": "starts", "format": "json", "schema": [["id", "int64"]], "start": "{start}",
+       "group_id": "readers", "bounded": {bounded} }},
+    {{ "id": "out", "type": "file_sink", "parallelism": 1, "inputs": [{{ "from": "events" }}],
+       "path": "{{out}}", "format": "jsonl" }}
+  ]
+}}"#,
+            broker.addr()
+        )
+    };
+    let ids = |rows: Vec<serde_json::Value>| {
+        let mut v: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        ids(run_to_jsonl(&job("group", true))),
+        (4..10).collect::<Vec<_>>()
+    );
+
+    // latest: an unbounded job on a cluster; what is produced after it started arrives
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(1);
+    let client = cluster.wait_slots(1).await;
+    let out = cluster.path("out");
+    let latest = job("latest", false).replace("{out}", &out.display().to_string());
+    let id = client.submit_json(&latest, None).await.expect("submit");
+    wait_until(&client, &id, 60, "the job running", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= 1
+    })
+    .await;
+    produce(10..15).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let read = || -> Vec<i64> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("part-") {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                for l in text.lines() {
+                    let r: serde_json::Value = serde_json::from_str(l).expect("json line");
+                    v.extend(r["id"].as_i64());
+                }
+            }
+        }
+        v.sort_unstable();
+        v
+    };
+    while read().len() < 5 {
+        if std::time::Instant::now() > deadline {
+            cluster.dump_logs();
+            panic!("rows: {:?}", read());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    client.cancel(&id).await.expect("cancel");
+    assert_eq!(
+        read(),
+        (10..15).collect::<Vec<_>>(),
+        "only what came after the start"
+    );
+}
