@@ -546,3 +546,73 @@ async fn wrong_credentials_fail_the_start_clearly() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// `ON CONFLICT DO NOTHING` on the event id under at-least-once, against the real server:
+/// replays after a kill arrive, and the first write of each id stays. A BEFORE INSERT trigger
+/// (it fires for every proposed row, conflicting ones included) counts the attempts with a
+/// sequence (no lock between the writers), to show the replays happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_or_ignore_drops_replays_after_a_kill() {
+    let Some(pg) = PgServer::start() else { return };
+    pg.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE counts (id int8 PRIMARY KEY, key int8 NOT NULL, n int8 NOT NULL);
+             CREATE SEQUENCE attempts;
+             CREATE FUNCTION count_attempt() RETURNS trigger AS $$
+               BEGIN PERFORM nextval('attempts'); RETURN NEW; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER attempted BEFORE INSERT ON counts FOR EACH ROW EXECUTE FUNCTION count_attempt();",
+        )
+        .await
+        .expect("create table");
+    let count = 1_000_000;
+    let sink = pg_sink(&pg.url(), "counts", "upsert", r#""id""#).replace(
+        r#""mode": "upsert","#,
+        r#""mode": "upsert", "on_conflict": "nothing","#,
+    );
+    let job = count_job_into(
+        "pg-ignore",
+        "at_least_once",
+        count,
+        10_000,
+        125_000,
+        &sink,
+        2,
+    );
+    let (_c, status) = run_job(
+        two_tm_cluster().await,
+        &job,
+        |mut c, client, id| async move {
+            kill_tm_mid_run(&mut c, &client, &id, 3, 0, 2).await;
+            c
+        },
+    )
+    .await;
+    let rows = read_table(&pg, "counts").await;
+    let check = check_output(&rows, count, 10_000, SEED);
+    let attempts: i64 = pg
+        .client()
+        .await
+        .query_one("SELECT last_value FROM attempts", &[])
+        .await
+        .expect("attempts")
+        .get(0);
+    eprintln!(
+        "pg-ignore: {} rows, {} missing, {} insert attempts ({} replayed and ignored), {} restarts",
+        check.rows,
+        check.missing,
+        attempts,
+        attempts - check.rows as i64,
+        status.restarts
+    );
+    assert!(status.restarts >= 1, "the kill must have caused a restart");
+    assert_eq!(
+        (check.rows as u64, check.missing, check.duplicated),
+        (count, 0, 0),
+        "(rows, missing, duplicated)"
+    );
+    assert!(
+        attempts > check.rows as i64,
+        "the kill must have replayed rows that the inserts ignored"
+    );
+}
