@@ -140,12 +140,19 @@ impl Drop for MotoS3 {
 
 impl Broker {
     pub fn start() -> Option<Broker> {
-        Self::start_with(None)
+        Self::start_with(None, false)
+    }
+
+    /// A broker that requires SASL authentication. tansu 0.6.0's storage keeps no user
+    /// credentials (`docs/kafka.md`), so every login fails: it shows what a job does with
+    /// credentials the broker refuses, never a successful login.
+    pub fn start_refusing_logins() -> Option<Broker> {
+        Self::start_with(None, true)
     }
 
     /// A broker whose storage is bucket `tansu` of `s3` (so [`Broker::grow_topic`] works).
     pub fn start_on_s3(s3: &MotoS3) -> Option<Broker> {
-        Self::start_with(Some(s3))
+        Self::start_with(Some(s3), false)
     }
 
     /// Grows `topic` to `partitions` partitions, as Kafka's CreatePartitions would, by editing
@@ -160,7 +167,7 @@ impl Broker {
         catalogue_edit(s3, &key, topic, partitions);
     }
 
-    fn start_with(s3: Option<&MotoS3>) -> Option<Broker> {
+    fn start_with(s3: Option<&MotoS3>, authentication: bool) -> Option<Broker> {
         let Some(bin) = tansu() else {
             if std::env::var_os("CI").is_some() {
                 panic!("the tansu broker is missing (scripts/test puts it in /var/tmp/weir-tools/tansu)");
@@ -185,6 +192,9 @@ impl Broker {
             "--advertised-listener-url",
             &url,
         ]);
+        if authentication {
+            cmd.arg("--authentication");
+        }
         match s3 {
             Some(s3) => {
                 cmd.args(["--storage-engine", "s3://tansu/"])

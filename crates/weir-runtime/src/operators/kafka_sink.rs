@@ -24,6 +24,7 @@
 //!   as of the epoch's barrier, for the user's consumer group (recorded in the snapshot with
 //!   the epoch, so a re-sent epoch carries them too).
 
+use super::kafka_source::probe_metadata;
 use super::{Operator, OperatorContext, Restored, SourceOffsets};
 use crate::error::{Result, RuntimeError};
 use crate::exchange::{decode_batch, encode_batch};
@@ -406,14 +407,25 @@ fn producer(spec: &KafkaSinkSpec, transactional_id: Option<&str>) -> Result<Arc<
 
 /// A consumer of the marker group, never subscribed: its group metadata and committed offsets.
 fn marker_consumer(spec: &KafkaSinkSpec, group: &str) -> Result<Arc<BaseConsumer>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &spec.bootstrap_servers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
+    consumer_config(spec, group)
         .create()
         .map(Arc::new)
         .map_err(|e| kafka_err("creating the marker consumer", e))
+}
+
+/// A consumer's settings for the sink's own reads (commit markers, the topic probe): the
+/// user's `properties` (security settings) too, so it reaches a broker the producer reaches.
+fn consumer_config(spec: &KafkaSinkSpec, group: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (k, v) in &spec.properties {
+        config.set(k, v);
+    }
+    config
+        .set("bootstrap.servers", &spec.bootstrap_servers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    config
 }
 
 /// Fails with the bootstrap address if the topic's metadata cannot be read in time.
@@ -424,12 +436,12 @@ async fn reach(spec: &KafkaSinkSpec, op: &str, inflight: &InFlight) -> Result<()
         op.to_string(),
     );
     let timeout = Duration::from_millis(spec.connect_timeout_ms.max(1000));
-    let c = marker_consumer(spec, &format!("weir-probe-{op}"))?;
+    let config = consumer_config(spec, &format!("weir-probe-{op}"));
     blocking(inflight, move || {
-        let md = c.fetch_metadata(Some(&topic), timeout).map_err(|e| {
+        let md = probe_metadata(&config, &topic, timeout).map_err(|e| {
             RuntimeError::Connector(format!(
                 "kafka_sink {op:?}: cannot read metadata of topic {topic:?} from {servers} within {} ms: {e}",
-                timeout.as_millis()
+                timeout.as_millis(),
             ))
         })?;
         match md.topics().iter().find(|t| t.name() == topic) {

@@ -101,8 +101,83 @@ fn kafka_err(what: &str, e: KafkaError) -> RuntimeError {
     RuntimeError::Connector(format!("kafka: {what}: {e}"))
 }
 
+/// A client context that keeps the client's last error report. librdkafka reports why it
+/// cannot reach a broker (a refused connection, a failed SASL authentication) through this
+/// callback, while the call that then times out only says "transport failure"; a failed start
+/// names both.
+#[derive(Default, Clone)]
+pub(crate) struct ClientErrors {
+    last: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl ClientErrors {
+    /// "; the client reported: …" if it did, else nothing.
+    pub(crate) fn explain(&self) -> String {
+        self.last
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .map(|e| format!("; the client reported: {e}"))
+            .unwrap_or_default()
+    }
+}
+
+impl ClientErrors {
+    /// Keeps the first report: the specific cause ("SASL … handshake failed"), not the
+    /// "1/1 brokers are down" that follows it.
+    fn record(&self, what: &str) {
+        if let Ok(mut l) = self.last.lock() {
+            l.get_or_insert_with(|| what.to_string());
+        }
+    }
+}
+
+impl rdkafka::ClientContext for ClientErrors {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(target: "librdkafka", facility = fac, "{message}");
+                self.record(message);
+            }
+            L::Warning => warn!(target: "librdkafka", facility = fac, "{message}"),
+            L::Notice | L::Info => info!(target: "librdkafka", facility = fac, "{message}"),
+            L::Debug => debug!(target: "librdkafka", facility = fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(error = %error, reason, "kafka client error");
+        self.record(reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ClientErrors {}
+
+/// Reads `topic`'s metadata with a short-lived consumer of `config`. librdkafka delivers its
+/// reports (a failed SASL handshake, a refused connection) as events that only a poll serves,
+/// after the metadata call has already failed, so on failure the probe polls them and the
+/// error ends with what the client reported.
+pub(crate) fn probe_metadata(
+    config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> std::result::Result<rdkafka::metadata::Metadata, String> {
+    let errors = ClientErrors::default();
+    let probe: rdkafka::consumer::BaseConsumer<ClientErrors> = config
+        .create_with_context(errors.clone())
+        .map_err(|e| e.to_string())?;
+    probe.fetch_metadata(Some(topic), timeout).map_err(|e| {
+        for _ in 0..5 {
+            let _ = probe.poll(Duration::from_millis(20));
+        }
+        format!("{e}{}", errors.explain())
+    })
+}
+
 pub struct KafkaSource {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<ClientErrors>>,
+    errors: ClientErrors,
     spec: KafkaSourceSpec,
     op_id: String,
     subtask: u32,
@@ -171,12 +246,29 @@ impl KafkaSource {
         for (k, v) in &spec.properties {
             config.set(k, v);
         }
-        let consumer: StreamConsumer = config
-            .create()
+        // Reach the brokers first: a failure says why (address, authentication).
+        let timeout = Duration::from_millis(spec.connect_timeout_ms.max(1000));
+        let (probe_config, topic) = (config.clone(), spec.topic.clone());
+        tokio::task::spawn_blocking(move || probe_metadata(&probe_config, &topic, timeout))
+            .await
+            .map_err(|e| RuntimeError::Internal(format!("metadata task: {e}")))?
+            .map_err(|e| {
+                RuntimeError::Connector(format!(
+                    "kafka_source {:?}: cannot read metadata of topic {:?} from {} within {} ms: {e}",
+                    ctx.op_id,
+                    spec.topic,
+                    spec.bootstrap_servers,
+                    timeout.as_millis()
+                ))
+            })?;
+        let errors = ClientErrors::default();
+        let consumer: StreamConsumer<ClientErrors> = config
+            .create_with_context(errors.clone())
             .map_err(|e| kafka_err(&format!("source {:?}: creating the consumer", ctx.op_id), e))?;
         let consumer = Arc::new(consumer);
         let mut source = Self {
             consumer,
+            errors,
             spec: spec.clone(),
             op_id: ctx.op_id.clone(),
             subtask: ctx.subtask,
@@ -228,13 +320,15 @@ impl KafkaSource {
         let servers = self.spec.bootstrap_servers.clone();
         let timeout = Duration::from_millis(self.spec.connect_timeout_ms.max(1000));
         let op = self.op_id.clone();
+        let errors = self.errors.clone();
         tokio::task::spawn_blocking(move || {
             let md = consumer
                 .fetch_metadata(Some(&topic), timeout)
                 .map_err(|e| {
                     RuntimeError::Connector(format!(
-                        "kafka_source {op:?}: cannot read metadata of topic {topic:?} from {servers} within {} ms: {e}",
-                        timeout.as_millis()
+                        "kafka_source {op:?}: cannot read metadata of topic {topic:?} from {servers} within {} ms: {e}{}",
+                        timeout.as_millis(),
+                        errors.explain()
                     ))
                 })?;
             let t = md
