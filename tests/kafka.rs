@@ -742,6 +742,9 @@ async fn kafka_to_kafka_commits_source_offsets_inside_its_transactions() {
     if copies.len() != distinct.len() {
         dump_duplicates(&broker);
     }
+    if offsets != ends {
+        cluster.dump_logs();
+    }
     assert!(status.restarts >= 1, "the kill must have caused a restart");
     assert_eq!(copies.len(), distinct.len(), "records duplicated in copy");
     assert_eq!(distinct.len() as u64, count, "records missing from copy");

@@ -287,3 +287,75 @@ async fn file_sink_on_s3_survives_task_manager_kill() {
     assert!(status.restarts >= 1, "the kill must have caused a restart");
     check.assert_exact(count);
 }
+
+/// Credentials the S3 server refuses fail the run with the server's answer, not a hang and
+/// not a silent success, and the secret is not printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_s3_credentials_fail_the_run_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(root.join("weir")).unwrap();
+    let (endpoint, _) = start_s3(&root).await;
+    let job = count_job(
+        "s3-refused",
+        "exactly_once",
+        1_000,
+        10,
+        0,
+        Path::new("s3://weir/refused"),
+        1,
+    )
+    .replace(
+        r#""interval_ms": 1000 }"#,
+        r#""interval_ms": 1000, "storage": "s3://weir/checkpoints-refused" }"#,
+    )
+    .replace(
+        r#""restart": { "fixed_delay": { "attempts": 10, "delay_ms": 200 } }"#,
+        r#""restart": "none""#,
+    );
+    let job_file = dir.path().join("refused.json");
+    std::fs::write(&job_file, job).unwrap();
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(weir())
+            .args(["run", job_file.to_str().unwrap()])
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+            .env("AWS_REGION", "us-east-1")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let took = started.elapsed();
+    let reason = text
+        .lines()
+        .find(|l| l.contains("s3://weir"))
+        .unwrap_or_default();
+    eprintln!(
+        "s3-refused: failed={} in {took:?}: {reason}",
+        !out.status.success()
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("checkpoints-refused") && text.contains("SignatureDoesNotMatch"),
+        "the failure names the location and the server's answer:\n{text}"
+    );
+    assert!(
+        !text.contains("not-the-secret"),
+        "the secret is printed:\n{text}"
+    );
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    assert!(
+        !root.join("weir/refused").exists(),
+        "nothing may be written with refused credentials"
+    );
+}
