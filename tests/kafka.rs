@@ -178,6 +178,11 @@ fn unreachable_broker_fails_the_start_clearly() {
 }
 
 /// kafka `events` → hash(key) → running count → exactly-once kafka sink `counts` (JSON).
+/// The exactly-once Kafka sinks of these tests use the `fixed` partitioner, so the two sink
+/// subtasks' transactions never share a partition: tansu 0.6.0 defers a commit's offsets (the
+/// sink's commit marker, the source offsets) while another producer's transaction on the same
+/// partition is open, and never applies them if that one is left behind by a killed process
+/// (`tests/kafka-probe/README.md` section h). Kafka does neither.
 fn kafka_to_kafka_job(broker: &str) -> String {
     format!(
         r#"{{
@@ -191,7 +196,8 @@ fn kafka_to_kafka_job(broker: &str) -> String {
        "inputs": [{{ "from": "events", "partition": {{ "hash": ["key"] }} }}],
        "keys": ["key"], "aggregates": [{{ "fn": "count", "as": "n" }}] }},
     {{ "id": "out", "type": "kafka_sink", "parallelism": 2, "inputs": [{{ "from": "counts" }}],
-       "bootstrap_servers": "{broker}", "topic": "counts", "format": "json", "key": "key" }}
+       "bootstrap_servers": "{broker}", "topic": "counts", "format": "json", "key": "key",
+       "partitioner": "fixed" }}
   ]
 }}"#
     )
@@ -481,7 +487,7 @@ fn kafka_copy_job(broker: &str) -> String {
                  {{ "expr": "_offset", "as": "o" }}] }},
     {{ "id": "out", "type": "kafka_sink", "parallelism": 2, "inputs": [{{ "from": "pick" }}],
        "bootstrap_servers": "{broker}", "topic": "copy", "format": "json",
-       "commit_source_offsets": "copy-offsets" }}
+       "commit_source_offsets": "copy-offsets", "partitioner": "fixed" }}
   ]
 }}"#
     )
@@ -745,6 +751,14 @@ async fn kafka_to_kafka_commits_source_offsets_inside_its_transactions() {
     if offsets != ends {
         cluster.dump_logs();
     }
+    // the fixed partitioner: sink subtask i wrote only partition i of the 3
+    let raw = common::kafka_raw::read_all_raw(&broker.addr(), "copy", &[0, 1, 2]).expect("read");
+    let used: std::collections::BTreeSet<i32> = raw
+        .committed_records()
+        .iter()
+        .map(|r| r.partition)
+        .collect();
+    assert_eq!(used, [0, 1].into(), "partitions the sink wrote");
     assert!(status.restarts >= 1, "the kill must have caused a restart");
     assert_eq!(copies.len(), distinct.len(), "records duplicated in copy");
     assert_eq!(distinct.len() as u64, count, "records missing from copy");

@@ -383,6 +383,15 @@ pub fn sink(table: &TableDef, updating: Option<&[String]>) -> Result<OperatorKin
             if let Some(g) = o.get("sink.commit-source-offsets") {
                 spec["commit_source_offsets"] = json!(g);
             }
+            match o.get("sink.partitioner") {
+                None | Some("default") => {}
+                Some("fixed") => spec["partitioner"] = json!("fixed"),
+                Some(other) => {
+                    return Err(o.err(format!(
+                        "sink.partitioner '{other}' is not default or fixed"
+                    )))
+                }
+            }
             let mut props = o.prefixed("properties.");
             props.remove("bootstrap.servers");
             if let Some(Value::String(t)) = props.remove("transaction.timeout.ms") {

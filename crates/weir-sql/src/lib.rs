@@ -383,7 +383,7 @@ CREATE TABLE a (id BIGINT, v BIGINT) WITH ('connector' = 'kafka', 'topic' = 'a',
   'properties.bootstrap.servers' = '127.0.0.1:9092', 'format' = 'json');
 CREATE TABLE b (id BIGINT, v BIGINT) WITH ('connector' = 'kafka', 'topic' = 'b',
   'properties.bootstrap.servers' = '127.0.0.1:9092', 'format' = 'json',
-  'sink.commit-source-offsets' = 'a-readers');
+  'sink.commit-source-offsets' = 'a-readers', 'sink.partitioner' = 'fixed');
 INSERT INTO b SELECT id, v * 2 FROM a WHERE v > 0;";
         let job = compile(sql, "t").unwrap();
         assert_eq!(
@@ -392,7 +392,8 @@ INSERT INTO b SELECT id, v * 2 FROM a WHERE v > 0;";
         );
         match &job.operators[3].kind {
             OperatorKind::KafkaSink(k) => {
-                assert_eq!(k.commit_source_offsets.as_deref(), Some("a-readers"))
+                assert_eq!(k.commit_source_offsets.as_deref(), Some("a-readers"));
+                assert_eq!(k.partitioner, weir_types::KafkaPartitioner::Fixed);
             }
             other => panic!("{other:?}"),
         }

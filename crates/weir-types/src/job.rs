@@ -544,6 +544,21 @@ pub struct KafkaSinkSpec {
     /// Extra librdkafka producer settings.
     #[serde(default)]
     pub properties: std::collections::BTreeMap<String, String>,
+    /// Which partition a row goes to.
+    #[serde(default)]
+    pub partitioner: KafkaPartitioner,
+}
+
+/// How the Kafka sink picks a row's partition (Flink's `sink.partitioner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaPartitioner {
+    /// librdkafka's: by the key's hash, keyless rows spread over the partitions.
+    #[default]
+    Default,
+    /// Subtask *i* writes only partition *i* mod the topic's partition count (Flink's
+    /// `fixed`): each subtask's transactions stay on their own partitions.
+    Fixed,
 }
 
 fn default_txn_timeout() -> u64 {

@@ -15,9 +15,9 @@ pub use ids::{CheckpointId, JobId, TaskKey};
 pub use job::{
     AggFn, AggSpec, BadRecords, CheckpointConfig, DeliveryGuarantee, ExpireBound, FileFormat,
     FileSinkSpec, FileSourceSpec, GeneratorSpec, InputSpec, JobSpec, JoinSpec, KafkaFormat,
-    KafkaSinkGuarantee, KafkaSinkSpec, KafkaSourceSpec, KafkaStart, OnConflict, OperatorKind,
-    OperatorSpec, OverSpec, Partitioning, PostgresSinkMode, PostgresSinkSpec, ProjectExpr,
-    RestartStrategy, StateBackend, StdoutSinkSpec, WatermarkSpec, WindowSpec,
+    KafkaPartitioner, KafkaSinkGuarantee, KafkaSinkSpec, KafkaSourceSpec, KafkaStart, OnConflict,
+    OperatorKind, OperatorSpec, OverSpec, Partitioning, PostgresSinkMode, PostgresSinkSpec,
+    ProjectExpr, RestartStrategy, StateBackend, StdoutSinkSpec, WatermarkSpec, WindowSpec,
 };
 pub use nexmark::{NexmarkSpec, NexmarkTable};
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};

@@ -43,7 +43,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::{debug, info};
-use weir_types::{CheckpointId, KafkaFormat, KafkaSinkGuarantee, KafkaSinkSpec};
+use weir_types::{CheckpointId, KafkaFormat, KafkaPartitioner, KafkaSinkGuarantee, KafkaSinkSpec};
 
 /// Collects the first delivery error; the sink checks it at every flush.
 #[derive(Default)]
@@ -123,6 +123,8 @@ pub struct KafkaSink {
     key_col: Option<usize>,
     encoded: Vec<u8>,
     inflight: InFlight,
+    /// The one partition this subtask writes (`partitioner: fixed`).
+    partition: Option<i32>,
 }
 
 fn transactional_id(job: &str, op: &str, subtask: u32) -> String {
@@ -155,7 +157,9 @@ impl KafkaSink {
         let key_col = check(spec, &schema, &ctx.op_id)?;
         let transactional = spec.guarantee == KafkaSinkGuarantee::ExactlyOnce;
         let my_id = transactional_id(&ctx.job_id.0, &ctx.op_id, ctx.subtask);
-        reach(spec, &ctx.op_id, &ctx.inflight).await?;
+        let partitions = reach(spec, &ctx.op_id, &ctx.inflight).await?;
+        let partition = (spec.partitioner == KafkaPartitioner::Fixed)
+            .then(|| (ctx.subtask as usize % partitions.max(1)) as i32);
 
         // Recovery first, for every old subtask this one owns: fence, read the marker, re-send.
         let mut states: Vec<SinkState> = Vec::new();
@@ -185,7 +189,7 @@ impl KafkaSink {
         if transactional {
             for s in states.iter().filter(|s| s.transactional_id != my_id) {
                 let p = producer(spec, Some(&s.transactional_id))?;
-                recover(spec, &ctx.op_id, &ctx.inflight, p, s).await?;
+                recover(spec, &ctx.op_id, &ctx.inflight, partition, p, s).await?;
             }
         }
         let producer = producer(spec, transactional.then_some(my_id.as_str()))?;
@@ -203,7 +207,8 @@ impl KafkaSink {
                 .cloned()
                 .unwrap_or_default();
             let g = Groups::new(spec, &my_id)?;
-            resend_missing(spec, &ctx.op_id, &ctx.inflight, &producer, &g, &own.epochs).await?;
+            let resend = (&ctx.inflight, partition);
+            resend_missing(spec, &ctx.op_id, resend, &producer, &g, &own.epochs).await?;
             groups = Some(g);
         }
         Ok(Self {
@@ -221,6 +226,7 @@ impl KafkaSink {
             key_col,
             encoded: Vec::new(),
             inflight: ctx.inflight.clone(),
+            partition,
         })
     }
 
@@ -235,7 +241,7 @@ impl KafkaSink {
         produce_rows(
             &self.producer,
             &self.spec,
-            self.key_col,
+            (self.key_col, self.partition),
             batch,
             &mut self.encoded,
         )
@@ -428,8 +434,9 @@ fn consumer_config(spec: &KafkaSinkSpec, group: &str) -> ClientConfig {
     config
 }
 
-/// Fails with the bootstrap address if the topic's metadata cannot be read in time.
-async fn reach(spec: &KafkaSinkSpec, op: &str, inflight: &InFlight) -> Result<()> {
+/// Fails with the bootstrap address if the topic's metadata cannot be read in time; returns
+/// the topic's partition count.
+async fn reach(spec: &KafkaSinkSpec, op: &str, inflight: &InFlight) -> Result<usize> {
     let (servers, topic, op) = (
         spec.bootstrap_servers.clone(),
         spec.topic.clone(),
@@ -445,7 +452,7 @@ async fn reach(spec: &KafkaSinkSpec, op: &str, inflight: &InFlight) -> Result<()
             ))
         })?;
         match md.topics().iter().find(|t| t.name() == topic) {
-            Some(t) if t.error().is_none() => Ok(()),
+            Some(t) if t.error().is_none() => Ok(t.partitions().len()),
             _ => Err(RuntimeError::Connector(format!(
                 "kafka_sink {op:?}: topic {topic:?} does not exist on {servers}"
             ))),
@@ -459,6 +466,7 @@ async fn recover(
     spec: &KafkaSinkSpec,
     op: &str,
     inflight: &InFlight,
+    partition: Option<i32>,
     producer: Arc<KafkaProducer>,
     state: &SinkState,
 ) -> Result<()> {
@@ -469,7 +477,15 @@ async fn recover(
     })
     .await?;
     let g = Groups::new(spec, &state.transactional_id)?;
-    resend_missing(spec, op, inflight, &producer, &g, &state.epochs).await
+    resend_missing(
+        spec,
+        op,
+        (inflight, partition),
+        &producer,
+        &g,
+        &state.epochs,
+    )
+    .await
 }
 
 /// The commit marker: the highest epoch whose transaction committed (0: none ever did).
@@ -511,10 +527,11 @@ fn read_marker(marker: &BaseConsumer, topic: &str) -> Result<u64> {
 
 /// Re-sends, one transaction each with its marker, the recorded epochs above the committed
 /// marker. The producer has been initialised (so the old transaction is resolved).
+/// Takes the in-flight count and the fixed partition, if the sink has one.
 async fn resend_missing(
     spec: &KafkaSinkSpec,
     op: &str,
-    inflight: &InFlight,
+    (inflight, partition): (&InFlight, Option<i32>),
     producer: &Arc<KafkaProducer>,
     groups: &Groups,
     epochs: &[EpochRecord],
@@ -537,7 +554,7 @@ async fn resend_missing(
                 .as_ref()
                 .map(|k| batch.schema().index_of(k))
                 .transpose()?;
-            produce_rows(producer, spec, key_col, &batch, &mut encoded).await?;
+            produce_rows(producer, spec, (key_col, partition), &batch, &mut encoded).await?;
         }
         let (p, g, t, id, source) = (
             producer.clone(),
@@ -570,7 +587,7 @@ async fn resend_missing(
 async fn produce_rows(
     producer: &KafkaProducer,
     spec: &KafkaSinkSpec,
-    key_col: Option<usize>,
+    (key_col, partition): (Option<usize>, Option<i32>),
     batch: &RecordBatch,
     encoded: &mut Vec<u8>,
 ) -> Result<()> {
@@ -585,6 +602,9 @@ async fn produce_rows(
             BaseRecord::to(&spec.topic).payload(&encoded[*a..*b]);
         if let Some(k) = keys.and_then(|k| k.is_valid(row).then(|| k.value(row))) {
             record = record.key(k);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
         }
         loop {
             match producer.send(record) {
