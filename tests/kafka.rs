@@ -155,26 +155,11 @@ fn unreachable_broker_fails_the_start_clearly() {
         r#""format": "json","#,
         r#""format": "json", "connect_timeout_ms": 2000,"#,
     );
-    let path = dir.path().join("job.json");
-    std::fs::write(&path, job).unwrap();
-    let started = std::time::Instant::now();
-    let out = std::process::Command::new(weir())
-        .args(["run", path.to_str().unwrap(), "--state-dir"])
-        .arg(dir.path().join("state"))
-        .output()
-        .expect("run weir");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{text}");
+    let run = weir_run(dir.path(), &job);
+    let text = &run.text;
+    assert!(!run.ok, "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(run.took < Duration::from_secs(60), "took {:?}", run.took);
 }
 
 /// kafka `events` → hash(key) → running count → exactly-once kafka sink `counts` (JSON).
@@ -364,24 +349,6 @@ async fn kafka_sink_crash_between_checkpoint_and_commit_loses_and_doubles_nothin
         .sum();
     eprintln!("kafka-window: {resent} epochs re-sent from write-ahead copies");
     assert!(resent > 0, "recovery must have re-sent the lost epoch");
-}
-
-/// A log line without its terminal colour codes (`ESC [ … m`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A job manager killed and restarted in the middle of a Kafka → PostgreSQL (exactly-once) job:
@@ -797,20 +764,10 @@ fn kafka_event_time_job(broker: &str, out: &std::path::Path) -> String {
 
 /// The last column (the count) of every committed row of a CSV file sink folder.
 fn committed_counts(dir: &std::path::Path) -> Vec<i64> {
-    let mut counts = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("part-") {
-            continue;
-        }
-        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            if let Some(n) = line.rsplit(',').next().and_then(|n| n.parse().ok()) {
-                counts.push(n);
-            }
-        }
-    }
-    counts
+    committed_lines(dir, true)
+        .iter()
+        .filter_map(|line| line.rsplit(',').next().and_then(|n| n.parse().ok()))
+        .collect()
 }
 
 /// Watermarks per Kafka partition: one subtask reads two partitions, and partition 1's
@@ -950,19 +907,13 @@ async fn kafka_source_starts_at_a_timestamp() {
     })
     .await;
     let mut phases = [0usize; 3];
-    for e in std::fs::read_dir(&out).expect("output").flatten() {
-        if !e.file_name().to_string_lossy().starts_with("part-") {
-            continue;
-        }
-        let text = std::fs::read_to_string(e.path()).expect("read");
-        for line in text.lines().skip(1) {
-            let phase: usize = line
-                .rsplit(',')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .expect("phase");
-            phases[phase] += 1;
-        }
+    for line in committed_lines(&out, true) {
+        let phase: usize = line
+            .rsplit(',')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("phase");
+        phases[phase] += 1;
     }
     eprintln!("kafka-from-timestamp: rows per phase {phases:?}");
     assert_eq!(
@@ -1031,18 +982,13 @@ async fn kafka_source_picks_up_partitions_added_while_running() {
     };
     // (id, partition) of every committed output row
     let committed = |dir: &std::path::Path| -> Vec<(i64, i64)> {
-        let mut rows = Vec::new();
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if !e.file_name().to_string_lossy().starts_with("part-") {
-                continue;
-            }
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            for line in text.lines().skip(1) {
+        committed_lines(dir, true)
+            .iter()
+            .map(|line| {
                 let mut f = line.split(',').map(|v| v.parse::<i64>().expect("number"));
-                rows.push((f.next().expect("id"), f.next().expect("partition")));
-            }
-        }
-        rows
+                (f.next().expect("id"), f.next().expect("partition"))
+            })
+            .collect()
     };
     let wait_rows = |n: usize| {
         let committed = &committed;
@@ -1148,27 +1094,13 @@ async fn malformed_messages_fail_the_job_or_are_skipped_as_the_table_says() {
             broker.addr(),
             out.display()
         );
-        let path = dir.path().join("job.json");
-        std::fs::write(&path, job).expect("job");
-        let result = std::process::Command::new(weir())
-            .args(["run", path.to_str().expect("path"), "--state-dir"])
-            .arg(dir.path().join("state"))
-            .output()
-            .expect("run weir");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&result.stdout),
-            String::from_utf8_lossy(&result.stderr)
-        );
-        let mut ids = Vec::new();
-        for e in std::fs::read_dir(&out).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with("part-") {
-                let rows = std::fs::read_to_string(e.path()).expect("part");
-                ids.extend(rows.lines().skip(1).map(|l| l.parse::<i64>().expect("id")));
-            }
-        }
+        let result = weir_run(dir.path(), &job);
+        let mut ids: Vec<i64> = committed_lines(&out, true)
+            .iter()
+            .map(|l| l.parse().expect("id"))
+            .collect();
         ids.sort_unstable();
-        (result.status.success(), strip_ansi(&text), ids, dir)
+        (result.ok, result.text, ids, dir)
     };
 
     let (ok, text, _, _dir) = run("");
@@ -1219,20 +1151,8 @@ async fn a_missing_topic_fails_the_start_clearly() {
 }}"#,
             b = broker.addr()
         );
-        let path = dir.path().join("job.json");
-        std::fs::write(&path, job).expect("job");
-        let started = std::time::Instant::now();
-        let out = std::process::Command::new(weir())
-            .args(["run", path.to_str().expect("path"), "--state-dir"])
-            .arg(dir.path().join("state"))
-            .output()
-            .expect("run weir");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), strip_ansi(&text), started.elapsed())
+        let result = weir_run(dir.path(), &job);
+        (result.ok, result.text, result.took)
     };
     for (source, sink, missing) in [
         ("absent-in", "present", "absent-in"),
@@ -1268,29 +1188,12 @@ fn run_to_jsonl(job: &str) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let job = job.replace("{out}", &out.display().to_string());
-    let path = dir.path().join("job.json");
-    std::fs::write(&path, job).expect("job");
-    let result = std::process::Command::new(weir())
-        .args(["run", path.to_str().expect("path"), "--state-dir"])
-        .arg(dir.path().join("state"))
-        .output()
-        .expect("run weir");
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let mut rows = Vec::new();
-    for e in std::fs::read_dir(&out).expect("output").flatten() {
-        if e.file_name().to_string_lossy().starts_with("part-") {
-            let text = std::fs::read_to_string(e.path()).expect("part");
-            rows.extend(
-                text.lines()
-                    .map(|l| serde_json::from_str(l).expect("json line")),
-            );
-        }
-    }
-    rows
+    let result = weir_run(dir.path(), &job);
+    assert!(result.ok, "{}", result.text);
+    committed_lines(&out, false)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
 }
 
 /// The source's CSV and raw formats and its metadata columns: key, partition, offset,
@@ -1453,16 +1356,12 @@ async fn kafka_source_starts_at_latest_or_at_the_group_offsets() {
     produce(10..15).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let read = || -> Vec<i64> {
-        let mut v = Vec::new();
-        for e in std::fs::read_dir(&out).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with("part-") {
-                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-                for l in text.lines() {
-                    let r: serde_json::Value = serde_json::from_str(l).expect("json line");
-                    v.extend(r["id"].as_i64());
-                }
-            }
-        }
+        let mut v: Vec<i64> = committed_lines(&out, false)
+            .iter()
+            .filter_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("json line")["id"].as_i64()
+            })
+            .collect();
         v.sort_unstable();
         v
     };
@@ -1571,26 +1470,15 @@ fn refused_kafka_credentials_fail_the_start_clearly() {
     );
     for job in [source_job, sink_job] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("job.json");
-        std::fs::write(&path, &job).expect("job");
-        let started = std::time::Instant::now();
-        let out = std::process::Command::new(weir())
-            .args(["run", path.to_str().expect("path"), "--state-dir"])
-            .arg(dir.path().join("state"))
-            .output()
-            .expect("run weir");
-        let text = strip_ansi(&format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        let out = weir_run(dir.path(), &job);
+        let text = &out.text;
         let failure = text
             .lines()
             .find(|l| l.contains("cannot read metadata"))
             .unwrap_or_default()
             .to_string();
         eprintln!("kafka-refused: {failure}");
-        assert!(!out.status.success(), "{text}");
+        assert!(!out.ok, "{text}");
         assert!(
             failure.contains("the client reported") && failure.contains("SASL"),
             "the failure gives the client's reason:\n{text}"
@@ -1599,6 +1487,6 @@ fn refused_kafka_credentials_fail_the_start_clearly() {
             !text.contains("not-the-password"),
             "the password is printed:\n{text}"
         );
-        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(out.took < Duration::from_secs(60), "took {:?}", out.took);
     }
 }

@@ -271,29 +271,14 @@ fn unreachable_server_fails_the_start_clearly() {
         r#""restart": { "fixed_delay": { "attempts": 10, "delay_ms": 200 } }"#,
         r#""restart": "none""#,
     );
-    let path = dir.path().join("job.json");
-    std::fs::write(&path, job).unwrap();
-    let started = std::time::Instant::now();
-    let out = std::process::Command::new(weir())
-        .args(["run", path.to_str().unwrap(), "--state-dir"])
-        .arg(dir.path().join("state"))
-        .output()
-        .expect("run weir");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{text}");
+    let run = weir_run(dir.path(), &job);
+    let text = &run.text;
+    assert!(!run.ok, "{text}");
     assert!(
         text.contains(&format!("127.0.0.1:{port}")) && text.contains("cannot connect"),
         "{text}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(run.took < Duration::from_secs(60), "took {:?}", run.took);
 }
 
 /// SQL `GROUP BY` (an updating result) into a PostgreSQL table with a primary key: the sink
@@ -517,25 +502,10 @@ async fn wrong_credentials_fail_the_start_clearly() {
         r#""restart": { "fixed_delay": { "attempts": 10, "delay_ms": 200 } }"#,
         r#""restart": "none""#,
     );
-    let path = dir.path().join("job.json");
-    std::fs::write(&path, job).unwrap();
-    let started = std::time::Instant::now();
-    let out = std::process::Command::new(weir())
-        .args(["run", path.to_str().unwrap(), "--state-dir"])
-        .arg(dir.path().join("state"))
-        .output()
-        .expect("run weir");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!(
-        "pg-credentials: failed={} in {:?}",
-        !out.status.success(),
-        started.elapsed()
-    );
-    assert!(!out.status.success(), "{text}");
+    let run = weir_run(dir.path(), &job);
+    let text = &run.text;
+    eprintln!("pg-credentials: failed={} in {:?}", !run.ok, run.took);
+    assert!(!run.ok, "{text}");
     assert!(
         text.contains("password authentication failed") && text.contains("weir_writer"),
         "the error gives the server's reason and the user:\n{text}"
@@ -544,7 +514,7 @@ async fn wrong_credentials_fail_the_start_clearly() {
         !text.contains("not-the-password"),
         "the password must not be printed:\n{text}"
     );
-    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(run.took < Duration::from_secs(60), "took {:?}", run.took);
 }
 
 /// `ON CONFLICT DO NOTHING` on the event id under at-least-once, against the real server:

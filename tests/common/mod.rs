@@ -313,11 +313,10 @@ pub fn count_job_into(
     )
 }
 
-/// Rows (id, key, n) of every committed part file (top-level `part-*`) of a CSV sink folder.
-pub fn read_committed(dir: &Path) -> Vec<(i64, i64, i64)> {
-    let mut rows = Vec::new();
+/// The committed part files (top-level `part-*`) of a file sink folder, in name order.
+pub fn committed_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return rows;
+        return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
         .flatten()
@@ -330,22 +329,91 @@ pub fn read_committed(dir: &Path) -> Vec<(i64, i64, i64)> {
         })
         .collect();
     files.sort();
-    for f in files {
+    files
+}
+
+/// Every data line of the committed part files of a CSV or JSON-lines sink folder (a CSV
+/// file's header line left out).
+pub fn committed_lines(dir: &Path, csv: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    for f in committed_files(dir) {
         let file = std::fs::File::open(&f).expect("open part");
-        for line in BufReader::new(file).lines() {
+        let mut read = BufReader::new(file).lines();
+        if csv {
+            read.next();
+        }
+        for line in read {
             let line = line.expect("read part");
-            if line.starts_with("id,") || line.is_empty() {
-                continue;
+            if !line.is_empty() {
+                lines.push(line);
             }
+        }
+    }
+    lines
+}
+
+/// Rows (id, key, n) of every committed part file (top-level `part-*`) of a CSV sink folder.
+pub fn read_committed(dir: &Path) -> Vec<(i64, i64, i64)> {
+    committed_lines(dir, false)
+        .iter()
+        .filter(|line| !line.starts_with("id,"))
+        .map(|line| {
             let mut it = line.split(',').map(|x| x.parse::<i64>().expect("number"));
-            rows.push((
+            (
                 it.next().expect("id"),
                 it.next().expect("key"),
                 it.next().expect("n"),
-            ));
+            )
+        })
+        .collect()
+}
+
+/// What `weir run` printed (stdout then stderr, colour codes removed), whether it succeeded,
+/// and how long it took.
+pub struct RunOutput {
+    pub ok: bool,
+    pub text: String,
+    pub took: Duration,
+}
+
+/// Runs the JSON job `job` embedded (`weir run`), its file and state folder in `dir`.
+pub fn weir_run(dir: &Path, job: &str) -> RunOutput {
+    let path = dir.join("job.json");
+    std::fs::write(&path, job).expect("write job");
+    let started = Instant::now();
+    let out = Command::new(weir())
+        .args(["run", path.to_str().expect("utf8 path"), "--state-dir"])
+        .arg(dir.join("state"))
+        .output()
+        .expect("run weir");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    RunOutput {
+        ok: out.status.success(),
+        text: strip_ansi(&text),
+        took: started.elapsed(),
+    }
+}
+
+/// Text without its terminal colour codes (`ESC [ … m`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
         }
     }
-    rows
+    out
 }
 
 /// The generator's key function, written out again here so the check does not trust the
