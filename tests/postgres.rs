@@ -193,6 +193,101 @@ async fn crash_between_checkpoint_and_commit_loses_and_doubles_nothing() {
     assert!(pg.prepared().await.is_empty(), "nothing left prepared");
 }
 
+/// Strays: a task manager dies right after a `PREPARE TRANSACTION`, before its snapshot is
+/// acknowledged, so that transaction belongs to a checkpoint that never completes. The
+/// restored job rolls it back (its rows never show), commits nothing twice, and leaves alone
+/// the prepared transactions that are not its own: another application's and another weir
+/// job's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_rolls_back_this_jobs_strays_only() {
+    let Some(pg) = PgServer::start() else { return };
+    let others = ["billing:batch-7", "weir:some-other-job:out:s0:a1:c3"];
+    pg.client()
+        .await
+        .batch_execute("CREATE TABLE other (x int8)")
+        .await
+        .expect("create table");
+    for (i, gid) in others.iter().enumerate() {
+        pg.client()
+            .await
+            .batch_execute(&format!(
+                "BEGIN; INSERT INTO other VALUES ({i}); PREPARE TRANSACTION '{gid}';"
+            ))
+            .await
+            .expect("a foreign prepared transaction");
+    }
+    let count = 1_500_000;
+    let mut cluster = TestCluster::new();
+    let doomed = cluster.start_tm_env(4, &[("WEIR_FAILPOINTS", "postgres_sink_prepared@5")]);
+    cluster.wait_slots(4).await;
+    let job = count_job_into(
+        "pg-strays",
+        "exactly_once",
+        count,
+        10_000,
+        250_000,
+        &pg_sink(&pg.url(), "counts", "exactly_once", ""),
+        2,
+    );
+    let pg_ref = &pg;
+    let strays = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let found = strays.clone();
+    let (_c, status) = run_job(cluster, &job, |mut c, client, id| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while c.tms[doomed].child.try_wait().expect("wait").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the failpoint never fired"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let s = client.status(&id).await.expect("status");
+        let completed: Vec<u64> = s
+            .checkpoints
+            .iter()
+            .filter(|c| c.state == "COMPLETED")
+            .map(|c| c.checkpoint_id)
+            .collect();
+        let prepared = pg_ref.prepared().await;
+        let ours: Vec<String> = prepared
+            .iter()
+            .filter(|gid| gid.starts_with(&format!("weir:{id}:")))
+            .filter(|gid| {
+                gid.rsplit(":c")
+                    .next()
+                    .and_then(|c| c.parse::<u64>().ok())
+                    .is_some_and(|c| !completed.contains(&c))
+            })
+            .cloned()
+            .collect();
+        eprintln!("after the crash: completed {completed:?}, prepared {prepared:?}");
+        assert!(
+            !ours.is_empty(),
+            "the crash must leave a transaction of a checkpoint that did not complete"
+        );
+        *found.lock().unwrap() = ours;
+        c.start_tm(4);
+        wait_until(&client, &id, 60, "restart", |s| s.restarts >= 1).await;
+        c
+    })
+    .await;
+    let check = check_output(&read_table(&pg, "counts").await, count, 10_000, SEED);
+    let left = pg.prepared().await;
+    let strays = strays.lock().unwrap().clone();
+    eprintln!(
+        "pg-strays: {} rows, {} missing, {} duplicated, {} restarts; strays {strays:?}; prepared at the end {left:?}",
+        check.rows, check.missing, check.duplicated, status.restarts
+    );
+    check.assert_exact(count);
+    assert!(
+        strays.iter().all(|g| !left.contains(g)),
+        "this job's strays were rolled back"
+    );
+    let mut expected: Vec<String> = others.iter().map(|g| g.to_string()).collect();
+    expected.sort();
+    assert_eq!(left, expected, "other transactions were left alone");
+}
+
 /// Upserts on the event id under at-least-once: replays after a kill arrive and collapse. A
 /// trigger counts the rows that were written again, to show the replays happened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

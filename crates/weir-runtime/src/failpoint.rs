@@ -19,6 +19,9 @@ use std::time::Duration;
 /// The points the runtime defines (documented in `docs/checkpoints.md`).
 pub const FILE_SINK_COMMIT: &str = "file_sink_commit";
 pub const POSTGRES_SINK_COMMIT: &str = "postgres_sink_commit";
+/// Right after a `PREPARE TRANSACTION` succeeded, before the snapshot is acknowledged: the
+/// prepared transaction belongs to a checkpoint that cannot complete (a stray).
+pub const POSTGRES_SINK_PREPARED: &str = "postgres_sink_prepared";
 pub const KAFKA_SINK_COMMIT: &str = "kafka_sink_commit";
 /// On the Kafka sink's blocking thread, right before `commit_transaction` (a pause point).
 pub const KAFKA_SINK_END_TXN: &str = "kafka_sink_end_txn";

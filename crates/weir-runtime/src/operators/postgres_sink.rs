@@ -632,6 +632,7 @@ impl Operator for PostgresSink {
                 .await
                 .map_err(|e| pg_err(&format!("preparing {gid}"), e))?;
             self.in_txn = false;
+            failpoint::hit(failpoint::POSTGRES_SINK_PREPARED);
             debug!(gid, checkpoint = barrier.id, "pre-committed");
             self.log.pre_commit(barrier.id, vec![gid]);
         }
