@@ -1278,6 +1278,87 @@ async fn kafka_source_reads_csv_raw_and_metadata_columns() {
     assert_eq!(values, vec!["0,alpha", "1,beta", "2,gamma"]);
 }
 
+/// The sink's CSV format (one line per row, no header, quoted as CSV needs) and raw format
+/// (the single column's bytes), with a key column, exactly-once, read back with the test's
+/// own read-committed reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_sink_writes_csv_and_raw_messages() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("rows", 1).await;
+    let names = ["alpha", "be,ta", "ga\"mma"];
+    let producer = broker.producer();
+    for (i, name) in names.iter().enumerate() {
+        let payload = serde_json::json!({ "id": i, "name": name }).to_string();
+        producer
+            .send(
+                FutureRecord::<(), _>::to("rows")
+                    .partition(0)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+    }
+    broker.create_topic("out-csv", 1).await;
+    broker.create_topic("out-raw", 1).await;
+    let run = |topic: &str, format: &str, exprs: &str| {
+        let job = format!(
+            r#"{{
+  "name": "kafka-sink-{format}",
+  "checkpoint": {{ "interval_ms": 300 }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 1, "bootstrap_servers": "{addr}",
+       "topic": "rows", "format": "json", "schema": [["id", "int64"], ["name", "string"]],
+       "bounded": true }},
+    {{ "id": "pick", "type": "project", "parallelism": 1, "inputs": [{{ "from": "events" }}],
+       "exprs": [{exprs}] }},
+    {{ "id": "out", "type": "kafka_sink", "parallelism": 1, "inputs": [{{ "from": "pick" }}],
+       "bootstrap_servers": "{addr}", "topic": "{topic}", "format": "{format}", "key": "name",
+       "guarantee": "exactly_once" }}
+  ]
+}}"#,
+            addr = broker.addr()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let result = weir_run(dir.path(), &job);
+        assert!(result.ok, "{}", result.text);
+        let mut records =
+            common::kafka_raw::read_committed(&broker.addr(), topic, &[0]).expect("read");
+        records.sort_by_key(|r| r.offset);
+        records
+            .iter()
+            .map(|r| {
+                let text = |b: &Option<Vec<u8>>| String::from_utf8(b.clone().unwrap_or_default());
+                (
+                    text(&r.key).expect("utf8 key"),
+                    text(&r.value).expect("utf8 value"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let csv = run(
+        "out-csv",
+        "csv",
+        r#"{ "expr": "id", "as": "id" }, { "expr": "name", "as": "name" }"#,
+    );
+    eprintln!("kafka-sink csv: {csv:?}");
+    let expected: Vec<(String, String)> = vec![
+        ("alpha".into(), "0,alpha".into()),
+        ("be,ta".into(), "1,\"be,ta\"".into()),
+        ("ga\"mma".into(), "2,\"ga\"\"mma\"".into()),
+    ];
+    assert_eq!(csv, expected);
+    let raw = run("out-raw", "raw", r#"{ "expr": "name", "as": "name" }"#);
+    eprintln!("kafka-sink raw: {raw:?}");
+    let expected: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(raw, expected);
+}
+
 /// Where a partition without checkpointed state starts: `latest` skips what was there when
 /// the job started; `group` starts at the consumer group's committed offset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
