@@ -1517,12 +1517,20 @@ fn refused_kafka_credentials_fail_the_start_clearly() {
     let Some(broker) = Broker::start_refusing_logins() else {
         return;
     };
-    // PLAIN: the mechanism this build's librdkafka has (no SCRAM without OpenSSL); tansu
-    // offers SCRAM only, so the login fails at the handshake.
-    let sasl = r#""properties": { "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
-       "sasl.username": "weir", "sasl.password": "not-the-password" }"#;
-    let source_job = format!(
-        r#"{{
+    // PLAIN: tansu offers SCRAM only, so the login fails at the handshake. SCRAM (with the
+    // kafka-tls feature, whose librdkafka has OpenSSL): the exchange runs, and tansu keeps no
+    // credentials, so it refuses the user.
+    let mut mechanisms = vec!["PLAIN"];
+    if cfg!(feature = "kafka-tls") {
+        mechanisms.push("SCRAM-SHA-256");
+    }
+    for mechanism in mechanisms {
+        let sasl = format!(
+            r#""properties": {{ "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "{mechanism}",
+       "sasl.username": "weir", "sasl.password": "not-the-password" }}"#
+        );
+        let source_job = format!(
+            r#"{{
   "name": "kafka-refused-source",
   "checkpoint": {{ "interval_ms": 300 }},
   "restart": "none",
@@ -1533,10 +1541,10 @@ fn refused_kafka_credentials_fail_the_start_clearly() {
     {{ "id": "out", "type": "stdout_sink", "parallelism": 1, "inputs": [{{ "from": "events" }}] }}
   ]
 }}"#,
-        b = broker.addr()
-    );
-    let sink_job = format!(
-        r#"{{
+            b = broker.addr()
+        );
+        let sink_job = format!(
+            r#"{{
   "name": "kafka-refused-sink",
   "checkpoint": {{ "interval_ms": 300 }},
   "restart": "none",
@@ -1547,27 +1555,120 @@ fn refused_kafka_credentials_fail_the_start_clearly() {
        {sasl} }}
   ]
 }}"#,
-        b = broker.addr()
-    );
-    for job in [source_job, sink_job] {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = weir_run(dir.path(), &job);
-        let text = &out.text;
-        let failure = text
-            .lines()
-            .find(|l| l.contains("cannot read metadata"))
-            .unwrap_or_default()
-            .to_string();
-        eprintln!("kafka-refused: {failure}");
-        assert!(!out.ok, "{text}");
-        assert!(
-            failure.contains("the client reported") && failure.contains("SASL"),
-            "the failure gives the client's reason:\n{text}"
+            b = broker.addr()
         );
-        assert!(
-            !text.contains("not-the-password"),
-            "the password is printed:\n{text}"
-        );
-        assert!(out.took < Duration::from_secs(60), "took {:?}", out.took);
+        for job in [source_job, sink_job] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let out = weir_run(dir.path(), &job);
+            let text = &out.text;
+            let failure = text
+                .lines()
+                .find(|l| l.contains("cannot read metadata"))
+                .unwrap_or_default()
+                .to_string();
+            eprintln!("kafka-refused {mechanism}: {failure}");
+            assert!(!out.ok, "{text}");
+            assert!(
+                failure.contains("the client reported") && failure.contains("SASL"),
+                "the failure gives the client's reason:\n{text}"
+            );
+            assert!(
+                !text.contains("not-the-password"),
+                "the password is printed:\n{text}"
+            );
+            assert!(out.took < Duration::from_secs(60), "took {:?}", out.took);
+        }
     }
+}
+
+/// Kafka over TLS (feature `kafka-tls`: librdkafka with OpenSSL), against the broker behind a
+/// TLS front that it advertises, so every connection of every client is encrypted: a generator
+/// fills a topic, an exactly-once Kafka-to-Kafka job copies it, and the output (read raw from
+/// the plaintext port) holds every record once. A client that does not trust the broker's
+/// certificate fails the start with the TLS reason.
+#[cfg(feature = "kafka-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_over_tls_and_an_untrusted_certificate() {
+    let Some(broker) = Broker::start_behind_tls() else {
+        return;
+    };
+    broker.create_topic("in", 2).await;
+    broker.create_topic("out", 2).await;
+    let (ca, stranger) = broker.tls_cas().expect("behind TLS");
+    let tls = |ca: &std::path::Path| {
+        format!(
+            r#""properties": {{ "security.protocol": "ssl", "ssl.ca.location": "{}" }}"#,
+            ca.display()
+        )
+    };
+    let count = 20_000u64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fill = format!(
+        r#"{{"name": "tls-fill", "guarantee": "at_least_once", "checkpoint": {{"interval_ms": 500}},
+"operators": [
+ {{"id": "g", "type": "generator", "count": {count}, "keys": 100}},
+ {{"id": "p", "type": "project", "inputs": [{{"from": "g"}}], "exprs": [{{"expr": "id", "as": "id"}}, {{"expr": "key", "as": "key"}}]}},
+ {{"id": "o", "inputs": [{{"from": "p"}}], "type": "kafka_sink", "bootstrap_servers": "{addr}", "topic": "in",
+   "format": "json", "guarantee": "at_least_once", {props}}}]}}"#,
+        addr = broker.client_addr(),
+        props = tls(&ca)
+    );
+    let result = weir_run(dir.path(), &fill);
+    assert!(result.ok, "{}", result.text);
+    let copy = |ca: &std::path::Path| {
+        format!(
+            r#"{{"name": "tls-copy", "guarantee": "exactly_once", "checkpoint": {{"interval_ms": 500}},
+"restart": "none",
+"operators": [
+ {{"id": "in", "type": "kafka_source", "bootstrap_servers": "{addr}", "topic": "in", "format": "json",
+   "schema": [["id", "int64"], ["key", "int64"]], "bounded": true, "connect_timeout_ms": 5000, {props}}},
+ {{"id": "out", "inputs": [{{"from": "in"}}], "type": "kafka_sink", "bootstrap_servers": "{addr}", "topic": "out",
+   "format": "json", "guarantee": "exactly_once", {props}}}]}}"#,
+            addr = broker.client_addr(),
+            props = tls(ca)
+        )
+    };
+    let result = weir_run(dir.path(), &copy(&ca));
+    assert!(result.ok, "{}", result.text);
+    let records =
+        common::kafka_raw::read_committed(&broker.addr(), "out", &[0, 1]).expect("read out");
+    let mut ids: Vec<i64> = records
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("json");
+            v["id"].as_i64().expect("id")
+        })
+        .collect();
+    ids.sort_unstable();
+    let distinct = {
+        let mut d = ids.clone();
+        d.dedup();
+        d.len()
+    };
+    eprintln!(
+        "kafka-tls: {} records copied over TLS, {distinct} distinct ids",
+        ids.len()
+    );
+    assert_eq!((ids.len() as u64, distinct as u64), (count, count));
+
+    let result = weir_run(dir.path(), &copy(&stranger));
+    // The run's own error (its last line), not only librdkafka's log, gives the reason.
+    let text = strip_ansi(&result.text);
+    let reason = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .filter(|l| l.contains("certificate verify failed"))
+        .map(str::to_string);
+    eprintln!(
+        "kafka-tls untrusted: failed={} in {:?}: {reason:?}",
+        !result.ok, result.took
+    );
+    assert!(!result.ok, "{}", result.text);
+    assert!(
+        reason.is_some(),
+        "the failure gives the TLS reason:\n{}",
+        result.text
+    );
 }

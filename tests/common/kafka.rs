@@ -17,7 +17,50 @@ pub struct Broker {
     cluster: String,
     /// The S3 endpoint of its storage, if not in memory.
     s3: Option<String>,
+    /// The TLS front every client goes through, if started behind one.
+    tls: Option<TlsFront>,
     _dir: tempfile::TempDir,
+}
+
+/// `tests/common/tls_proxy.py` in front of the broker, with a self-signed certificate for
+/// 127.0.0.1 (made with the `openssl` tool).
+struct TlsFront {
+    port: u16,
+    /// The certificate clients must trust.
+    ca: PathBuf,
+    /// Another self-signed certificate, which did not sign the broker's.
+    wrong_ca: PathBuf,
+    child: Child,
+}
+
+/// A self-signed certificate and key for 127.0.0.1 in `dir`, named `name`.pem / `name`.key.
+fn self_signed(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl tool");
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
 }
 
 fn tansu() -> Option<PathBuf> {
@@ -140,19 +183,53 @@ impl Drop for MotoS3 {
 
 impl Broker {
     pub fn start() -> Option<Broker> {
-        Self::start_with(None, false)
+        Self::start_with(None, false, false)
+    }
+
+    /// A broker that clients reach only over TLS: it advertises the port of a TLS front
+    /// ([`Broker::client_config`] has the settings; [`Broker::addr`] stays the plaintext port,
+    /// for the raw reader, which does not follow the advertised address).
+    pub fn start_behind_tls() -> Option<Broker> {
+        Self::start_with(None, false, true)
+    }
+
+    /// The address clients bootstrap from: the TLS front's, if there is one.
+    pub fn client_addr(&self) -> String {
+        match &self.tls {
+            Some(t) => format!("127.0.0.1:{}", t.port),
+            None => self.addr(),
+        }
+    }
+
+    /// The certificate that signed the TLS front's (none without a TLS front), and one that
+    /// did not.
+    pub fn tls_cas(&self) -> Option<(PathBuf, PathBuf)> {
+        self.tls
+            .as_ref()
+            .map(|t| (t.ca.clone(), t.wrong_ca.clone()))
+    }
+
+    /// librdkafka settings that reach this broker (bootstrap, and TLS if it is behind TLS).
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut c = rdkafka::ClientConfig::new();
+        c.set("bootstrap.servers", self.client_addr());
+        if let Some(t) = &self.tls {
+            c.set("security.protocol", "ssl")
+                .set("ssl.ca.location", t.ca.to_str().expect("utf8 path"));
+        }
+        c
     }
 
     /// A broker that requires SASL authentication. tansu 0.6.0's storage keeps no user
     /// credentials (`docs/kafka.md`), so every login fails: it shows what a job does with
     /// credentials the broker refuses, never a successful login.
     pub fn start_refusing_logins() -> Option<Broker> {
-        Self::start_with(None, true)
+        Self::start_with(None, true, false)
     }
 
     /// A broker whose storage is bucket `tansu` of `s3` (so [`Broker::grow_topic`] works).
     pub fn start_on_s3(s3: &MotoS3) -> Option<Broker> {
-        Self::start_with(Some(s3), false)
+        Self::start_with(Some(s3), false, false)
     }
 
     /// Grows `topic` to `partitions` partitions, as Kafka's CreatePartitions would, by editing
@@ -167,7 +244,7 @@ impl Broker {
         catalogue_edit(s3, &key, topic, partitions);
     }
 
-    fn start_with(s3: Option<&MotoS3>, authentication: bool) -> Option<Broker> {
+    fn start_with(s3: Option<&MotoS3>, authentication: bool, tls: bool) -> Option<Broker> {
         let Some(bin) = tansu() else {
             if std::env::var_os("CI").is_some() {
                 panic!("the tansu broker is missing (scripts/test puts it in /var/tmp/weir-tools/tansu)");
@@ -180,6 +257,11 @@ impl Broker {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = super::free_port();
         let url = format!("tcp://127.0.0.1:{port}");
+        let tls_port = tls.then(super::free_port);
+        let advertised = match tls_port {
+            Some(p) => format!("tcp://127.0.0.1:{p}"),
+            None => url.clone(),
+        };
         let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log");
         let cluster = format!("weir{port}");
         let mut cmd = Command::new(bin);
@@ -190,7 +272,7 @@ impl Broker {
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            &advertised,
         ]);
         if authentication {
             cmd.arg("--authentication");
@@ -211,17 +293,47 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("start tansu");
-        let broker = Broker {
+        let mut broker = Broker {
             port,
             child,
             cluster,
             s3: s3.map(|s| s.url()),
+            tls: None,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "tansu did not start");
             std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(tls_port) = tls_port {
+            let dir = broker._dir.path();
+            let (cert, key) = self_signed(dir, "broker");
+            let (wrong_ca, _) = self_signed(dir, "stranger");
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/common/tls_proxy.py");
+            let log = std::fs::File::create(dir.join("tls.log")).expect("log");
+            let child = Command::new("python3")
+                .arg(script)
+                .arg(tls_port.to_string())
+                .arg(port.to_string())
+                .arg(&cert)
+                .arg(&key)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start the TLS front (python3)");
+            broker.tls = Some(TlsFront {
+                port: tls_port,
+                ca: cert,
+                wrong_ca,
+                child,
+            });
+            while std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+                assert!(Instant::now() < deadline, "the TLS front did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         Some(broker)
     }
@@ -234,10 +346,7 @@ impl Broker {
     pub async fn create_topic(&self, topic: &str, partitions: i32) {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
         let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", self.addr())
-                .create()
-                .expect("admin client");
+            self.client_config().create().expect("admin client");
         let res = admin
             .create_topics(
                 &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
@@ -252,8 +361,7 @@ impl Broker {
 
     /// A plain (non-transactional, idempotent) producer.
     pub fn producer(&self) -> rdkafka::producer::FutureProducer {
-        rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", self.addr())
+        self.client_config()
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .create()
@@ -263,6 +371,10 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if let Some(t) = &mut self.tls {
+            let _ = t.child.kill();
+            let _ = t.child.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -67,7 +67,11 @@ impl ProducerContext for SinkContext {
 type KafkaProducer = ThreadedProducer<SinkContext>;
 
 fn kafka_err(what: &str, e: KafkaError) -> RuntimeError {
-    RuntimeError::Connector(format!("kafka: {what}: {e}"))
+    let e = e.to_string();
+    RuntimeError::Connector(format!(
+        "kafka: {what}: {e}{}",
+        super::kafka_source::build_hint(&e)
+    ))
 }
 
 /// What a snapshot records: epochs closed by a barrier and not known to be committed.

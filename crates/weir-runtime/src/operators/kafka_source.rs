@@ -98,7 +98,18 @@ fn decode(
 }
 
 fn kafka_err(what: &str, e: KafkaError) -> RuntimeError {
-    RuntimeError::Connector(format!("kafka: {what}: {e}"))
+    let e = e.to_string();
+    RuntimeError::Connector(format!("kafka: {what}: {e}{}", build_hint(&e)))
+}
+
+/// What to do about a setting this build's librdkafka cannot honour: TLS and SCRAM need
+/// OpenSSL, which only the `kafka-tls` feature builds in.
+pub(crate) fn build_hint(error: &str) -> &'static str {
+    if error.contains("OpenSSL not available at build time") {
+        " (this weir was built without TLS and SCRAM: build it with the `kafka-tls` feature)"
+    } else {
+        ""
+    }
 }
 
 /// A client context that keeps the client's last error report. librdkafka reports why it
@@ -170,14 +181,17 @@ pub(crate) fn probe_metadata(
     timeout: Duration,
 ) -> std::result::Result<rdkafka::metadata::Metadata, String> {
     let errors = ClientErrors::default();
-    let probe: rdkafka::consumer::BaseConsumer<ClientErrors> = config
-        .create_with_context(errors.clone())
-        .map_err(|e| e.to_string())?;
+    let probe: rdkafka::consumer::BaseConsumer<ClientErrors> =
+        config.create_with_context(errors.clone()).map_err(|e| {
+            let e = e.to_string();
+            format!("{e}{}", build_hint(&e))
+        })?;
     probe.fetch_metadata(Some(topic), timeout).map_err(|e| {
         for _ in 0..5 {
             let _ = probe.poll(Duration::from_millis(20));
         }
-        format!("{e}{}", errors.explain())
+        let e = e.to_string();
+        format!("{e}{}{}", build_hint(&e), errors.explain())
     })
 }
 
