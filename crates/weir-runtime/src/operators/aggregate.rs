@@ -67,6 +67,33 @@ impl Accs {
             Accs::Many(b) => b,
         }
     }
+
+    #[inline]
+    pub(super) fn slice(&self) -> &[Acc] {
+        match self {
+            Accs::One(a) => std::slice::from_ref(a),
+            Accs::Many(b) => b,
+        }
+    }
+}
+
+/// Folds the accumulators `from` (of the same aggregates over other rows) into `into`: the
+/// result is what folding both sets of rows would have given (every aggregate here, COUNT,
+/// SUM, MIN and MAX, combines that way).
+pub(super) fn merge_accs(aggs: &[AggCol], into: &mut [Acc], from: &[Acc]) {
+    for ((acc, agg), other) in into.iter_mut().zip(aggs).zip(from) {
+        *acc = match (agg.func, *acc, *other) {
+            (_, a, Acc::Empty) => a,
+            (_, Acc::Empty, b) => b,
+            (AggFn::Count | AggFn::Sum, Acc::Int(a), Acc::Int(b)) => Acc::Int(a.wrapping_add(b)),
+            (AggFn::Count | AggFn::Sum, Acc::Float(a), Acc::Float(b)) => Acc::Float(a + b),
+            (AggFn::Min, Acc::Int(a), Acc::Int(b)) => Acc::Int(a.min(b)),
+            (AggFn::Max, Acc::Int(a), Acc::Int(b)) => Acc::Int(a.max(b)),
+            (AggFn::Min, Acc::Float(a), Acc::Float(b)) => Acc::Float(a.min(b)),
+            (AggFn::Max, Acc::Float(a), Acc::Float(b)) => Acc::Float(a.max(b)),
+            (_, a, _) => a,
+        }
+    }
 }
 
 /// One output column of aggregate values, filled row by row.

@@ -9,9 +9,19 @@
 //! The operator's watermark is part of its snapshot, so a restored subtask drops exactly the
 //! rows its predecessor would have. An `assigned` window aggregate groups rows that are
 //! windows already (another window aggregate's output) by their own window.
+//!
+//! Hopping windows whose size is a multiple of the slide are sliced, as Flink does: state is
+//! kept per pane (`slide` long), a row updates the one pane it falls in instead of every
+//! window it belongs to (5 with Nexmark's 10 s every 2 s), and a firing window merges its
+//! panes' accumulators. A pane is dropped once the last window over it (the one starting at
+//! it) has fired. Windows fire in start order, each at most once: the ones ending (plus the
+//! lateness) at or before the watermark of the previous firing have fired already, so a row
+//! arriving after its earlier windows fired is counted late for those and still reaches its
+//! later ones, as without panes.
 
 use super::aggregate::{
-    agg_cols, agg_values, fold_row, initial_accs, Accs, AggCol, IntKey, KeyReader, RowKey,
+    agg_cols, agg_values, fold_row, initial_accs, merge_accs, Accs, AggCol, IntKey, KeyReader,
+    RowKey,
 };
 use super::{Operator, OperatorContext, Restored};
 use crate::error::{Result, RuntimeError};
@@ -126,8 +136,20 @@ impl LateRows {
 struct Snapshot<K> {
     watermark: i64,
     late: u64,
-    /// (key group, key, window start, accumulators)
+    /// Whether `windows` holds panes (sliced hopping windows) or whole windows.
+    panes: bool,
+    /// (key group, key, window or pane start, accumulators)
     windows: Vec<(u32, K, i64, Accs)>,
+}
+
+/// The start of the first window (starts are multiples of `slide`) that a firing at watermark
+/// `w` leaves open: the first whose end plus `lateness` is after `w`.
+fn first_open(w: i64, size: i64, slide: i64, lateness: i64) -> i64 {
+    if w == i64::MIN {
+        return i64::MIN;
+    }
+    let x = w.saturating_sub(size).saturating_sub(lateness);
+    (x - x.rem_euclid(slide)).saturating_add(slide)
 }
 
 pub struct WindowAggregate<R: KeyReader> {
@@ -141,9 +163,11 @@ pub struct WindowAggregate<R: KeyReader> {
     /// The rows are windows already: the time column is the window start.
     assigned: bool,
     lateness: i64,
-    /// Open windows by start, each with its keys' (key group, accumulators). Closing a
-    /// window drops its whole map: no scan of the other windows, no tombstones left behind.
+    /// Open windows (or, with `panes`, panes) by start, each with its keys' (key group,
+    /// accumulators). Closing one drops its whole map: no scan of the others, no tombstones.
     windows: BTreeMap<i64, HashMap<R::Key, (u32, Accs)>>,
+    /// Hopping windows sliced into panes of `slide` (size a multiple of slide).
+    panes: bool,
     watermark: i64,
     late: LateRows,
     max_parallelism: u32,
@@ -184,6 +208,10 @@ impl<R: KeyReader> WindowAggregate<R> {
             assigned: spec.assigned,
             lateness: spec.allowed_lateness_ms as i64,
             windows: BTreeMap::new(),
+            panes: !spec.assigned
+                && spec.slide() < spec.size_ms
+                && spec.slide() > 0
+                && spec.size_ms % spec.slide() == 0,
             watermark: i64::MIN,
             late: LateRows::default(),
             max_parallelism: ctx.max_parallelism,
@@ -195,6 +223,13 @@ impl<R: KeyReader> WindowAggregate<R> {
             let mut watermark = None::<i64>;
             for (_, bytes) in &r.snapshots {
                 let s: Snapshot<R::Key> = weir_state::decode(bytes)?;
+                if s.panes != op.panes {
+                    return Err(RuntimeError::Internal(format!(
+                        "window state was written {} panes and this operator keeps it {}",
+                        if s.panes { "in" } else { "without" },
+                        if op.panes { "in panes" } else { "by window" }
+                    )));
+                }
                 // The lowest watermark of the old subtasks: a restored key may come from any.
                 watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
                 op.late.count += s.late;
@@ -210,8 +245,12 @@ impl<R: KeyReader> WindowAggregate<R> {
         Ok(op)
     }
 
-    /// Emits (and forgets) every window whose end plus lateness is at or below `w`.
-    fn fire(&mut self, w: i64) -> Result<Option<RecordBatch>> {
+    /// Emits (and forgets) every window whose end plus lateness is at or below `w`; `from` is
+    /// the watermark of the previous firing.
+    fn fire(&mut self, from: i64, w: i64) -> Result<Option<RecordBatch>> {
+        if self.panes {
+            return self.fire_panes(from, w);
+        }
         let (size, lateness) = (self.size, self.lateness);
         let mut done: Vec<(R::Key, i64, Accs)> = Vec::new();
         while let Some((&start, _)) = self.windows.first_key_value() {
@@ -222,6 +261,49 @@ impl<R: KeyReader> WindowAggregate<R> {
                 done.extend(keys.into_iter().map(|(k, (_, accs))| (k, start, accs)));
             }
         }
+        self.emit(done)
+    }
+
+    /// [`Self::fire`] over panes: each window due merges the panes it covers.
+    fn fire_panes(&mut self, from: i64, w: i64) -> Result<Option<RecordBatch>> {
+        let (size, slide, lateness) = (self.size, self.slide, self.lateness);
+        let mut next = first_open(from, size, slide, lateness);
+        let mut done: Vec<(R::Key, i64, Accs)> = Vec::new();
+        while let Some((&first, _)) = self.windows.first_key_value() {
+            // The first window not yet fired that covers the first pane.
+            let start = next.max(first - size + slide);
+            if start > first {
+                // Every window over this pane has fired (its rows were all late).
+                self.windows.pop_first();
+                continue;
+            }
+            if (start + size).saturating_add(lateness) > w {
+                break;
+            }
+            let mut merged: HashMap<R::Key, (u32, Accs)> = HashMap::new();
+            for (_, pane) in self.windows.range(start..start + size) {
+                for (k, (kg, accs)) in pane {
+                    match merged.get_mut(k) {
+                        Some((_, into)) => merge_accs(&self.aggs, into.slice_mut(), accs.slice()),
+                        None => {
+                            merged.insert(k.clone(), (*kg, accs.clone()));
+                        }
+                    }
+                }
+            }
+            done.extend(merged.into_iter().map(|(k, (_, accs))| (k, start, accs)));
+            if start == first {
+                // The last window over the first pane.
+                self.windows.pop_first();
+            }
+            next = start + slide;
+        }
+        self.emit(done)
+    }
+
+    /// The output rows of closed windows: (key, window start, accumulators).
+    fn emit(&mut self, done: Vec<(R::Key, i64, Accs)>) -> Result<Option<RecordBatch>> {
+        let size = self.size;
         if done.is_empty() {
             return Ok(None);
         }
@@ -270,6 +352,27 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
                 )));
             }
             let key = self.reader.key(row);
+            if self.panes {
+                let (size, slide) = (self.size, self.slide);
+                let pane = t - t.rem_euclid(slide);
+                let open = first_open(self.watermark, size, slide, self.lateness);
+                let earliest = pane - size + slide;
+                if open > pane {
+                    self.late.count += (size / slide) as u64;
+                    continue;
+                }
+                if open > earliest {
+                    self.late.count += ((open - earliest) / slide) as u64;
+                }
+                let (_, accs) = self
+                    .windows
+                    .entry(pane)
+                    .or_default()
+                    .entry(key)
+                    .or_insert_with(|| (kg, init.clone()));
+                fold_row(&self.aggs, &values, row, accs.slice_mut());
+                continue;
+            }
             let mut start = if self.assigned {
                 t
             } else {
@@ -295,19 +398,21 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
     }
 
     async fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>> {
+        let from = self.watermark;
         self.watermark = self.watermark.max(w);
         self.late.log("window aggregate");
-        self.fire(self.watermark)
+        self.fire(from, self.watermark)
     }
 
     async fn end_of_input(&mut self) -> Result<Option<RecordBatch>> {
-        self.fire(i64::MAX)
+        self.fire(self.watermark, i64::MAX)
     }
 
     async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
         let snap = Snapshot {
             watermark: self.watermark,
             late: self.late.count,
+            panes: self.panes,
             windows: self
                 .windows
                 .iter()
@@ -438,6 +543,83 @@ mod tests {
         o.process(batch(&[(7, 2, 6)])).await.unwrap();
         assert_eq!(rows(o.on_watermark(20).await.unwrap()), vec![(7, 5, 2, 3)]);
         assert_eq!(rows(o.end_of_input().await.unwrap()), vec![(7, 10, 1, 1)]);
+    }
+
+    /// Sliced hopping windows (panes) against a direct model of the window semantics: every
+    /// row is added to each of its windows that has not fired (its end plus lateness after the
+    /// watermark) and each window fires once, when the watermark passes its end plus lateness.
+    /// Rows arrive out of order, some late for some or all of their windows, with snapshots
+    /// and restores in between.
+    #[tokio::test]
+    async fn sliced_hopping_windows_match_the_window_semantics() {
+        for (size, slide, lateness) in [(10, 2, 0), (10, 2, 3), (9, 3, 1), (12, 4, 7)] {
+            let w = spec(size, slide, lateness);
+            let mut o = op(&w, 0, 1, None);
+            let mut model: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
+            let mut wm = i64::MIN;
+            let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ size;
+            let mut rand = |n: u64| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (seed >> 33) % n
+            };
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            let mut clock = 0i64;
+            for step in 0..400 {
+                let arriving: Vec<(i64, i64, i64)> = (0..1 + rand(6))
+                    .map(|_| {
+                        let t = clock - 15 + rand(40) as i64;
+                        (rand(5) as i64, rand(100) as i64, t)
+                    })
+                    .collect();
+                for &(k, v, t) in &arriving {
+                    let mut start = t - t.rem_euclid(slide as i64);
+                    while start > t - size as i64 {
+                        if (start + size as i64 + lateness as i64) > wm {
+                            let e = model.entry((k, start)).or_default();
+                            e.0 += 1;
+                            e.1 += v;
+                        }
+                        start -= slide as i64;
+                    }
+                }
+                o.process(batch(&arriving)).await.unwrap();
+                clock += rand(5) as i64;
+                wm = wm.max(clock - 10);
+                got.extend(rows(o.on_watermark(clock - 10).await.unwrap()));
+                let due: Vec<(i64, i64)> = model
+                    .keys()
+                    .filter(|(_, s)| s + size as i64 + lateness as i64 <= wm)
+                    .cloned()
+                    .collect();
+                for key in due {
+                    let (n, v) = model.remove(&key).unwrap();
+                    want.push((key.0, key.1, n, v));
+                }
+                if step % 97 == 96 {
+                    let barrier = Barrier {
+                        id: step,
+                        timestamp_ms: 0,
+                        savepoint: false,
+                        target_dir: "x".into(),
+                    };
+                    let snap = o.snapshot(&barrier).await.unwrap().unwrap();
+                    let restored = Restored {
+                        job_id: "j".into(),
+                        old_parallelism: 1,
+                        snapshots: vec![(0, bytes::Bytes::from(snap))],
+                    };
+                    o = op(&w, 0, 1, Some(restored));
+                }
+            }
+            got.extend(rows(o.end_of_input().await.unwrap()));
+            want.extend(model.iter().map(|((k, s), (n, v))| (*k, *s, *n, *v)));
+            got.sort();
+            want.sort();
+            assert!(want.len() > 100, "{size}/{slide}: {} windows", want.len());
+            assert_eq!(got, want, "size {size} slide {slide} lateness {lateness}");
+        }
     }
 
     #[tokio::test]
