@@ -24,7 +24,7 @@
 //!   as of the epoch's barrier, for the user's consumer group (recorded in the snapshot with
 //!   the epoch, so a re-sent epoch carries them too).
 
-use super::kafka_source::probe_metadata;
+use super::kafka_client::{kafka_err, probe_metadata};
 use super::{Operator, OperatorContext, Restored, SourceOffsets};
 use crate::error::{Result, RuntimeError};
 use crate::exchange::{decode_batch, encode_batch};
@@ -65,14 +65,6 @@ impl ProducerContext for SinkContext {
 }
 
 type KafkaProducer = ThreadedProducer<SinkContext>;
-
-fn kafka_err(what: &str, e: KafkaError) -> RuntimeError {
-    let e = e.to_string();
-    RuntimeError::Connector(format!(
-        "kafka: {what}: {e}{}",
-        super::kafka_source::build_hint(&e)
-    ))
-}
 
 /// What a snapshot records: epochs closed by a barrier and not known to be committed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -9,6 +9,8 @@ mod filter;
 mod generator;
 mod join;
 #[cfg(feature = "kafka")]
+mod kafka_client;
+#[cfg(feature = "kafka")]
 pub mod kafka_sink;
 #[cfg(feature = "kafka")]
 pub mod kafka_source;

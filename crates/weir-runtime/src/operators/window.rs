@@ -211,7 +211,7 @@ impl<R: KeyReader> WindowAggregate<R> {
             panes: !spec.assigned
                 && spec.slide() < spec.size_ms
                 && spec.slide() > 0
-                && spec.size_ms % spec.slide() == 0,
+                && spec.size_ms.is_multiple_of(spec.slide()),
             watermark: i64::MIN,
             late: LateRows::default(),
             max_parallelism: ctx.max_parallelism,
