@@ -519,10 +519,11 @@ fn q8_window_join_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nexmark_queries_on_a_two_task_manager_cluster() {
     let mut cluster = TestCluster::new();
-    // Slots for the widest query (q5 and q8: five tasks of parallelism 2).
-    cluster.start_tm(5);
-    cluster.start_tm(5);
-    let client = cluster.wait_slots(10).await;
+    // Slots for the widest query (q5: six tasks of parallelism 2, its shared HOP count
+    // feeding two tasks).
+    cluster.start_tm(6);
+    cluster.start_tm(6);
+    let client = cluster.wait_slots(12).await;
     let events = 200_000;
     for q in [
         "q0", "q1", "q2", "q3", "q5", "q6", "q7", "q8", "tumble", "hop", "session",
@@ -597,7 +598,7 @@ async fn hop_window_survives_a_task_manager_kill() {
 /// join state restore from the checkpoint (what issue 4 asks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn q5_survives_a_task_manager_kill() {
-    survives_a_task_manager_kill("q5", 5).await;
+    survives_a_task_manager_kill("q5", 6).await;
 }
 
 /// A chain that never waits (source to blackhole, no checkpoints) on a task manager with as

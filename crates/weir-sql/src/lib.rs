@@ -454,6 +454,42 @@ INSERT INTO b SELECT auction, price FROM bid;"
         assert_eq!(job.operators.iter().filter(|o| o.kind.is_sink()).count(), 2);
     }
 
+    /// The same windowed aggregate written twice (as q5 does) is computed once; the same
+    /// query over other windows is not taken for it.
+    #[test]
+    fn identical_sub_plans_are_computed_once() {
+        let count = |hop: &str| {
+            format!(
+                "SELECT auction, COUNT(*) AS num, window_start FROM TABLE(HOP(TABLE bid, DESCRIPTOR(date_time), {hop}, INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end"
+            )
+        };
+        let script = |second_slide: &str| {
+            format!(
+                "{BID}
+CREATE TABLE a (auction BIGINT, num BIGINT, s TIMESTAMP(3)) WITH ('connector' = 'blackhole');
+CREATE TABLE b (auction BIGINT, num BIGINT, s TIMESTAMP(3)) WITH ('connector' = 'blackhole');
+INSERT INTO a {};
+INSERT INTO b {};",
+                count("INTERVAL '2' SECOND"),
+                count(second_slide)
+            )
+        };
+        let windows = |job: &JobSpec| {
+            job.operators
+                .iter()
+                .filter(|o| matches!(o.kind, OperatorKind::WindowAggregate(_)))
+                .count()
+        };
+        let same = compile(&script("INTERVAL '2' SECOND"), "t").unwrap();
+        assert_eq!(windows(&same), 1, "{:#?}", same.operators);
+        assert_eq!(
+            same.operators.iter().filter(|o| o.kind.is_sink()).count(),
+            2
+        );
+        let other = compile(&script("INTERVAL '5' SECOND"), "t").unwrap();
+        assert_eq!(windows(&other), 2, "{:#?}", other.operators);
+    }
+
     #[test]
     fn group_by_is_an_updating_result_for_upsert_sinks_only() {
         let base = format!(

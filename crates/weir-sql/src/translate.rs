@@ -109,6 +109,10 @@ pub struct Translator<'a> {
     /// its consumers stay together in event time (two sources of one table drift apart, and
     /// a join between them holds the faster one's rows until the slower catches up).
     reads: HashMap<String, BTreeSet<String>>,
+    /// Streams already translated, by the plan they compute: a sub-plan that occurs twice
+    /// (q5's two identical HOP counts) is computed once and feeds both consumers, as Flink's
+    /// sub-plan reuse does.
+    translated: HashMap<LogicalPlan, Stream>,
     ids: BTreeSet<String>,
     at: Location,
 }
@@ -134,6 +138,7 @@ impl<'a> Translator<'a> {
             idle_timeout_ms: settings.idle_timeout_ms,
             ops: Vec::new(),
             sources: HashMap::new(),
+            translated: HashMap::new(),
             reads: HashMap::new(),
             ids: BTreeSet::new(),
             at: Location::new(0, 0),
@@ -226,6 +231,15 @@ impl<'a> Translator<'a> {
     }
 
     fn plan(&mut self, p: &LogicalPlan) -> Result<Stream> {
+        if let Some(s) = self.translated.get(p) {
+            return Ok(s.clone());
+        }
+        let s = self.plan_node(p)?;
+        self.translated.insert(p.clone(), s.clone());
+        Ok(s)
+    }
+
+    fn plan_node(&mut self, p: &LogicalPlan) -> Result<Stream> {
         let at = self.at;
         match p {
             LogicalPlan::TableScan(scan) => {

@@ -23,7 +23,7 @@ use datafusion::sql::sqlparser::tokenizer::Location;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowDef {
     /// The table or view the windows are over.
     pub input: String,
@@ -255,8 +255,24 @@ impl VisitorMut for Rewriter<'_> {
             Ok(d) => d,
             Err(e) => return ControlFlow::Break(e),
         };
-        let name = format!("__window_{}", self.next);
-        self.next += 1;
+        // The same windows over the same input are one window table, so the plans over it
+        // can be recognised as the same and computed once (`translate`'s sub-plan reuse).
+        let known = self
+            .found
+            .iter()
+            .map(|(n, d)| (n, d))
+            .chain(self.catalog.windows.iter())
+            .find(|(_, d)| **d == def)
+            .map(|(n, _)| n.clone());
+        let name = match known {
+            Some(n) => n,
+            None => {
+                let n = format!("__window_{}", self.next);
+                self.next += 1;
+                self.found.push((n.clone(), def));
+                n
+            }
+        };
         let dialect = GenericDialect {};
         let parsed = Parser::new(&dialect)
             .try_with_sql(&name)
@@ -269,7 +285,6 @@ impl VisitorMut for Rewriter<'_> {
             *a = alias.clone();
         }
         *tf = table;
-        self.found.push((name, def));
         ControlFlow::Continue(())
     }
 }
