@@ -288,31 +288,23 @@ async fn recovery_rolls_back_this_jobs_strays_only() {
     assert_eq!(left, expected, "other transactions were left alone");
 }
 
-/// Upserts on the event id under at-least-once: replays after a kill arrive and collapse. A
-/// trigger counts the rows that were written again, to show the replays happened.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upsert_collapses_replays_after_a_kill() {
-    let Some(pg) = PgServer::start() else { return };
+/// An at-least-once job into table `counts` (created by `setup`, whose trigger counts
+/// replayed writes) through `sink`, with a task manager killed mid-run: the table must hold
+/// every id once with its count, and `replays_sql` must show that the kill replayed rows.
+async fn replays_collapse_after_a_kill(
+    pg: &PgServer,
+    name: &str,
+    setup: &str,
+    sink: &str,
+    (count, rate): (u64, u64),
+    replays_sql: &str,
+) {
     pg.client()
         .await
-        .batch_execute(
-            "CREATE TABLE counts (id int8 PRIMARY KEY, key int8 NOT NULL, n int8 NOT NULL, writes int8 NOT NULL DEFAULT 1);
-             CREATE FUNCTION count_rewrite() RETURNS trigger AS $$
-               BEGIN NEW.writes := OLD.writes + 1; RETURN NEW; END $$ LANGUAGE plpgsql;
-             CREATE TRIGGER rewrites BEFORE UPDATE ON counts FOR EACH ROW EXECUTE FUNCTION count_rewrite();",
-        )
+        .batch_execute(setup)
         .await
         .expect("create table");
-    let count = 2_000_000;
-    let job = count_job_into(
-        "pg-upsert",
-        "at_least_once",
-        count,
-        10_000,
-        250_000,
-        &pg_sink(&pg.url(), "counts", "upsert", r#""id""#),
-        2,
-    );
+    let job = count_job_into(name, "at_least_once", count, 10_000, rate, sink, 2);
     let (_c, status) = run_job(
         two_tm_cluster().await,
         &job,
@@ -322,18 +314,18 @@ async fn upsert_collapses_replays_after_a_kill() {
         },
     )
     .await;
-    let rows = read_table(&pg, "counts").await;
+    let rows = read_table(pg, "counts").await;
     let check = check_output(&rows, count, 10_000, SEED);
-    let rewrites: i64 = pg
+    let replays: i64 = pg
         .client()
         .await
-        .query_one("SELECT (sum(writes) - count(*))::int8 FROM counts", &[])
+        .query_one(replays_sql, &[])
         .await
-        .expect("sum")
+        .expect("replays")
         .get(0);
     eprintln!(
-        "pg-upsert: {} rows, {} missing, {} rows written again by replays, {} restarts",
-        check.rows, check.missing, rewrites, status.restarts
+        "{name}: {} rows, {} missing, {replays} replayed writes collapsed, {} restarts",
+        check.rows, check.missing, status.restarts
     );
     assert!(status.restarts >= 1, "the kill must have caused a restart");
     assert_eq!(
@@ -341,10 +333,26 @@ async fn upsert_collapses_replays_after_a_kill() {
         (count, 0, 0),
         "(rows, missing, duplicated)"
     );
-    assert!(
-        rewrites > 0,
-        "the kill must have replayed rows that the upserts collapsed"
-    );
+    assert!(replays > 0, "the kill must have replayed rows");
+}
+
+/// Upserts on the event id under at-least-once: replays after a kill arrive and collapse. A
+/// trigger counts the rows that were written again, to show the replays happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_collapses_replays_after_a_kill() {
+    let Some(pg) = PgServer::start() else { return };
+    replays_collapse_after_a_kill(
+        &pg,
+        "pg-upsert",
+        "CREATE TABLE counts (id int8 PRIMARY KEY, key int8 NOT NULL, n int8 NOT NULL, writes int8 NOT NULL DEFAULT 1);
+         CREATE FUNCTION count_rewrite() RETURNS trigger AS $$
+           BEGIN NEW.writes := OLD.writes + 1; RETURN NEW; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER rewrites BEFORE UPDATE ON counts FOR EACH ROW EXECUTE FUNCTION count_rewrite();",
+        &pg_sink(&pg.url(), "counts", "upsert", r#""id""#),
+        (2_000_000, 250_000),
+        "SELECT (sum(writes) - count(*))::int8 FROM counts",
+    )
+    .await;
 }
 
 /// A server nobody listens on: `weir run` fails with a message naming it, not a hang.
@@ -619,65 +627,21 @@ async fn wrong_credentials_fail_the_start_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insert_or_ignore_drops_replays_after_a_kill() {
     let Some(pg) = PgServer::start() else { return };
-    pg.client()
-        .await
-        .batch_execute(
-            "CREATE TABLE counts (id int8 PRIMARY KEY, key int8 NOT NULL, n int8 NOT NULL);
-             CREATE SEQUENCE attempts;
-             CREATE FUNCTION count_attempt() RETURNS trigger AS $$
-               BEGIN PERFORM nextval('attempts'); RETURN NEW; END $$ LANGUAGE plpgsql;
-             CREATE TRIGGER attempted BEFORE INSERT ON counts FOR EACH ROW EXECUTE FUNCTION count_attempt();",
-        )
-        .await
-        .expect("create table");
-    let count = 1_000_000;
     let sink = pg_sink(&pg.url(), "counts", "upsert", r#""id""#).replace(
         r#""mode": "upsert","#,
         r#""mode": "upsert", "on_conflict": "nothing","#,
     );
-    let job = count_job_into(
+    replays_collapse_after_a_kill(
+        &pg,
         "pg-ignore",
-        "at_least_once",
-        count,
-        10_000,
-        125_000,
+        "CREATE TABLE counts (id int8 PRIMARY KEY, key int8 NOT NULL, n int8 NOT NULL);
+         CREATE SEQUENCE attempts;
+         CREATE FUNCTION count_attempt() RETURNS trigger AS $$
+           BEGIN PERFORM nextval('attempts'); RETURN NEW; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER attempted BEFORE INSERT ON counts FOR EACH ROW EXECUTE FUNCTION count_attempt();",
         &sink,
-        2,
-    );
-    let (_c, status) = run_job(
-        two_tm_cluster().await,
-        &job,
-        |mut c, client, id| async move {
-            kill_tm_mid_run(&mut c, &client, &id, 3, 0, 2).await;
-            c
-        },
+        (1_000_000, 125_000),
+        "SELECT (SELECT last_value FROM attempts) - (SELECT count(*) FROM counts)",
     )
     .await;
-    let rows = read_table(&pg, "counts").await;
-    let check = check_output(&rows, count, 10_000, SEED);
-    let attempts: i64 = pg
-        .client()
-        .await
-        .query_one("SELECT last_value FROM attempts", &[])
-        .await
-        .expect("attempts")
-        .get(0);
-    eprintln!(
-        "pg-ignore: {} rows, {} missing, {} insert attempts ({} replayed and ignored), {} restarts",
-        check.rows,
-        check.missing,
-        attempts,
-        attempts - check.rows as i64,
-        status.restarts
-    );
-    assert!(status.restarts >= 1, "the kill must have caused a restart");
-    assert_eq!(
-        (check.rows as u64, check.missing, check.duplicated),
-        (count, 0, 0),
-        "(rows, missing, duplicated)"
-    );
-    assert!(
-        attempts > check.rows as i64,
-        "the kill must have replayed rows that the inserts ignored"
-    );
 }
