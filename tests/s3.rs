@@ -376,38 +376,29 @@ async fn refused_s3_credentials_fail_the_run_clearly() {
         r#""restart": { "fixed_delay": { "attempts": 10, "delay_ms": 200 } }"#,
         r#""restart": "none""#,
     );
-    let job_file = dir.path().join("refused.json");
-    std::fs::write(&job_file, job).unwrap();
-    let started = std::time::Instant::now();
+    let dir_path = dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(weir())
-            .args(["run", job_file.to_str().unwrap()])
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-            .env("AWS_REGION", "us-east-1")
-            .current_dir(std::env::temp_dir())
-            .output()
-            .unwrap()
+        weir_run_env(
+            &dir_path,
+            &job,
+            &[
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+                ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+                ("AWS_REGION", "us-east-1"),
+            ],
+        )
     })
     .await
     .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let took = started.elapsed();
+    let (text, took) = (&out.text, out.took);
     let reason = text
         .lines()
         .find(|l| l.contains("s3://weir"))
         .unwrap_or_default();
-    eprintln!(
-        "s3-refused: failed={} in {took:?}: {reason}",
-        !out.status.success()
-    );
-    assert!(!out.status.success(), "{text}");
+    eprintln!("s3-refused: failed={} in {took:?}: {reason}", !out.ok);
+    assert!(!out.ok, "{text}");
     assert!(
         text.contains("checkpoints-refused") && text.contains("SignatureDoesNotMatch"),
         "the failure names the location and the server's answer:\n{text}"

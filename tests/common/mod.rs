@@ -378,12 +378,18 @@ pub struct RunOutput {
 
 /// Runs the JSON job `job` embedded (`weir run`), its file and state folder in `dir`.
 pub fn weir_run(dir: &Path, job: &str) -> RunOutput {
+    weir_run_env(dir, job, &[])
+}
+
+/// [`weir_run`] with extra environment variables (an S3 endpoint and credentials).
+pub fn weir_run_env(dir: &Path, job: &str, env: &[(&str, &str)]) -> RunOutput {
     let path = dir.join("job.json");
     std::fs::write(&path, job).expect("write job");
     let started = Instant::now();
     let out = Command::new(weir())
         .args(["run", path.to_str().expect("utf8 path"), "--state-dir"])
         .arg(dir.join("state"))
+        .envs(env.iter().copied())
         .output()
         .expect("run weir");
     let text = format!(
