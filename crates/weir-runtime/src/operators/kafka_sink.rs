@@ -182,10 +182,16 @@ impl KafkaSink {
                 }
             }
         }
+        let recovery = Recovery {
+            spec,
+            op: &ctx.op_id,
+            inflight: &ctx.inflight,
+            partition,
+        };
         if transactional {
             for s in states.iter().filter(|s| s.transactional_id != my_id) {
                 let p = producer(spec, Some(&s.transactional_id))?;
-                recover(spec, &ctx.op_id, &ctx.inflight, partition, p, s).await?;
+                recover(recovery, p, s).await?;
             }
         }
         let producer = producer(spec, transactional.then_some(my_id.as_str()))?;
@@ -203,8 +209,7 @@ impl KafkaSink {
                 .cloned()
                 .unwrap_or_default();
             let g = Groups::new(spec, &my_id)?;
-            let resend = (&ctx.inflight, partition);
-            resend_missing(spec, &ctx.op_id, resend, &producer, &g, &own.epochs).await?;
+            resend_missing(recovery, &producer, &g, &own.epochs).await?;
             groups = Some(g);
         }
         Ok(Self {
@@ -457,31 +462,26 @@ async fn reach(spec: &KafkaSinkSpec, op: &str, inflight: &InFlight) -> Result<us
     .await
 }
 
-/// Fences `state`'s transactional id and re-sends its recorded epochs the marker lacks.
-async fn recover(
-    spec: &KafkaSinkSpec,
-    op: &str,
-    inflight: &InFlight,
+/// What recovering a restored sink subtask's transactions needs: the sink, the in-flight
+/// count of its attempt (every client call is counted) and its fixed partition, if any.
+#[derive(Clone, Copy)]
+struct Recovery<'a> {
+    spec: &'a KafkaSinkSpec,
+    op: &'a str,
+    inflight: &'a InFlight,
     partition: Option<i32>,
-    producer: Arc<KafkaProducer>,
-    state: &SinkState,
-) -> Result<()> {
+}
+
+/// Fences `state`'s transactional id and re-sends its recorded epochs the marker lacks.
+async fn recover(r: Recovery<'_>, producer: Arc<KafkaProducer>, state: &SinkState) -> Result<()> {
     let p = producer.clone();
-    blocking(inflight, move || {
+    blocking(r.inflight, move || {
         p.init_transactions(TXN_TIMEOUT)
             .map_err(|e| kafka_err("init_transactions (fencing an old subtask)", e))
     })
     .await?;
-    let g = Groups::new(spec, &state.transactional_id)?;
-    resend_missing(
-        spec,
-        op,
-        (inflight, partition),
-        &producer,
-        &g,
-        &state.epochs,
-    )
-    .await
+    let g = Groups::new(r.spec, &state.transactional_id)?;
+    resend_missing(r, &producer, &g, &state.epochs).await
 }
 
 /// The commit marker: the highest epoch whose transaction committed (0: none ever did).
@@ -523,15 +523,18 @@ fn read_marker(marker: &BaseConsumer, topic: &str) -> Result<u64> {
 
 /// Re-sends, one transaction each with its marker, the recorded epochs above the committed
 /// marker. The producer has been initialised (so the old transaction is resolved).
-/// Takes the in-flight count and the fixed partition, if the sink has one.
 async fn resend_missing(
-    spec: &KafkaSinkSpec,
-    op: &str,
-    (inflight, partition): (&InFlight, Option<i32>),
+    r: Recovery<'_>,
     producer: &Arc<KafkaProducer>,
     groups: &Groups,
     epochs: &[EpochRecord],
 ) -> Result<()> {
+    let Recovery {
+        spec,
+        op,
+        inflight,
+        partition,
+    } = r;
     if epochs.is_empty() {
         return Ok(());
     }
