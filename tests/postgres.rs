@@ -57,6 +57,38 @@ where
     (cluster, status)
 }
 
+/// Waits (up to 60 s) for task manager `tm` to die at its failpoint; then the ids of the
+/// checkpoints the job manager had completed.
+async fn died_at_failpoint(
+    c: &mut TestCluster,
+    tm: usize,
+    client: &weir_client::Client,
+    id: &str,
+) -> Vec<u64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while c.tms[tm].child.try_wait().expect("wait").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failpoint never fired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client
+        .status(id)
+        .await
+        .expect("status")
+        .checkpoints
+        .iter()
+        .filter(|c| c.state == "COMPLETED")
+        .map(|c| c.checkpoint_id)
+        .collect()
+}
+
+/// The checkpoint a prepared transaction of the sink belongs to (its id ends `:c<n>`).
+fn gid_checkpoint(gid: &str) -> Option<u64> {
+    gid.rsplit(":c").next().and_then(|c| c.parse().ok())
+}
+
 async fn two_tm_cluster() -> TestCluster {
     let mut cluster = TestCluster::new();
     cluster.start_tm(2);
@@ -147,32 +179,13 @@ async fn crash_between_checkpoint_and_commit_loses_and_doubles_nothing() {
     );
     let pg_ref = &pg;
     let (_c, status) = run_job(cluster, &job, |mut c, client, id| async move {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while c.tms[doomed].child.try_wait().expect("wait").is_none() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the failpoint never fired"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // The task manager is gone. What it left: transactions prepared for a checkpoint the
-        // job manager already completed, never committed.
-        let s = client.status(&id).await.expect("status");
-        let completed: Vec<u64> = s
-            .checkpoints
-            .iter()
-            .filter(|c| c.state == "COMPLETED")
-            .map(|c| c.checkpoint_id)
-            .collect();
+        // What the task manager left when it died: transactions prepared for a checkpoint
+        // the job manager already completed, never committed.
+        let completed = died_at_failpoint(&mut c, doomed, &client, &id).await;
         let prepared = pg_ref.prepared().await;
         let in_window: Vec<&String> = prepared
             .iter()
-            .filter(|gid| {
-                gid.rsplit(":c")
-                    .next()
-                    .and_then(|c| c.parse::<u64>().ok())
-                    .is_some_and(|c| completed.contains(&c))
-            })
+            .filter(|gid| gid_checkpoint(gid).is_some_and(|c| completed.contains(&c)))
             .collect();
         eprintln!("after the crash: completed {completed:?}, prepared {prepared:?}");
         assert!(
@@ -233,31 +246,12 @@ async fn recovery_rolls_back_this_jobs_strays_only() {
     let strays = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let found = strays.clone();
     let (_c, status) = run_job(cluster, &job, |mut c, client, id| async move {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while c.tms[doomed].child.try_wait().expect("wait").is_none() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the failpoint never fired"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let s = client.status(&id).await.expect("status");
-        let completed: Vec<u64> = s
-            .checkpoints
-            .iter()
-            .filter(|c| c.state == "COMPLETED")
-            .map(|c| c.checkpoint_id)
-            .collect();
+        let completed = died_at_failpoint(&mut c, doomed, &client, &id).await;
         let prepared = pg_ref.prepared().await;
         let ours: Vec<String> = prepared
             .iter()
             .filter(|gid| gid.starts_with(&format!("weir:{id}:")))
-            .filter(|gid| {
-                gid.rsplit(":c")
-                    .next()
-                    .and_then(|c| c.parse::<u64>().ok())
-                    .is_some_and(|c| !completed.contains(&c))
-            })
+            .filter(|gid| gid_checkpoint(gid).is_some_and(|c| !completed.contains(&c)))
             .cloned()
             .collect();
         eprintln!("after the crash: completed {completed:?}, prepared {prepared:?}");

@@ -338,6 +338,8 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
         let ts = cast(batch.column(self.time), &DataType::Int64)?;
         let ts = ts.as_primitive::<Int64Type>();
         let init = initial_accs(&self.aggs);
+        // Panes: the first window not yet fired (the watermark does not move within a batch).
+        let open = first_open(self.watermark, self.size, self.slide, self.lateness);
         for row in 0..batch.num_rows() {
             if ts.is_null(row) {
                 self.late.count += 1; // no event time: cannot be placed in a window
@@ -355,7 +357,6 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
             if self.panes {
                 let (size, slide) = (self.size, self.slide);
                 let pane = t - t.rem_euclid(slide);
-                let open = first_open(self.watermark, size, slide, self.lateness);
                 let earliest = pane - size + slide;
                 if open > pane {
                     self.late.count += (size / slide) as u64;
@@ -490,6 +491,22 @@ mod tests {
         .unwrap()
     }
 
+    /// A snapshot of single-subtask operator `o`, as the state a restore gets.
+    async fn snapshot(o: &mut dyn Operator) -> Restored {
+        let barrier = Barrier {
+            id: 1,
+            timestamp_ms: 0,
+            savepoint: false,
+            target_dir: "x".into(),
+        };
+        let snap = o.snapshot(&barrier).await.unwrap().unwrap();
+        Restored {
+            job_id: "j".into(),
+            old_parallelism: 1,
+            snapshots: vec![(0, bytes::Bytes::from(snap))],
+        }
+    }
+
     /// (key, window start, count, sum), sorted.
     fn rows(b: Option<RecordBatch>) -> Vec<(i64, i64, i64, i64)> {
         let Some(b) = b else { return vec![] };
@@ -598,19 +615,7 @@ mod tests {
                     want.push((key.0, key.1, n, v));
                 }
                 if step % 97 == 96 {
-                    let barrier = Barrier {
-                        id: step,
-                        timestamp_ms: 0,
-                        savepoint: false,
-                        target_dir: "x".into(),
-                    };
-                    let snap = o.snapshot(&barrier).await.unwrap().unwrap();
-                    let restored = Restored {
-                        job_id: "j".into(),
-                        old_parallelism: 1,
-                        snapshots: vec![(0, bytes::Bytes::from(snap))],
-                    };
-                    o = op(&w, 0, 1, Some(restored));
+                    o = op(&w, 0, 1, Some(snapshot(o.as_mut()).await));
                 }
             }
             got.extend(rows(o.end_of_input().await.unwrap()));
@@ -630,18 +635,7 @@ mod tests {
         let input: Vec<(i64, i64, i64)> = keys.iter().map(|k| (*k, 1, 3)).collect();
         o.process(batch(&input)).await.unwrap();
         o.on_watermark(2).await.unwrap();
-        let barrier = Barrier {
-            id: 1,
-            timestamp_ms: 0,
-            savepoint: false,
-            target_dir: "x".into(),
-        };
-        let snap = o.snapshot(&barrier).await.unwrap().unwrap();
-        let restored = Restored {
-            job_id: "j".into(),
-            old_parallelism: 1,
-            snapshots: vec![(0, bytes::Bytes::from(snap))],
-        };
+        let restored = snapshot(o.as_mut()).await;
         let mut all = Vec::new();
         for sub in 0..2 {
             let mut r = op(&w, sub, 2, Some(restored.clone()));
