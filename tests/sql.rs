@@ -601,6 +601,92 @@ async fn q5_survives_a_task_manager_kill() {
     survives_a_task_manager_kill("q5", 6).await;
 }
 
+/// Watermark alignment across task managers: a person source and an auction source (one
+/// task each, one per task manager, each chained to its own sink) in one alignment group. The
+/// person source may walk the sequence four times as fast as the auction source, so without
+/// alignment it reaches 120 s of event time while the auction source is at 30 s; aligned, it
+/// stays within the 10 s drift of it (the job manager relays each side's watermark to the
+/// other task manager), waiting for most of the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aligned_sources_on_two_task_managers_stay_within_the_drift() {
+    let mut cluster = TestCluster::new();
+    cluster.start_tm(1);
+    cluster.start_tm(1);
+    let client = cluster.wait_slots(2).await;
+    let events = 1_200_000;
+    let table = |name: &str, rate: u64| {
+        format!(
+            "CREATE TABLE {name} (id BIGINT, date_time TIMESTAMP(3),
+  WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH ('connector' = 'nexmark', 'events' = '{events}', 'rate' = '{rate}',
+  'scan.watermark.alignment.group' = 'g', 'scan.watermark.alignment.max-drift' = '10s');
+CREATE TABLE {name}_out (id BIGINT, t TIMESTAMP(3)) WITH ('connector' = 'blackhole');
+INSERT INTO {name}_out SELECT id, date_time FROM {name};
+"
+        )
+    };
+    // Walked events per second: 40 s and 10 s of event time per second.
+    let sql = format!(
+        "SET 'parallelism.default' = '1';\n{}{}",
+        table("person", 400_000),
+        table("auction", 100_000)
+    );
+    let job = weir_sql::compile(&sql, "aligned").expect("compile");
+    let id = client
+        .submit_json(&job.to_json(), None)
+        .await
+        .expect("submit");
+    // Event time each source has read, from its rows so far (person 1 and auction 3 of
+    // every 50 events, 10 000 events per second of event time).
+    let read = |s: &weir_client::JobStatus, table: &str, per_s: f64| {
+        s.vertices
+            .iter()
+            .find(|v| v.name.starts_with(table))
+            .map(|v| (v.records_in as f64 / per_s, v.alignment_paused_ms))
+            .unwrap_or_default()
+    };
+    // The status counts running tasks only: keep the largest values seen while it runs.
+    let (mut widest, mut person_s, mut person_paused, mut auction_paused) = (0.0f64, 0.0f64, 0, 0);
+    let status = loop {
+        let s = client.status(&id).await.expect("status");
+        if weir_client::is_terminal(&s.state) {
+            break s;
+        }
+        let ((p_s, p_paused), (a_s, a_paused)) =
+            (read(&s, "person", 200.0), read(&s, "auction", 600.0));
+        widest = widest.max(p_s - a_s);
+        person_s = person_s.max(p_s);
+        person_paused = person_paused.max(p_paused);
+        auction_paused = auction_paused.max(a_paused);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if status.state != "FINISHED" {
+        cluster.dump_logs();
+        panic!("ended {}: {}", status.state, status.failure);
+    }
+    eprintln!(
+        "person ahead by at most {widest:.1} s of event time (read {person_s:.1} s); paused person {person_paused} ms, auction {auction_paused} ms"
+    );
+    assert!(
+        person_s >= 100.0,
+        "the run was watched to its end: {person_s:.1} s"
+    );
+    // The drift plus one batch, and the status's counters are up to a heartbeat old on
+    // each side (3 s of event time each at these rates).
+    assert!(
+        widest <= 25.0,
+        "the person source ran {widest:.1} s of event time ahead"
+    );
+    assert!(
+        person_paused >= 4_000,
+        "the person source waited for the auction source for most of the run: {person_paused} ms"
+    );
+    assert!(
+        auction_paused < person_paused / 4,
+        "the slower source barely waits: {auction_paused} ms"
+    );
+}
+
 /// A chain that never waits (source to blackhole, no checkpoints) on a task manager with as
 /// many slots as cores: its heartbeat must still get through, or the job manager declares it
 /// lost every 2 s and the job restarts forever (found by the Nexmark benchmark).

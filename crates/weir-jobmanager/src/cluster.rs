@@ -10,6 +10,14 @@ use weir_proto as pb;
 use weir_proto::task_manager_service_client::TaskManagerServiceClient;
 use weir_types::JobId;
 
+/// A vertex's counters, summed over its subtasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VertexMetrics {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub alignment_paused_ms: u64,
+}
+
 pub type TmClient = TaskManagerServiceClient<Channel>;
 
 #[derive(Debug, Clone)]
@@ -186,9 +194,9 @@ impl Cluster {
             .collect()
     }
 
-    /// Records in/out per (vertex) of a job attempt, summed over subtasks.
-    pub fn job_metrics(&self, job: &str, attempt: u64) -> HashMap<u32, (u64, u64)> {
-        let mut out: HashMap<u32, (u64, u64)> = HashMap::new();
+    /// Per vertex of a job attempt, its subtasks' counters summed.
+    pub fn job_metrics(&self, job: &str, attempt: u64) -> HashMap<u32, VertexMetrics> {
+        let mut out: HashMap<u32, VertexMetrics> = HashMap::new();
         for tm in lock(&self.tms).values() {
             for m in tm
                 .metrics
@@ -196,8 +204,9 @@ impl Cluster {
                 .filter(|m| m.job_id == job && m.attempt == attempt)
             {
                 let e = out.entry(m.vertex).or_default();
-                e.0 += m.records_in;
-                e.1 += m.records_out;
+                e.records_in += m.records_in;
+                e.records_out += m.records_out;
+                e.alignment_paused_ms += m.alignment_paused_ms;
             }
         }
         out

@@ -5,6 +5,7 @@
 //! [`JobManager`] is the shared front: it starts drivers, routes task-manager events to them,
 //! and answers list and status from each driver's published [`JobView`].
 
+use crate::alignment::AlignmentTable;
 use crate::cluster::Cluster;
 use crate::store::{JobRecord, JobState, JobStore};
 use crate::{JmError, JobManagerConfig, Result};
@@ -69,6 +70,8 @@ struct JobHandle {
 pub struct JobManager {
     pub cfg: JobManagerConfig,
     pub cluster: Arc<Cluster>,
+    /// The aligned sources' watermarks, as the heartbeats report them.
+    pub alignment: Mutex<AlignmentTable>,
     store: JobStore,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
 }
@@ -153,6 +156,7 @@ impl JobManager {
         Ok(Self {
             cfg,
             cluster: Arc::new(Cluster::default()),
+            alignment: Mutex::new(AlignmentTable::default()),
             store,
             jobs: Mutex::new(HashMap::new()),
         })
@@ -325,6 +329,7 @@ impl JobManager {
     }
 
     pub fn task_manager_lost(&self, tm: &str) {
+        lock(&self.alignment).forget(tm);
         for h in lock(&self.jobs).values() {
             let _ = h.tx.send(JobEvent::TaskManagerLost(tm.to_string()));
         }

@@ -2,6 +2,8 @@
 //! coordinates checkpoints, and restarts failed jobs from their last completed checkpoint.
 //!
 //! * [`cluster`]: the registry of task managers, their slots and liveness;
+//! * [`alignment`]: the aligned sources' watermarks across task managers (watermark
+//!   alignment);
 //! * [`store`]: job records persisted in object storage, so a restarted job manager resumes
 //!   the jobs it was running;
 //! * [`driver`]: one task per job that owns its lifecycle (scheduling, running, checkpointing,
@@ -12,6 +14,7 @@
 //! Architecture invariant: the job manager never runs operators or touches records; it only
 //! reads job specs (to plan and validate) and checkpoint metadata.
 
+pub mod alignment;
 pub mod cluster;
 pub mod driver;
 pub mod service;

@@ -1,6 +1,7 @@
 //! The job manager's gRPC surface: the client API and the cluster API, served together.
 //! Only type conversion happens here.
 
+use crate::alignment::Report;
 use crate::driver::{JobEvent, JobManager, JobView};
 use futures::Stream;
 use std::pin::Pin;
@@ -58,13 +59,13 @@ fn status_of(jm: &JobManager, v: JobView) -> pb::JobStatus {
                             .iter()
                             .map(|i| spec.operators[*i].id.as_str())
                             .collect();
-                        let (records_in, records_out) =
-                            metrics.get(&vx.id).copied().unwrap_or_default();
+                        let m = metrics.get(&vx.id).copied().unwrap_or_default();
                         pb::VertexStatus {
                             name: names.join(" -> "),
                             parallelism: vx.parallelism,
-                            records_in,
-                            records_out,
+                            records_in: m.records_in,
+                            records_out: m.records_out,
+                            alignment_paused_ms: m.alignment_paused_ms,
                         }
                     })
                     .collect(),
@@ -195,6 +196,38 @@ fn task_key(t: Option<pb::TaskId>) -> Result<(String, u64, TaskKey), Status> {
     ))
 }
 
+/// Records a heartbeat's source watermarks and answers each reported alignment group's
+/// minimum on the other task managers.
+fn aligned_minima(
+    jm: &JobManager,
+    tm: &str,
+    watermarks: Vec<pb::SourceWatermark>,
+) -> Vec<pb::GroupWatermark> {
+    let reports = watermarks
+        .into_iter()
+        .map(|w| Report {
+            group: (w.job_id, w.attempt, w.group),
+            vertex: w.vertex,
+            subtask: w.subtask,
+            watermark: w.watermark,
+        })
+        .collect();
+    let minima = jm
+        .alignment
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .report(tm, reports);
+    minima
+        .into_iter()
+        .map(|((job_id, attempt, group), minimum)| pb::GroupWatermark {
+            job_id,
+            attempt,
+            group,
+            minimum,
+        })
+        .collect()
+}
+
 type HeartbeatStream = Pin<Box<dyn Stream<Item = Result<pb::HeartbeatResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -236,7 +269,7 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut session: Option<(String, u64)> = None;
-            while let Some(Ok(hb)) = inbound.next().await {
+            while let Some(Ok(mut hb)) = inbound.next().await {
                 if session.is_none() {
                     session = jm
                         .cluster
@@ -245,11 +278,20 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
                         .find(|t| t.id == hb.tm_id)
                         .map(|t| (t.id, t.session));
                 }
+                let watermarks = std::mem::take(&mut hb.watermarks);
                 let known = session
                     .as_ref()
                     .is_some_and(|(id, s)| jm.cluster.heartbeat(id, *s, hb.metrics));
+                let alignment = if known {
+                    aligned_minima(&jm, &hb.tm_id, watermarks)
+                } else {
+                    Vec::new()
+                };
                 if tx
-                    .send(Ok(pb::HeartbeatResponse { reregister: !known }))
+                    .send(Ok(pb::HeartbeatResponse {
+                        reregister: !known,
+                        alignment,
+                    }))
                     .await
                     .is_err()
                     || !known

@@ -7,12 +7,15 @@
 //!   guarantee, using `weir_checkpoint::BarrierAligner`), runs its operator chain, writes its
 //!   outputs through [`output`] partitioners, and uploads snapshots asynchronously;
 //! * [`watermark`] generates event-time watermarks per source partition and combines them;
+//! * [`alignment`] pauses a source that runs too far ahead of its alignment group in event
+//!   time (watermark alignment);
 //! * [`exchange`] encodes channel messages for the network (Arrow IPC).
 //!
 //! Architecture invariant: no gRPC and no knowledge of job or task managers here. A task
 //! reports through a [`task::TaskEvent`] channel and is driven through a [`task::TaskControl`]
 //! channel; whoever runs it (the task manager) wires channels and does the networking.
 
+pub mod alignment;
 pub mod error;
 pub mod exchange;
 pub mod expr;

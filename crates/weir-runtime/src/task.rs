@@ -15,6 +15,7 @@
 //!
 //! An input channel that closes without end-of-stream means its sender failed: the task fails.
 
+use crate::alignment::{AlignedSource, Alignments, GroupKey};
 use crate::error::{Result, RuntimeError};
 use crate::inflight::InFlight;
 use crate::message::{Barrier, Message};
@@ -22,7 +23,7 @@ use crate::operators::{
     build_operator, build_source, Operator, OperatorContext, Restored, Source, SourcePoll,
 };
 use crate::output::Outputs;
-use crate::watermark::{InputWatermarks, WatermarkGen};
+use crate::watermark::{InputWatermarks, WatermarkGen, END};
 use arrow::array::AsArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -75,6 +76,8 @@ pub struct TaskEvent {
 pub struct TaskMetrics {
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
+    /// Time a source waited for its watermark alignment group.
+    pub alignment_paused_ms: AtomicU64,
 }
 
 /// Where a restored task reads its state.
@@ -102,6 +105,8 @@ pub struct TaskSetup {
     pub metrics: Arc<TaskMetrics>,
     /// The attempt's running work on this task manager (`crate::inflight`).
     pub inflight: InFlight,
+    /// The aligned sources running beside this task (`crate::alignment`).
+    pub alignments: Alignments,
 }
 
 struct Task {
@@ -118,10 +123,16 @@ struct Task {
     lease_dir: Option<Storage>,
     /// Sources with a watermark spec: the generator and the event-time column's index.
     watermarks: Option<(WatermarkGen, usize)>,
+    /// Sources in a watermark alignment group.
+    alignment: Option<AlignedSource>,
     /// For each input channel, the head operator's input it belongs to (a join's left or
     /// right side).
     channel_input: Vec<usize>,
 }
+
+/// A source held by watermark alignment checks again at least this often (it is woken sooner
+/// when its group's watermarks change).
+const ALIGNMENT_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Records a source may emit per partition beyond its durable lease (at-most-once).
 const LEASE_AHEAD: u64 = 8192;
@@ -222,6 +233,7 @@ impl Task {
             .clone();
         let mut source = None;
         let mut watermarks = None;
+        let mut alignment = None;
         let mut chain = Vec::new();
         let mut op_ids = Vec::new();
         for (pos, &op_index) in vertex.operators.iter().enumerate() {
@@ -276,6 +288,18 @@ impl Task {
                         std::time::Instant::now(),
                     );
                     watermarks = Some((gen, col));
+                    alignment = w.alignment.as_ref().map(|a| {
+                        s.alignments.join(
+                            GroupKey {
+                                job_id: s.job_id.0.clone(),
+                                attempt: s.attempt,
+                                group: a.group.clone(),
+                            },
+                            s.task.vertex,
+                            s.task.subtask,
+                            a.max_drift_ms,
+                        )
+                    });
                 }
                 source = Some(src);
             } else {
@@ -303,6 +327,7 @@ impl Task {
             checkpointing: s.spec.checkpoint.interval_ms > 0,
             lease_dir: s.lease_dir,
             watermarks,
+            alignment,
             channel_input,
         };
         Ok((task, s.inputs, s.control, s.spec.guarantee))
@@ -369,7 +394,11 @@ impl Task {
             let now = std::time::Instant::now();
             gen.ensure_partitions(src.partition_count(), now);
             let ended = |p: usize| src.partition_ended(p);
-            gen.update(batch, &ended, now)
+            let advanced = gen.update(batch, &ended, now);
+            if let Some(a) = &self.alignment {
+                a.publish(if gen.idle() { END } else { gen.current() });
+            }
+            advanced
         };
         match advanced {
             Some(w) => self.on_watermark(w).await,
@@ -484,10 +513,33 @@ impl Task {
         Ok(())
     }
 
+    /// Whether the source must wait for its alignment group before reading more: `Some(its
+    /// watermark)` while it is more than the group's drift ahead. The time it waited is
+    /// counted, and does not count as its partitions' silence (idleness).
+    fn held_by_alignment(&mut self, paused_since: &mut Option<std::time::Instant>) -> Option<i64> {
+        let (Some(a), Some((gen, _))) = (&self.alignment, &mut self.watermarks) else {
+            return None;
+        };
+        let w = gen.current();
+        if a.ahead(w) {
+            paused_since.get_or_insert_with(std::time::Instant::now);
+            return Some(w);
+        }
+        if let Some(since) = paused_since.take() {
+            let paused = since.elapsed();
+            gen.paused(paused);
+            self.metrics
+                .alignment_paused_ms
+                .fetch_add(paused.as_millis() as u64, Ordering::Relaxed);
+        }
+        None
+    }
+
     async fn run_source(&mut self, mut control: UnboundedReceiver<TaskControl>) -> Result<()> {
         let mut exhausted = false;
         let mut final_checkpoint: Option<CheckpointId> = None;
         let mut wait_until: Option<tokio::time::Instant> = None;
+        let mut paused_since: Option<std::time::Instant> = None;
         loop {
             let ctrl = if exhausted {
                 control.recv().await
@@ -495,6 +547,12 @@ impl Task {
                 tokio::select! {
                     c = control.recv() => c,
                     _ = tokio::time::sleep_until(t) => { wait_until = None; continue; }
+                }
+            } else if let Some(w) = self.held_by_alignment(&mut paused_since) {
+                let Some(a) = &self.alignment else { continue };
+                tokio::select! {
+                    c = control.recv() => c,
+                    _ = a.wait(w, ALIGNMENT_RECHECK) => continue,
                 }
             } else {
                 match control.try_recv() {
@@ -536,12 +594,18 @@ impl Task {
                                 }
                             }
                             SourcePoll::Wait(t) => {
-                                self.source_watermark(None).await?;
+                                let progress = self.source.as_ref().and_then(|s| {
+                                    s.progress_time().map(|time| (s.last_partition(), time))
+                                });
+                                self.source_watermark(progress).await?;
                                 wait_until = Some(t.into())
                             }
                             SourcePoll::NeedLease => self.extend_lease().await?,
                             SourcePoll::Exhausted => {
                                 exhausted = true;
+                                if let Some(a) = &self.alignment {
+                                    a.publish(END);
+                                }
                                 if self.watermarks.is_some() {
                                     self.on_watermark(crate::watermark::END).await?;
                                 }

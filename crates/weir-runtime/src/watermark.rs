@@ -22,6 +22,8 @@ pub struct WatermarkGen {
     max: Vec<Option<i64>>,
     last_seen: Vec<Instant>,
     emitted: i64,
+    /// Every open partition was idle at the last update.
+    all_idle: bool,
 }
 
 impl WatermarkGen {
@@ -32,6 +34,26 @@ impl WatermarkGen {
             max: vec![None; partitions],
             last_seen: vec![now; partitions],
             emitted: MIN,
+            all_idle: false,
+        }
+    }
+
+    /// The watermark emitted so far ([`MIN`] before the first).
+    pub fn current(&self) -> i64 {
+        self.emitted
+    }
+
+    /// Whether every open partition was idle at the last update: the source holds nothing
+    /// back.
+    pub fn idle(&self) -> bool {
+        self.all_idle
+    }
+
+    /// The source did not read for `pause` on purpose (watermark alignment held it): that
+    /// time does not count as its partitions' silence.
+    pub fn paused(&mut self, pause: Duration) {
+        for t in &mut self.last_seen {
+            *t += pause;
         }
     }
 
@@ -73,11 +95,15 @@ impl WatermarkGen {
             }
             open += 1;
             match self.max[p] {
-                None => return None,
+                None => {
+                    self.all_idle = false;
+                    return None;
+                }
                 Some(m) => w = w.min(m.saturating_sub(self.delay)),
             }
         }
-        if open > 0 && w == END {
+        self.all_idle = open > 0 && w == END;
+        if self.all_idle {
             return None; // every open partition is idle: hold, do not jump to the end
         }
         (w > self.emitted).then(|| {

@@ -9,7 +9,7 @@ use crate::error::{Result, SqlError};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
-use weir_types::{NexmarkTable, OperatorKind};
+use weir_types::{NexmarkTable, OperatorKind, WatermarkAlignment};
 
 /// The options of one table, with the ones read so far.
 struct Opts<'a> {
@@ -188,11 +188,41 @@ fn decode(opts: &Opts, v: Value) -> Result<OperatorKind> {
     serde_json::from_value(v).map_err(|e| opts.err(e.to_string()))
 }
 
+/// Flink's watermark alignment options of a source table.
+fn alignment(o: &mut Opts) -> Result<Option<WatermarkAlignment>> {
+    const GROUP: &str = "scan.watermark.alignment.group";
+    const DRIFT: &str = "scan.watermark.alignment.max-drift";
+    let group = o.get(GROUP);
+    let drift = o.duration_ms(DRIFT)?;
+    let (group, max_drift_ms) = match (group, drift) {
+        (None, None) => return Ok(None),
+        (Some(g), Some(d)) => (g.trim(), d),
+        (Some(_), None) => return Err(o.err(format!("option '{GROUP}' needs '{DRIFT}'"))),
+        (None, Some(_)) => return Err(o.err(format!("option '{DRIFT}' needs '{GROUP}'"))),
+    };
+    if group.is_empty() {
+        return Err(o.err(format!("option '{GROUP}' must not be empty")));
+    }
+    if o.table.watermark.is_none() {
+        return Err(o.err(
+            "watermark alignment needs a WATERMARK FOR clause: it aligns the table's watermarks",
+        ));
+    }
+    Ok(Some(WatermarkAlignment {
+        group: group.to_string(),
+        max_drift_ms,
+    }))
+}
+
 /// The source operator reading `columns` of `table` (sources that can skip columns make only
-/// those; the others read every declared column).
-pub fn source(table: &TableDef, columns: &[String]) -> Result<OperatorKind> {
+/// those; the others read every declared column), and its watermark alignment.
+pub fn source(
+    table: &TableDef,
+    columns: &[String],
+) -> Result<(OperatorKind, Option<WatermarkAlignment>)> {
     let connector = table.connector()?.to_ascii_lowercase();
     let mut o = Opts::new(table);
+    let aligned = alignment(&mut o)?;
     let kind = match connector.as_str() {
         "nexmark" => {
             let which = match o.get("table") {
@@ -282,7 +312,7 @@ pub fn source(table: &TableDef, columns: &[String]) -> Result<OperatorKind> {
             props.remove("group.id");
             spec["properties"] = Value::Object(props);
             o.finish("kafka", &["properties."])?;
-            return decode(&Opts::new(table), spec);
+            return Ok((decode(&Opts::new(table), spec)?, aligned));
         }
         "blackhole" | "print" | "jdbc" | "postgres" => {
             return Err(o.err(format!(
@@ -292,7 +322,7 @@ pub fn source(table: &TableDef, columns: &[String]) -> Result<OperatorKind> {
         other => return Err(unknown_connector(&o, other)),
     };
     o.finish(&connector, &[])?;
-    Ok(kind)
+    Ok((kind, aligned))
 }
 
 fn check_nexmark_columns(o: &Opts, which: NexmarkTable) -> Result<()> {

@@ -631,6 +631,69 @@ INSERT INTO out SELECT auction, AVG(top) OVER (PARTITION BY auction ORDER BY t R
     }
 
     #[test]
+    fn watermark_alignment_options_reach_the_source_or_say_what_is_wrong() {
+        let table = |name: &str, options: &str, watermark: bool| {
+            format!(
+                "CREATE TABLE {name} (auction BIGINT, date_time TIMESTAMP(3){}) WITH ('connector' = 'nexmark', 'table' = 'bid'{options});\n",
+                if watermark {
+                    ", WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND"
+                } else {
+                    ""
+                }
+            )
+        };
+        let aligned = ", 'scan.watermark.alignment.group' = 'g1', 'scan.watermark.alignment.max-drift' = '5 s'";
+        let sink =
+            "CREATE TABLE out (a BIGINT, t TIMESTAMP(3)) WITH ('connector' = 'blackhole');\n";
+        let job = compile(
+            &format!(
+                "{}{}{sink}INSERT INTO out SELECT auction, date_time FROM b1;\nINSERT INTO out SELECT auction, date_time FROM b2;",
+                table("b1", aligned, true),
+                table("b2", "", true)
+            ),
+            "t",
+        )
+        .unwrap();
+        let alignments: Vec<Option<&weir_types::WatermarkAlignment>> = job
+            .operators
+            .iter()
+            .filter_map(|o| o.watermark.as_ref())
+            .map(|w| w.alignment.as_ref())
+            .collect();
+        assert_eq!(
+            alignments,
+            vec![
+                Some(&weir_types::WatermarkAlignment {
+                    group: "g1".into(),
+                    max_drift_ms: 5000
+                }),
+                None
+            ]
+        );
+        let e = err(&format!(
+            "{}{sink}INSERT INTO out SELECT auction, date_time FROM b1;",
+            table("b1", ", 'scan.watermark.alignment.group' = 'g1'", true)
+        ));
+        assert!(
+            e.contains("option 'scan.watermark.alignment.group' needs 'scan.watermark.alignment.max-drift'"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{}{sink}INSERT INTO out SELECT auction, date_time FROM b1;",
+            table("b1", ", 'scan.watermark.alignment.max-drift' = 'soon', 'scan.watermark.alignment.group' = 'g'", true)
+        ));
+        assert!(e.contains("'soon' is not a duration"), "{e}");
+        let e = err(&format!(
+            "{}{sink}INSERT INTO out SELECT auction, date_time FROM b1;",
+            table("b1", aligned, false)
+        ));
+        assert!(
+            e.contains("table b1: watermark alignment needs a WATERMARK FOR clause"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_place_and_the_problem() {
         let sink = "CREATE TABLE out (a BIGINT) WITH ('connector' = 'blackhole');\n";
         // Unknown column: DataFusion's span points at it.

@@ -1467,7 +1467,7 @@ impl<'a> Translator<'a> {
         } else {
             columns
         };
-        let kind = connectors::source(table, &columns)?;
+        let (kind, alignment) = connectors::source(table, &columns)?;
         let projects_itself = matches!(kind, OperatorKind::Nexmark(_));
         let id = self.fresh(name);
         // The table's watermark, when the source reads its column.
@@ -1479,6 +1479,7 @@ impl<'a> Translator<'a> {
                 column: column.clone(),
                 delay_ms: *delay_ms,
                 idle_timeout_ms: self.idle_timeout_ms,
+                alignment: alignment.clone(),
             });
         let times = watermark
             .iter()

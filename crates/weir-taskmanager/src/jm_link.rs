@@ -11,6 +11,7 @@ use tonic::transport::Channel;
 use tracing::{info, warn};
 use weir_proto as pb;
 use weir_proto::cluster_service_client::ClusterServiceClient;
+use weir_runtime::alignment::GroupKey;
 use weir_runtime::task::{TaskEvent, TaskEventKind};
 
 type Client = ClusterServiceClient<Channel>;
@@ -74,6 +75,19 @@ async fn session(
             let hb = pb::HeartbeatRequest {
                 tm_id: id.clone(),
                 metrics: beat_state.metrics(),
+                watermarks: beat_state
+                    .alignments
+                    .reports()
+                    .into_iter()
+                    .map(|r| pb::SourceWatermark {
+                        job_id: r.group.job_id,
+                        attempt: r.group.attempt,
+                        group: r.group.group,
+                        vertex: r.vertex,
+                        subtask: r.subtask,
+                        watermark: r.watermark,
+                    })
+                    .collect(),
             };
             if tx.send(hb).await.is_err() {
                 break;
@@ -91,7 +105,16 @@ async fn session(
                 _ = shutdown.cancelled() => return Ok(()),
                 r = responses.message() => match r? {
                     Some(resp) if resp.reregister => return Ok(()),
-                    Some(_) => {}
+                    Some(resp) => {
+                        for g in resp.alignment {
+                            let key = GroupKey {
+                                job_id: g.job_id,
+                                attempt: g.attempt,
+                                group: g.group,
+                            };
+                            state.alignments.set_remote(&key, g.minimum);
+                        }
+                    }
                     None => return Err("heartbeat stream closed by the job manager".into()),
                 }
             }

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use weir_checkpoint::CheckpointMetadata;
 use weir_proto as pb;
+use weir_runtime::alignment::Alignments;
 use weir_runtime::exchange::encode_batch;
 use weir_runtime::inflight::InFlight;
 use weir_runtime::output::{EdgeOutput, Outputs};
@@ -65,6 +66,8 @@ pub struct TaskManagerState {
     stopping: Mutex<Vec<(JobId, u64, InFlight)>>,
     events_tx: UnboundedSender<TaskEvent>,
     events_rx: Mutex<Option<UnboundedReceiver<TaskEvent>>>,
+    /// The aligned sources running here; the heartbeat exchanges their watermarks.
+    pub alignments: Alignments,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -83,6 +86,7 @@ impl TaskManagerState {
             stopping: Mutex::new(Vec::new()),
             events_tx,
             events_rx: Mutex::new(Some(events_rx)),
+            alignments: Alignments::default(),
         }
     }
 
@@ -109,6 +113,7 @@ impl TaskManagerState {
                     subtask: key.subtask,
                     records_in: t.metrics.records_in.load(Ordering::Relaxed),
                     records_out: t.metrics.records_out.load(Ordering::Relaxed),
+                    alignment_paused_ms: t.metrics.alignment_paused_ms.load(Ordering::Relaxed),
                 })
             })
             .collect()
@@ -359,6 +364,7 @@ impl TaskManagerState {
                 events: self.events_tx.clone(),
                 metrics: metrics.clone(),
                 inflight: job.inflight.clone(),
+                alignments: self.alignments.clone(),
             };
             // The task counts as running until its future is gone (ended, or dropped when
             // aborted); its blocking calls count on their own.

@@ -172,6 +172,20 @@ pub struct WatermarkSpec {
     pub delay_ms: u64,
     #[serde(default)]
     pub idle_timeout_ms: u64,
+    /// Watermark alignment (Flink's): this source pauses while its watermark is more than
+    /// `max_drift_ms` ahead of the slowest active source of its group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<WatermarkAlignment>,
+}
+
+/// A source's alignment group: the sources of one job that name the same group keep their
+/// watermarks within `max_drift_ms` of each other's minimum (idle and finished sources, and
+/// sources without a watermark yet, do not count).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkAlignment {
+    pub group: String,
+    pub max_drift_ms: u64,
 }
 
 /// A window aggregate (event time): rows are assigned to windows of `size_ms` every
@@ -879,6 +893,14 @@ impl JobSpec {
                     "operator {:?}: only sources generate watermarks",
                     op.id
                 ));
+            }
+            if let Some(a) = op.watermark.as_ref().and_then(|w| w.alignment.as_ref()) {
+                if a.group.trim().is_empty() {
+                    return bad(format!(
+                        "operator {:?}: the watermark alignment group must not be empty",
+                        op.id
+                    ));
+                }
             }
             if let OperatorKind::WindowAggregate(w) = &op.kind {
                 if w.gap_ms == 0 && (w.size_ms == 0 || w.slide() > w.size_ms) {

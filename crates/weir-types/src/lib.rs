@@ -17,7 +17,8 @@ pub use job::{
     FileSinkSpec, FileSourceSpec, GeneratorSpec, InputSpec, JobSpec, JoinSpec, KafkaFormat,
     KafkaPartitioner, KafkaSinkGuarantee, KafkaSinkSpec, KafkaSourceSpec, KafkaStart, OnConflict,
     OperatorKind, OperatorSpec, OverSpec, Partitioning, PostgresSinkMode, PostgresSinkSpec,
-    ProjectExpr, RestartStrategy, StateBackend, StdoutSinkSpec, WatermarkSpec, WindowSpec,
+    ProjectExpr, RestartStrategy, StateBackend, StdoutSinkSpec, WatermarkAlignment, WatermarkSpec,
+    WindowSpec,
 };
 pub use nexmark::{NexmarkSpec, NexmarkTable};
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};

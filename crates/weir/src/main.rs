@@ -195,8 +195,16 @@ fn print_status(s: &weir_client::JobStatus) {
     }
     for v in &s.vertices {
         println!(
-            "  vertex {:<40} parallelism {:>3}  in {:>12}  out {:>12}",
-            v.name, v.parallelism, v.records_in, v.records_out
+            "  vertex {:<40} parallelism {:>3}  in {:>12}  out {:>12}{}",
+            v.name,
+            v.parallelism,
+            v.records_in,
+            v.records_out,
+            if v.alignment_paused_ms > 0 {
+                format!("  paused for alignment {} ms", v.alignment_paused_ms)
+            } else {
+                String::new()
+            }
         );
     }
     for c in &s.checkpoints {
@@ -226,7 +234,8 @@ fn status_json(s: &weir_client::JobStatus) -> serde_json::Value {
         "job_id": s.job_id, "name": s.name, "state": s.state, "attempt": s.attempt,
         "restarts": s.restarts, "failure": s.failure,
         "vertices": s.vertices.iter().map(|v| serde_json::json!({
-            "name": v.name, "parallelism": v.parallelism, "records_in": v.records_in, "records_out": v.records_out})).collect::<Vec<_>>(),
+            "name": v.name, "parallelism": v.parallelism, "records_in": v.records_in, "records_out": v.records_out,
+            "alignment_paused_ms": v.alignment_paused_ms})).collect::<Vec<_>>(),
         "checkpoints": s.checkpoints.iter().map(|c| serde_json::json!({
             "id": c.checkpoint_id, "state": c.state, "savepoint": c.savepoint, "location": c.location,
             "state_bytes": c.state_bytes, "duration_ms": c.duration_ms, "failure": c.failure})).collect::<Vec<_>>(),

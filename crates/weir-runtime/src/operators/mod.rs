@@ -225,6 +225,14 @@ pub trait Source: Send {
         None
     }
 
+    /// For sources that know it (generators): an event time at or below every row they will
+    /// still produce. When a poll yields no rows, the task advances the source's watermark
+    /// by it, so a subtask whose partitions rarely or never hold its table's rows does not
+    /// hold the watermark back while it reads past them.
+    fn progress_time(&self) -> Option<i64> {
+        None
+    }
+
     /// How many partitions this subtask reads (each holds the watermark back until it has
     /// data, ends, or is idle). May grow while running.
     fn partition_count(&self) -> usize {
