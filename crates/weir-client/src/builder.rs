@@ -11,6 +11,7 @@
 //! job.operator("counts", OperatorKind::KeyedAggregate {
 //!         keys: vec!["key".into()],
 //!         aggregates: vec![AggSpec { func: AggFn::Count, column: None, name: "n".into() }],
+//!         skip_unchanged: false,
 //!     })
 //!     .parallelism(2)
 //!     .input("events", Partitioning::Hash(vec!["key".into()]));

@@ -158,7 +158,9 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                 [left, right] => crate::operators::join_schema(j, left, right, &op.id)?,
                 _ => return plan_err(&op.id, "a join needs two inputs".into()),
             },
-            OperatorKind::KeyedAggregate { keys, aggregates }
+            OperatorKind::KeyedAggregate {
+                keys, aggregates, ..
+            }
             | OperatorKind::UpdatingAggregate {
                 keys, aggregates, ..
             }

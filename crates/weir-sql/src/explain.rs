@@ -31,7 +31,9 @@ fn describe(kind: &OperatorKind) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        OperatorKind::KeyedAggregate { keys, aggregates } => format!(
+        OperatorKind::KeyedAggregate {
+            keys, aggregates, ..
+        } => format!(
             "keyed_aggregate by {}: {}",
             keys.join(", "),
             aggregates_text(aggregates)
@@ -40,6 +42,7 @@ fn describe(kind: &OperatorKind) -> String {
             keys,
             upsert_keys,
             aggregates,
+            ..
         } => format!(
             "updating_aggregate by {} over updates of ({}): {}",
             keys.join(", "),

@@ -464,9 +464,12 @@ impl<'a> Translator<'a> {
                 }
                 let exprs = keys.iter().map(|k| quote(k)).chain(outputs).collect();
                 let kind = match upstream_keys {
+                    // Rows that change nothing are not emitted: the result is consumed as
+                    // the newest row per key (Flink's group aggregation does the same).
                     None => OperatorKind::KeyedAggregate {
                         keys: keys.clone(),
                         aggregates,
+                        skip_unchanged: true,
                     },
                     // Over an updating result: each row replaces its upstream key's earlier
                     // one, which only COUNT and SUM (and AVG) can take back, and which must
@@ -494,6 +497,7 @@ impl<'a> Translator<'a> {
                             keys: keys.clone(),
                             upsert_keys,
                             aggregates,
+                            skip_unchanged: true,
                         }
                     }
                 };

@@ -238,6 +238,10 @@ fn is_zero(x: &u64) -> bool {
     *x == 0
 }
 
+fn is_false(x: &bool) -> bool {
+    !*x
+}
+
 /// An inner equi-join of two inputs: input 0 is the left side, input 1 the right, each
 /// hash-partitioned by its key columns (equal keys meet in one subtask). Each side's rows are
 /// kept in keyed state and probed by the other side's rows; every match (left columns, then
@@ -331,6 +335,11 @@ pub enum OperatorKind {
     KeyedAggregate {
         keys: Vec<String>,
         aggregates: Vec<AggSpec>,
+        /// Only rows that changed their key's aggregates (or are its first) are emitted: for
+        /// consumers that keep the newest row per key (SQL's GROUP BY, as Flink's group
+        /// aggregation does).
+        #[serde(default, skip_serializing_if = "is_false")]
+        skip_unchanged: bool,
     },
     /// Running COUNT and SUM per key over an updating input: each input row is an upsert of
     /// `upsert_keys` (an earlier GROUP BY's result), replacing that upstream key's previous
@@ -340,6 +349,9 @@ pub enum OperatorKind {
         keys: Vec<String>,
         upsert_keys: Vec<String>,
         aggregates: Vec<AggSpec>,
+        /// As for `keyed_aggregate`.
+        #[serde(default, skip_serializing_if = "is_false")]
+        skip_unchanged: bool,
     },
     /// Event-time window aggregates (tumbling or hopping), emitted when windows close.
     WindowAggregate(WindowSpec),
@@ -953,6 +965,7 @@ impl JobSpec {
                 keys,
                 upsert_keys,
                 aggregates,
+                ..
             } = &op.kind
             {
                 if let Some(k) = keys.iter().find(|k| !upsert_keys.contains(k)) {
@@ -971,7 +984,9 @@ impl JobSpec {
                     ));
                 }
             }
-            if let OperatorKind::KeyedAggregate { keys, aggregates }
+            if let OperatorKind::KeyedAggregate {
+                keys, aggregates, ..
+            }
             | OperatorKind::UpdatingAggregate {
                 keys, aggregates, ..
             }

@@ -1,7 +1,8 @@
 //! Keyed running aggregates (count, sum, min, max) in keyed state.
 //!
 //! Each input row updates its key's accumulators and is emitted with the values after the
-//! update (Flink's rolling aggregation). Keys are hashed with `crate::hashing` to their key
+//! update (Flink's rolling aggregation), or, with `skip_unchanged` (SQL's GROUP BY, whose
+//! consumers keep the newest row per key), only if it changed them or is its key's first. Keys are hashed with `crate::hashing` to their key
 //! group, the same function the upstream hash partitioner used, so every key arriving here is
 //! in this subtask's key-group range. A single integer key column takes a fast path (`i64`
 //! keys); other keys are encoded to bytes.
@@ -196,12 +197,14 @@ pub struct KeyedAggregate<R: KeyReader> {
     max_parallelism: u32,
     output: SchemaRef,
     hashes: Vec<u64>,
+    skip_unchanged: bool,
 }
 
 pub fn build(
     ctx: &OperatorContext,
     keys: &[String],
     aggregates: &[AggSpec],
+    skip_unchanged: bool,
     input: &SchemaRef,
     restored: Option<Restored>,
 ) -> Result<Box<dyn Operator>> {
@@ -209,29 +212,29 @@ pub fn build(
     let aggs = agg_cols(ctx, aggregates, input)?;
     let single_int = key_idx.len() == 1 && input.field(key_idx[0]).data_type().is_integer();
     if single_int {
-        Ok(Box::new(KeyedAggregate::new(
-            ctx,
-            IntKey(None),
-            key_idx,
-            aggs,
-            restored,
-        )?))
+        Ok(Box::new(
+            KeyedAggregate::new(ctx, IntKey(None), key_idx, aggs, restored)?
+                .skipping_unchanged(skip_unchanged),
+        ))
     } else {
         let fields = key_idx
             .iter()
             .map(|i| arrow::row::SortField::new(input.field(*i).data_type().clone()))
             .collect();
         let converter = arrow::row::RowConverter::new(fields)?;
-        Ok(Box::new(KeyedAggregate::new(
-            ctx,
-            RowKey {
-                converter,
-                rows: None,
-            },
-            key_idx,
-            aggs,
-            restored,
-        )?))
+        Ok(Box::new(
+            KeyedAggregate::new(
+                ctx,
+                RowKey {
+                    converter,
+                    rows: None,
+                },
+                key_idx,
+                aggs,
+                restored,
+            )?
+            .skipping_unchanged(skip_unchanged),
+        ))
     }
 }
 
@@ -272,7 +275,13 @@ impl<R: KeyReader> KeyedAggregate<R> {
             max_parallelism: ctx.max_parallelism,
             output: ctx.output_schema.clone(),
             hashes: Vec::new(),
+            skip_unchanged: false,
         })
+    }
+
+    fn skipping_unchanged(mut self, skip: bool) -> Self {
+        self.skip_unchanged = skip;
+        self
     }
 
     fn initial(&self) -> Accs {
@@ -342,10 +351,12 @@ pub(super) fn agg_values(aggs: &[AggCol], batch: &RecordBatch) -> Result<Vec<Val
         .collect()
 }
 
-/// Folds row `row` into `accs`.
+/// Folds row `row` into `accs`; whether any of them changed.
 #[inline]
-pub(super) fn fold_row(aggs: &[AggCol], values: &[Values], row: usize, accs: &mut [Acc]) {
+pub(super) fn fold_row(aggs: &[AggCol], values: &[Values], row: usize, accs: &mut [Acc]) -> bool {
+    let mut changed = false;
     for (acc, (agg, vals)) in accs.iter_mut().zip(aggs.iter().zip(values)) {
+        let before = *acc;
         match (agg.func, vals) {
             (AggFn::Count, v) if v.is_valid(row) => bump(acc),
             (AggFn::Count, _) => {}
@@ -353,7 +364,9 @@ pub(super) fn fold_row(aggs: &[AggCol], values: &[Values], row: usize, accs: &mu
             (f, Values::Float(v)) if v.is_valid(row) => fold_float(acc, f, v.value(row)),
             _ => {}
         }
+        changed |= *acc != before;
     }
+    changed
 }
 
 pub(super) enum Values {
@@ -394,6 +407,9 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
             })
             .collect();
         let init = self.initial();
+        // With `skip_unchanged`: the rows emitted (all of them when every row changed its key).
+        let mut kept: Vec<u32> = Vec::new();
+        let skip = self.skip_unchanged;
         for row in 0..rows {
             if row + PREFETCH_DISTANCE < rows {
                 self.reader.prefetch(&self.state, row + PREFETCH_DISTANCE);
@@ -406,13 +422,23 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                 )));
             }
             let aggs = &self.aggs;
+            let first = std::cell::Cell::new(false);
             self.state.update(
                 kg,
                 self.reader.key(row),
-                || init.clone(),
+                || {
+                    first.set(true);
+                    init.clone()
+                },
                 |accs| {
                     let accs = accs.slice_mut();
-                    fold_row(aggs, &values, row, accs);
+                    let changed = fold_row(aggs, &values, row, accs);
+                    if skip {
+                        if !changed && !first.get() {
+                            return;
+                        }
+                        kept.push(row as u32);
+                    }
                     for (acc, col) in accs.iter().zip(out.iter_mut()) {
                         match col {
                             OutCol::Int(v) => v.push(acc.int()),
@@ -421,6 +447,24 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                     }
                 },
             )?;
+        }
+        if skip && kept.len() < rows {
+            if kept.is_empty() {
+                return Ok(None);
+            }
+            let kept = arrow::array::UInt32Array::from(kept);
+            let mut cols: Vec<ArrayRef> = batch
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::take(c, &kept, None))
+                .collect::<std::result::Result<_, _>>()?;
+            for col in out {
+                cols.push(match col {
+                    OutCol::Int(v) => Arc::new(Int64Array::from(v)),
+                    OutCol::Float(v) => Arc::new(Float64Array::from(v)),
+                });
+            }
+            return Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?));
         }
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         for col in out {
@@ -463,5 +507,87 @@ fn fold_float(acc: &mut Acc, f: AggFn, v: f64) {
         (AggFn::Max, Acc::Float(m)) => Acc::Float(m.max(v)),
         (AggFn::Min | AggFn::Max, Acc::Empty) => Acc::Float(v),
         (_, other) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+    use arrow::datatypes::{Field, Schema};
+
+    /// `GROUP BY` keys `keys` with MAX(v) and SUM(v), skipping unchanged rows; returns for
+    /// each batch the (row's v, max, sum) of the rows emitted.
+    async fn run(keys: &[&str], batches: &[&[(i64, &str, i64)]]) -> Vec<Vec<(i64, i64, i64)>> {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        let mut fields = input.fields().to_vec();
+        fields.push(Arc::new(Field::new("top", DataType::Int64, false)));
+        fields.push(Arc::new(Field::new("total", DataType::Int64, false)));
+        let ctx = OperatorContext::for_test(
+            "a",
+            0,
+            1,
+            vec![input.clone()],
+            Arc::new(Schema::new(fields)),
+        );
+        let aggs = [(AggFn::Max, "top"), (AggFn::Sum, "total")].map(|(func, name)| AggSpec {
+            func,
+            column: Some("v".into()),
+            name: name.into(),
+        });
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let mut op = build(&ctx, &keys, &aggs, true, &input, None).unwrap();
+        let mut out = Vec::new();
+        for rows in batches {
+            let b = RecordBatch::try_new(
+                input.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                    Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+                ],
+            )
+            .unwrap();
+            out.push(match op.process(b).await.unwrap() {
+                None => vec![],
+                Some(b) => {
+                    let col = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
+                    let (v, top, total) = (col(2), col(3), col(4));
+                    (0..b.num_rows())
+                        .map(|i| (v.value(i), top.value(i), total.value(i)))
+                        .collect()
+                }
+            });
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn skipping_unchanged_emits_only_rows_that_change_their_key_or_start_it() {
+        // One integer key (the fast path) and two keys (row-encoded) behave alike.
+        for keys in [&["k"][..], &["k", "s"][..]] {
+            let got = run(
+                keys,
+                &[
+                    &[(1, "x", 5), (1, "x", 0), (2, "x", 0), (1, "x", 9)],
+                    &[(2, "x", 0), (1, "x", 0)],
+                ],
+            )
+            .await;
+            assert_eq!(
+                got,
+                vec![
+                    // (1, 0) leaves MAX and SUM as they were; key 2's first row is
+                    // emitted although it changes nothing from the initial values.
+                    vec![(5, 5, 5), (0, 0, 0), (9, 9, 14)],
+                    vec![],
+                ],
+                "keys {keys:?}"
+            );
+        }
     }
 }

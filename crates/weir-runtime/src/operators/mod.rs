@@ -305,18 +305,22 @@ pub async fn build_operator(
         OperatorKind::OverAggregate(o) => {
             Box::new(over::OverAggregate::new(ctx, o, &input()?, restored)?)
         }
-        OperatorKind::KeyedAggregate { keys, aggregates } => {
-            aggregate::build(ctx, keys, aggregates, &input()?, restored)?
-        }
+        OperatorKind::KeyedAggregate {
+            keys,
+            aggregates,
+            skip_unchanged,
+        } => aggregate::build(ctx, keys, aggregates, *skip_unchanged, &input()?, restored)?,
         OperatorKind::UpdatingAggregate {
             keys,
             upsert_keys,
             aggregates,
+            skip_unchanged,
         } => Box::new(updating::UpdatingAggregate::new(
             ctx,
             keys,
             upsert_keys,
             aggregates,
+            *skip_unchanged,
             &input()?,
             restored,
         )?),

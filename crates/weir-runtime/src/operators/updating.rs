@@ -8,8 +8,9 @@
 //! cannot be undone from the accumulator alone). The group keys are among the upstream keys,
 //! so all rows of an upstream key reach the same group and subtask; both maps are stored
 //! under the group's key group and restore at another parallelism like other keyed state.
-//! Each input row is emitted with its group's values after it (like `keyed_aggregate`):
-//! the output is again updating, keyed by the group keys.
+//! Each input row is emitted with its group's values after it (like `keyed_aggregate`; with
+//! `skip_unchanged`, only rows that changed them or are the group's first): the output is
+//! again updating, keyed by the group keys.
 
 use super::aggregate::{agg_cols, agg_values, initial_accs, Acc, AggCol, Values};
 use super::{Operator, OperatorContext, Restored};
@@ -41,6 +42,7 @@ pub struct UpdatingAggregate {
     range: Range<u32>,
     output: SchemaRef,
     hashes: Vec<u64>,
+    skip_unchanged: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,6 +65,7 @@ impl UpdatingAggregate {
         keys: &[String],
         upsert_keys: &[String],
         aggregates: &[AggSpec],
+        skip_unchanged: bool,
         input: &SchemaRef,
         restored: Option<Restored>,
     ) -> Result<Self> {
@@ -80,6 +83,7 @@ impl UpdatingAggregate {
             range: key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism),
             output: ctx.output_schema.clone(),
             hashes: Vec::new(),
+            skip_unchanged,
         };
         if let Some(r) = restored {
             for (_, bytes) in &r.snapshots {
@@ -138,6 +142,9 @@ impl Operator for UpdatingAggregate {
         let init: Vec<Acc> = initial_accs(&self.aggs).slice_mut().to_vec();
         let mut out: Vec<Vec<Acc>> = vec![Vec::with_capacity(rows); self.aggs.len()];
         let mut old: Vec<Option<Acc>> = vec![None; self.aggs.len()];
+        let mut before: Vec<Acc> = Vec::with_capacity(self.aggs.len());
+        // With `skip_unchanged`: the rows emitted.
+        let mut kept: Vec<u32> = Vec::new();
         for row in 0..rows {
             let kg = key_group(self.hashes[row], self.max_parallelism);
             if !self.range.contains(&kg) {
@@ -166,16 +173,19 @@ impl Operator for UpdatingAggregate {
             };
             contribution(&self.aggs, &values, row, last);
             let key = keys.row(row);
-            let accs = match self.groups.get_mut(key.as_ref()) {
-                Some((_, accs)) => accs,
-                None => {
+            let (accs, first) = match self.groups.get_mut(key.as_ref()) {
+                Some((_, accs)) => (accs, false),
+                None => (
                     &mut self
                         .groups
                         .entry(key.as_ref().to_vec())
                         .or_insert_with(|| (kg, init.clone()))
-                        .1
-                }
+                        .1,
+                    true,
+                ),
             };
+            before.clear();
+            before.extend_from_slice(accs);
             for (i, acc) in accs.iter_mut().enumerate() {
                 if let Some(c) = old[i] {
                     add(acc, c, -1);
@@ -183,8 +193,31 @@ impl Operator for UpdatingAggregate {
                 if let Some(c) = last[i] {
                     add(acc, c, 1);
                 }
-                out[i].push(*acc);
             }
+            if self.skip_unchanged {
+                if !first && *accs == before {
+                    continue;
+                }
+                kept.push(row as u32);
+            }
+            for (acc, o) in accs.iter().zip(out.iter_mut()) {
+                o.push(*acc);
+            }
+        }
+        if self.skip_unchanged && kept.len() < rows {
+            if kept.is_empty() {
+                return Ok(None);
+            }
+            let kept = arrow::array::UInt32Array::from(kept);
+            let mut cols: Vec<ArrayRef> = batch
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::take(c, &kept, None))
+                .collect::<std::result::Result<_, _>>()?;
+            for (a, vals) in self.aggs.iter().zip(out) {
+                cols.push(a.output(vals.into_iter()));
+            }
+            return Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?));
         }
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         for (a, vals) in self.aggs.iter().zip(out) {
@@ -244,6 +277,15 @@ mod tests {
     }
 
     fn op(subtask: u32, parallelism: u32, restored: Option<Restored>) -> UpdatingAggregate {
+        op_skipping(subtask, parallelism, restored, false)
+    }
+
+    fn op_skipping(
+        subtask: u32,
+        parallelism: u32,
+        restored: Option<Restored>,
+        skip_unchanged: bool,
+    ) -> UpdatingAggregate {
         let mut fields: Vec<Field> = input()
             .fields()
             .iter()
@@ -263,6 +305,7 @@ mod tests {
             &["category".into()],
             &["auction".into(), "category".into()],
             &aggs(),
+            skip_unchanged,
             &input(),
             restored,
         )
@@ -326,5 +369,29 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(emitted(got), vec![(10, 2)]);
+    }
+
+    #[tokio::test]
+    async fn skipping_unchanged_emits_changes_and_first_rows_only() {
+        let mut u = op_skipping(0, 1, None, true);
+        let got = u
+            .process(batch(&[
+                (1, 10, Some(5)),
+                (1, 10, Some(5)), // the same value again: the group is unchanged
+                (3, 11, None),    // a new group with nothing to add: still emitted once
+                (2, 10, Some(7)),
+            ]))
+            .await
+            .unwrap()
+            .unwrap();
+        let auctions = got.column(0).as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(auctions, vec![1, 3, 2], "the rows emitted are the input's");
+        assert_eq!(emitted(got), vec![(5, 1), (0, 0), (12, 2)]);
+        // Nothing changes: nothing is emitted.
+        assert!(u
+            .process(batch(&[(2, 10, Some(7)), (3, 11, None)]))
+            .await
+            .unwrap()
+            .is_none());
     }
 }
