@@ -105,8 +105,37 @@ pub struct TaskSetup {
     pub metrics: Arc<TaskMetrics>,
     /// The attempt's running work on this task manager (`crate::inflight`).
     pub inflight: InFlight,
-    /// The aligned sources running beside this task (`crate::alignment`).
-    pub alignments: Alignments,
+    /// A source's membership in its watermark alignment group ([`join_alignment`]).
+    pub alignment: Option<AlignedSource>,
+}
+
+/// Joins `task` to its watermark alignment group if it is a source in one. Whoever deploys
+/// tasks does this for all of them before starting any, so the first to start cannot read
+/// ahead of one still being built.
+pub fn join_alignment(
+    alignments: &Alignments,
+    job_id: &JobId,
+    attempt: u64,
+    spec: &JobSpec,
+    plan: &ExecutionPlan,
+    task: TaskKey,
+) -> Option<AlignedSource> {
+    let head = *plan.vertex(task.vertex)?.operators.first()?;
+    let op = spec.operators.get(head)?;
+    if !op.kind.is_source() {
+        return None;
+    }
+    let a = op.watermark.as_ref()?.alignment.as_ref()?;
+    Some(alignments.join(
+        GroupKey {
+            job_id: job_id.0.clone(),
+            attempt,
+            group: a.group.clone(),
+        },
+        task.vertex,
+        task.subtask,
+        a.max_drift_ms,
+    ))
 }
 
 struct Task {
@@ -219,7 +248,7 @@ async fn load_restored(restore: &Option<RestoreSource>, op_id: &str) -> Result<O
 
 impl Task {
     async fn build(
-        s: TaskSetup,
+        mut s: TaskSetup,
     ) -> Result<(
         Self,
         Vec<Receiver<Message>>,
@@ -288,18 +317,7 @@ impl Task {
                         std::time::Instant::now(),
                     );
                     watermarks = Some((gen, col));
-                    alignment = w.alignment.as_ref().map(|a| {
-                        s.alignments.join(
-                            GroupKey {
-                                job_id: s.job_id.0.clone(),
-                                attempt: s.attempt,
-                                group: a.group.clone(),
-                            },
-                            s.task.vertex,
-                            s.task.subtask,
-                            a.max_drift_ms,
-                        )
-                    });
+                    alignment = s.alignment.take();
                 }
                 source = Some(src);
             } else {

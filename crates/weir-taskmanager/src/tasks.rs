@@ -12,12 +12,14 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use weir_checkpoint::CheckpointMetadata;
 use weir_proto as pb;
-use weir_runtime::alignment::Alignments;
+use weir_runtime::alignment::{AlignedSource, Alignments};
 use weir_runtime::exchange::encode_batch;
 use weir_runtime::inflight::InFlight;
 use weir_runtime::output::{EdgeOutput, Outputs};
 use weir_runtime::planner;
-use weir_runtime::task::{run_task, RestoreSource, TaskControl, TaskEvent, TaskMetrics, TaskSetup};
+use weir_runtime::task::{
+    join_alignment, run_task, RestoreSource, TaskControl, TaskEvent, TaskMetrics, TaskSetup,
+};
 use weir_runtime::{Barrier, Message};
 use weir_storage::Storage;
 use weir_types::{Channel, ExecutionPlan, JobId, JobSpec, Partitioning, TaskKey};
@@ -287,6 +289,15 @@ impl TaskManagerState {
             tasks: HashMap::new(),
             inflight: InFlight::default(),
         };
+        // Aligned sources join their groups before any task starts (`join_alignment`).
+        let mut aligned: HashMap<TaskKey, AlignedSource> = d
+            .tasks
+            .iter()
+            .filter_map(|key| {
+                join_alignment(&self.alignments, &d.job_id, d.attempt, &spec, &plan, *key)
+                    .map(|a| (*key, a))
+            })
+            .collect();
         for key in &d.tasks {
             let v = plan
                 .vertex(key.vertex)
@@ -364,7 +375,7 @@ impl TaskManagerState {
                 events: self.events_tx.clone(),
                 metrics: metrics.clone(),
                 inflight: job.inflight.clone(),
-                alignments: self.alignments.clone(),
+                alignment: aligned.remove(key),
             };
             // The task counts as running until its future is gone (ended, or dropped when
             // aborted); its blocking calls count on their own.
