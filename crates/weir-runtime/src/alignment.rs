@@ -12,8 +12,9 @@
 //! * the smallest watermark of the group's sources elsewhere, which whoever runs the tasks
 //!   learns from the other processes ([`Alignments::set_remote`]) in exchange for this one's
 //!   ([`Alignments::reports`]); the task manager does it with its heartbeat. That value may be
-//!   a little old, and as watermarks only rise, a stale value only pauses a source longer,
-//!   never less.
+//!   up to a heartbeat old: while the others' watermarks only rise, a stale value only pauses
+//!   a source longer; a source elsewhere that comes back from idle, or has just started,
+//!   holds the others only from the next exchange.
 //!
 //! A source without a watermark yet holds its group at the start, as in Flink: a source
 //! subtask that starts late (or is starved of CPU at first) must not find the others a run
@@ -102,7 +103,10 @@ impl Alignments {
         subtask: u32,
         max_drift_ms: u64,
     ) -> AlignedSource {
-        let g = lock(&self.groups)
+        // The member joins under the registry's lock: a group whose last member is leaving
+        // cannot be removed between finding it and joining it.
+        let mut groups = lock(&self.groups);
+        let g = groups
             .entry(group.clone())
             .or_insert_with(|| Arc::new(Group::new()))
             .clone();
@@ -112,6 +116,7 @@ impl Alignments {
             subtask,
             watermark: watermark.clone(),
         });
+        drop(groups);
         AlignedSource {
             registry: self.clone(),
             key: group,

@@ -539,16 +539,20 @@ impl Task {
             return None;
         };
         let w = gen.current();
-        if a.ahead(w) {
-            paused_since.get_or_insert_with(std::time::Instant::now);
-            return Some(w);
-        }
+        let ahead = a.ahead(w);
+        // The time since the last check is counted at every check, so a source that is
+        // waiting now shows it in the status.
+        let now = std::time::Instant::now();
         if let Some(since) = paused_since.take() {
-            let paused = since.elapsed();
+            let paused = now.duration_since(since);
             gen.paused(paused);
             self.metrics
                 .alignment_paused_ms
                 .fetch_add(paused.as_millis() as u64, Ordering::Relaxed);
+        }
+        if ahead {
+            *paused_since = Some(now);
+            return Some(w);
         }
         None
     }
@@ -656,6 +660,9 @@ impl Task {
                     if stop {
                         if !exhausted {
                             exhausted = true;
+                            if let Some(a) = &self.alignment {
+                                a.publish(END);
+                            }
                             self.flush_chain().await?;
                         }
                         final_checkpoint.get_or_insert(barrier.id);

@@ -179,8 +179,8 @@ pub struct WatermarkSpec {
 }
 
 /// A source's alignment group: the sources of one job that name the same group keep their
-/// watermarks within `max_drift_ms` of each other's minimum (idle and finished sources, and
-/// sources without a watermark yet, do not count).
+/// watermarks within `max_drift_ms` of each other's minimum (idle and finished sources do not
+/// count; a source without a watermark yet holds the group at the start).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatermarkAlignment {
