@@ -71,7 +71,7 @@ pub struct JobManager {
     pub cfg: JobManagerConfig,
     pub cluster: Arc<Cluster>,
     /// The aligned sources' watermarks, as the heartbeats report them.
-    pub alignment: Mutex<AlignmentTable>,
+    pub alignment: Arc<Mutex<AlignmentTable>>,
     store: JobStore,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
 }
@@ -156,7 +156,7 @@ impl JobManager {
         Ok(Self {
             cfg,
             cluster: Arc::new(Cluster::default()),
-            alignment: Mutex::new(AlignmentTable::default()),
+            alignment: Arc::new(Mutex::new(AlignmentTable::default())),
             store,
             jobs: Mutex::new(HashMap::new()),
         })
@@ -286,6 +286,7 @@ impl JobManager {
         let driver = Driver {
             cfg: self.cfg.clone(),
             cluster: self.cluster.clone(),
+            alignment: self.alignment.clone(),
             store: self.store.clone(),
             record,
             spec,
@@ -389,6 +390,7 @@ enum Outcome {
 struct Driver {
     cfg: JobManagerConfig,
     cluster: Arc<Cluster>,
+    alignment: Arc<Mutex<AlignmentTable>>,
     store: JobStore,
     record: JobRecord,
     spec: JobSpec,

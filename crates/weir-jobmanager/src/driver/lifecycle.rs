@@ -178,6 +178,31 @@ impl Driver {
             })
             .collect();
         let (restore_dir, restore_meta) = restore.clone().unwrap_or_default();
+        // Aligned sources hold their groups from now, each as "no watermark yet" on its task
+        // manager, until that task manager's heartbeat reports it: the task managers deployed
+        // first must not read ahead of the ones not deployed yet.
+        {
+            let now = std::time::Instant::now();
+            let mut table = lock(&self.alignment);
+            for (tm, tm_tasks) in &by_tm {
+                for t in tm_tasks {
+                    let Some(op) = self
+                        .plan
+                        .vertex(t.vertex)
+                        .and_then(|v| v.operators.first())
+                        .and_then(|i| self.spec.operators.get(*i))
+                    else {
+                        continue;
+                    };
+                    if let Some(a) = op.watermark.as_ref().and_then(|w| w.alignment.as_ref()) {
+                        if op.kind.is_source() {
+                            let group = (self.record.job_id.clone(), attempt, a.group.clone());
+                            table.expect(tm, group, t.vertex, t.subtask, now);
+                        }
+                    }
+                }
+            }
+        }
         for (tm, tm_tasks) in &by_tm {
             let Some(mut client) = self.cluster.client(tm) else {
                 return Err(StartError::Retry(format!(
