@@ -138,6 +138,25 @@ struct Slot {
     next_in_bucket: u32,
     head: u64,
     tail: u64,
+    /// A short key's bytes (most keys: an integer is 9 bytes in the row format), so a lookup
+    /// compares them here instead of in the arena; `key_len` is `LONG_KEY` for longer keys.
+    key: [u8; INLINE_KEY],
+    key_len: u8,
+}
+
+const INLINE_KEY: usize = 16;
+const LONG_KEY: u8 = u8::MAX;
+
+impl Slot {
+    fn inline(key: &[u8]) -> ([u8; INLINE_KEY], u8) {
+        let mut bytes = [0u8; INLINE_KEY];
+        if key.len() <= INLINE_KEY {
+            bytes[..key.len()].copy_from_slice(key);
+            (bytes, key.len() as u8)
+        } else {
+            (bytes, LONG_KEY)
+        }
+    }
 }
 
 struct StoredRow {
@@ -226,9 +245,15 @@ impl Side {
     /// The slot of `key` (with hash `hash`), if the side holds rows of it.
     fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
         let mut s = *self.index.get(&hash)?;
+        let short = key.len() <= INLINE_KEY;
         while s != NO_SLOT {
             let slot = &self.slots[s as usize];
-            if self.bytes(self.row(slot.head)).0 == key {
+            let same = if short {
+                slot.key_len as usize == key.len() && slot.key[..key.len()] == *key
+            } else {
+                slot.key_len == LONG_KEY && self.bytes(self.row(slot.head)).0 == key
+            };
+            if same {
                 return Some(s);
             }
             s = slot.next_in_bucket;
@@ -277,12 +302,15 @@ impl Side {
             }
             None => {
                 let next_in_bucket = self.index.get(&hash).copied().unwrap_or(NO_SLOT);
+                let (inline, key_len) = Slot::inline(key);
                 let slot = Slot {
                     hash,
                     key_group,
                     next_in_bucket,
                     head: id,
                     tail: id,
+                    key: inline,
+                    key_len,
                 };
                 let s = match self.free_slots.pop() {
                     Some(s) => {
@@ -810,6 +838,27 @@ mod tests {
 
     /// Two keys with one hash (a collision) keep their rows apart; expiring them frees their
     /// slots for reuse, and the arena's chunks once no row is left in them.
+    #[test]
+    fn short_and_long_keys_sharing_a_hash_stay_apart() {
+        // Keys up to 16 bytes are compared in their slot, longer ones in the arena; a
+        // 16-byte key and longer keys with the same first 16 bytes must all stay apart.
+        let mut side = Side::new(&left(), &["id".to_string()], &[]).unwrap();
+        let short = b"0123456789abcdef".to_vec();
+        let long1 = b"0123456789abcdef-one".to_vec();
+        let long2 = b"0123456789abcdef-two".to_vec();
+        side.insert(9, 1, &short, 10, b"s");
+        side.insert(9, 1, &long1, 10, b"l1");
+        side.insert(9, 1, &long2, 10, b"l2x");
+        side.insert(9, 1, &long1, 10, b"l1yy");
+        let rows = |s: &Side, k: &[u8]| s.matches(9, k).map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(rows(&side, &short), vec![1]);
+        assert_eq!(rows(&side, &long1), vec![2, 4]);
+        assert_eq!(rows(&side, &long2), vec![3]);
+        assert_eq!(rows(&side, b"0123456789abcde"), Vec::<usize>::new());
+        assert_eq!(rows(&side, b"0123456789abcdef-on"), Vec::<usize>::new());
+        assert_eq!(side.slots.len(), 3);
+    }
+
     #[test]
     fn keys_sharing_a_hash_stay_apart() {
         let mut side = Side::new(&left(), &["id".to_string()], &[]).unwrap();
