@@ -351,6 +351,22 @@ pub(super) fn agg_values(aggs: &[AggCol], batch: &RecordBatch) -> Result<Vec<Val
         .collect()
 }
 
+/// The input columns of the output rows: those of the rows `kept` (`skip_unchanged`), or all
+/// of them when `kept` is `None` or every row was kept.
+pub(super) fn kept_columns(batch: &RecordBatch, kept: Option<Vec<u32>>) -> Result<Vec<ArrayRef>> {
+    match kept {
+        Some(kept) if kept.len() < batch.num_rows() => {
+            let kept = arrow::array::UInt32Array::from(kept);
+            Ok(batch
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::take(c, &kept, None))
+                .collect::<std::result::Result<_, _>>()?)
+        }
+        _ => Ok(batch.columns().to_vec()),
+    }
+}
+
 /// Folds row `row` into `accs`; whether any of them changed.
 #[inline]
 pub(super) fn fold_row(aggs: &[AggCol], values: &[Values], row: usize, accs: &mut [Acc]) -> bool {
@@ -448,25 +464,10 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                 },
             )?;
         }
-        if skip && kept.len() < rows {
-            if kept.is_empty() {
-                return Ok(None);
-            }
-            let kept = arrow::array::UInt32Array::from(kept);
-            let mut cols: Vec<ArrayRef> = batch
-                .columns()
-                .iter()
-                .map(|c| arrow::compute::take(c, &kept, None))
-                .collect::<std::result::Result<_, _>>()?;
-            for col in out {
-                cols.push(match col {
-                    OutCol::Int(v) => Arc::new(Int64Array::from(v)),
-                    OutCol::Float(v) => Arc::new(Float64Array::from(v)),
-                });
-            }
-            return Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?));
+        if skip && kept.is_empty() {
+            return Ok(None);
         }
-        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+        let mut cols = kept_columns(&batch, skip.then_some(kept))?;
         for col in out {
             cols.push(match col {
                 OutCol::Int(v) => Arc::new(Int64Array::from(v)),

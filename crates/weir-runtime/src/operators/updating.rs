@@ -12,7 +12,7 @@
 //! `skip_unchanged`, only rows that changed them or are the group's first): the output is
 //! again updating, keyed by the group keys.
 
-use super::aggregate::{agg_cols, agg_values, initial_accs, Acc, AggCol, Values};
+use super::aggregate::{agg_cols, agg_values, initial_accs, kept_columns, Acc, AggCol, Values};
 use super::{Operator, OperatorContext, Restored};
 use crate::error::{Result, RuntimeError};
 use crate::hashing::hash_columns;
@@ -204,22 +204,10 @@ impl Operator for UpdatingAggregate {
                 o.push(*acc);
             }
         }
-        if self.skip_unchanged && kept.len() < rows {
-            if kept.is_empty() {
-                return Ok(None);
-            }
-            let kept = arrow::array::UInt32Array::from(kept);
-            let mut cols: Vec<ArrayRef> = batch
-                .columns()
-                .iter()
-                .map(|c| arrow::compute::take(c, &kept, None))
-                .collect::<std::result::Result<_, _>>()?;
-            for (a, vals) in self.aggs.iter().zip(out) {
-                cols.push(a.output(vals.into_iter()));
-            }
-            return Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?));
+        if self.skip_unchanged && kept.is_empty() {
+            return Ok(None);
         }
-        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+        let mut cols = kept_columns(&batch, self.skip_unchanged.then_some(kept))?;
         for (a, vals) in self.aggs.iter().zip(out) {
             cols.push(a.output(vals.into_iter()));
         }
