@@ -16,12 +16,14 @@
 //! backend keeps a scratch database on local disk that nothing needs after the process).
 
 mod backend;
+mod key;
 mod prefetch;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 mod table;
 
 pub use backend::KeyedBackend;
+pub use key::KeyBytes;
 pub use table::{KeyTable, PREFETCH_DISTANCE};
 
 use serde::de::DeserializeOwned;
@@ -183,9 +185,10 @@ where
 
     /// Serialises all owned key groups.
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut sections: Vec<Vec<(K, V)>> = self.range.clone().map(|_| Vec::new()).collect();
+        // References: serialised as the values themselves, without copying the state first.
+        let mut sections: Vec<Vec<(&K, &V)>> = self.range.clone().map(|_| Vec::new()).collect();
         for (kg, k, v) in self.table.iter() {
-            sections[(kg - self.range.start) as usize].push((k.clone(), v.clone()));
+            sections[(kg - self.range.start) as usize].push((k, v));
         }
         let groups = self
             .range

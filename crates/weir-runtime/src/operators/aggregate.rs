@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::hash::Hash;
 use std::sync::Arc;
-use weir_state::{KeyedBackend, PREFETCH_DISTANCE};
+use weir_state::{KeyBytes, KeyedBackend, PREFETCH_DISTANCE};
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, AggSpec};
 
@@ -157,31 +157,32 @@ impl KeyReader for IntKey {
     }
 }
 
-/// Any key columns, encoded to bytes with arrow's row format.
+/// Any key columns, encoded to bytes with arrow's row format (short keys kept inline).
 pub(super) struct RowKey {
     pub(super) converter: arrow::row::RowConverter,
     pub(super) rows: Option<arrow::row::Rows>,
 }
 
 impl KeyReader for RowKey {
-    type Key = Vec<u8>;
+    type Key = KeyBytes;
     fn prepare(&mut self, cols: &[ArrayRef]) -> Result<()> {
         self.rows = Some(self.converter.convert_columns(cols)?);
         Ok(())
     }
-    fn key(&self, row: usize) -> Vec<u8> {
+    #[inline]
+    fn key(&self, row: usize) -> KeyBytes {
         self.rows
             .as_ref()
-            .map(|r| r.row(row).as_ref().to_vec())
-            .unwrap_or_default()
+            .map(|r| KeyBytes::new(r.row(row).as_ref()))
+            .unwrap_or_else(|| KeyBytes::new(&[]))
     }
     #[inline]
-    fn prefetch(&self, state: &KeyedBackend<Vec<u8>, Accs>, row: usize) {
+    fn prefetch(&self, state: &KeyedBackend<KeyBytes, Accs>, row: usize) {
         if let Some(r) = &self.rows {
             state.prefetch(r.row(row).as_ref())
         }
     }
-    fn columns(&self, keys: &[&Vec<u8>]) -> Result<Vec<ArrayRef>> {
+    fn columns(&self, keys: &[&KeyBytes]) -> Result<Vec<ArrayRef>> {
         let parser = self.converter.parser();
         Ok(self
             .converter

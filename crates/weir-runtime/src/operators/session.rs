@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
-use weir_state::FastMap;
+use weir_state::{FastMap, KeyBytes};
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, WindowSpec};
 
@@ -36,12 +36,20 @@ struct Session {
     accs: Vec<Acc>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Snapshot {
     watermark: i64,
     late: u64,
     /// (key group, key, sessions)
-    keys: Vec<(u32, Vec<u8>, Vec<Session>)>,
+    keys: Vec<(u32, KeyBytes, Vec<Session>)>,
+}
+
+/// What [`Snapshot`] decodes, written from references into the state.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    watermark: i64,
+    late: u64,
+    keys: Vec<(u32, &'a [u8], &'a [Session])>,
 }
 
 pub struct SessionWindows {
@@ -52,9 +60,9 @@ pub struct SessionWindows {
     lateness: i64,
     aggs: Vec<AggCol>,
     /// Key → (key group, its open sessions, by start).
-    state: FastMap<Vec<u8>, (u32, Vec<Session>)>,
+    state: FastMap<KeyBytes, (u32, Vec<Session>)>,
     /// Session end → keys that had a session ending then.
-    by_end: BTreeMap<i64, Vec<Vec<u8>>>,
+    by_end: BTreeMap<i64, Vec<KeyBytes>>,
     watermark: i64,
     late: LateRows,
     max_parallelism: u32,
@@ -117,7 +125,7 @@ impl SessionWindows {
 
     /// Emits (and forgets) every session whose end plus lateness is at or below `w`.
     fn fire(&mut self, w: i64) -> Result<Option<RecordBatch>> {
-        let mut done: Vec<(Vec<u8>, Session)> = Vec::new();
+        let mut done: Vec<(KeyBytes, Session)> = Vec::new();
         while let Some((&end, _)) = self.by_end.first_key_value() {
             if end.saturating_add(self.lateness) > w {
                 break;
@@ -216,7 +224,7 @@ impl Operator for SessionWindows {
                 None => {
                     &mut self
                         .state
-                        .entry(key.as_ref().to_vec())
+                        .entry(KeyBytes::new(key.as_ref()))
                         .or_insert_with(|| (kg, Vec::new()))
                         .1
                 }
@@ -245,7 +253,7 @@ impl Operator for SessionWindows {
             self.by_end
                 .entry(s.end)
                 .or_default()
-                .push(key.as_ref().to_vec());
+                .push(KeyBytes::new(key.as_ref()));
             sessions.push(s);
         }
         Ok(None)
@@ -262,13 +270,13 @@ impl Operator for SessionWindows {
     }
 
     async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
-        let snap = Snapshot {
+        let snap = SnapshotRef {
             watermark: self.watermark,
             late: self.late.count,
             keys: self
                 .state
                 .iter()
-                .map(|(k, (kg, s))| (*kg, k.clone(), s.clone()))
+                .map(|(k, (kg, s))| (*kg, k.as_slice(), s.as_slice()))
                 .collect(),
         };
         Ok(Some(weir_state::encode(&snap)))

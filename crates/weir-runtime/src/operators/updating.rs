@@ -24,7 +24,7 @@ use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
-use weir_state::FastMap;
+use weir_state::{FastMap, KeyBytes};
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, AggSpec};
 
@@ -35,9 +35,9 @@ pub struct UpdatingAggregate {
     upsert_rows: RowConverter,
     aggs: Vec<AggCol>,
     /// Group key → (key group, accumulators).
-    groups: FastMap<Vec<u8>, (u32, Vec<Acc>)>,
+    groups: FastMap<KeyBytes, (u32, Vec<Acc>)>,
     /// Upstream key → (its group's key group, its last contribution to each aggregate).
-    last: FastMap<Vec<u8>, (u32, Vec<Option<Acc>>)>,
+    last: FastMap<KeyBytes, (u32, Vec<Option<Acc>>)>,
     max_parallelism: u32,
     range: Range<u32>,
     output: SchemaRef,
@@ -45,10 +45,20 @@ pub struct UpdatingAggregate {
     skip_unchanged: bool,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Snapshot {
-    groups: Vec<(u32, Vec<u8>, Vec<Acc>)>,
-    last: Vec<(u32, Vec<u8>, Vec<Option<Acc>>)>,
+    groups: Vec<(u32, KeyBytes, Vec<Acc>)>,
+    last: Vec<(u32, KeyBytes, Vec<Option<Acc>>)>,
+}
+
+/// (key group, key, values), borrowed from a map.
+type Entries<'a, T> = Vec<(u32, &'a [u8], &'a [T])>;
+
+/// What [`Snapshot`] decodes, written from references into the maps (no copy of the state).
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    groups: Entries<'a, Acc>,
+    last: Entries<'a, Option<Acc>>,
 }
 
 fn converter(input: &SchemaRef, cols: &[usize]) -> Result<RowConverter> {
@@ -166,7 +176,7 @@ impl Operator for UpdatingAggregate {
                     let fresh = vec![None; self.aggs.len()];
                     &mut self
                         .last
-                        .entry(upsert.as_ref().to_vec())
+                        .entry(KeyBytes::new(upsert.as_ref()))
                         .or_insert((kg, fresh))
                         .1
                 }
@@ -178,7 +188,7 @@ impl Operator for UpdatingAggregate {
                 None => (
                     &mut self
                         .groups
-                        .entry(key.as_ref().to_vec())
+                        .entry(KeyBytes::new(key.as_ref()))
                         .or_insert_with(|| (kg, init.clone()))
                         .1,
                     true,
@@ -215,16 +225,16 @@ impl Operator for UpdatingAggregate {
     }
 
     async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
-        let snap = Snapshot {
+        let snap = SnapshotRef {
             groups: self
                 .groups
                 .iter()
-                .map(|(k, (kg, a))| (*kg, k.clone(), a.clone()))
+                .map(|(k, (kg, a))| (*kg, k.as_slice(), a.as_slice()))
                 .collect(),
             last: self
                 .last
                 .iter()
-                .map(|(k, (kg, c))| (*kg, k.clone(), c.clone()))
+                .map(|(k, (kg, c))| (*kg, k.as_slice(), c.as_slice()))
                 .collect(),
         };
         Ok(Some(weir_state::encode(&snap)))
