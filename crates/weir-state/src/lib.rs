@@ -24,6 +24,7 @@ mod table;
 
 pub use backend::KeyedBackend;
 pub use key::KeyBytes;
+pub use prefetch::read as prefetch_read;
 pub use table::{KeyTable, PREFETCH_DISTANCE};
 
 use serde::de::DeserializeOwned;

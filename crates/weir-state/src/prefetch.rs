@@ -6,7 +6,7 @@
 /// the program, so it cannot change behaviour, only timing.
 #[inline(always)]
 #[allow(unsafe_code)]
-pub(crate) fn read<T>(value: &T) {
+pub fn read<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has; a prefetch never faults
     // and never dereferences in the program's semantics, and the pointer comes from a live
