@@ -19,3 +19,29 @@ pub fn read<T>(value: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
 }
+
+/// Like [`read`], for a value that may straddle two cache lines (a 56-byte hash-table slot
+/// does, one time in two): starts loading both.
+#[inline(always)]
+pub fn read_all<T>(value: &T) {
+    read(value);
+    let last = (value as *const T)
+        .cast::<u8>()
+        .wrapping_add(std::mem::size_of::<T>().saturating_sub(1));
+    if (last as usize) / 64 != (value as *const T as usize) / 64 {
+        read_ptr(last);
+    }
+}
+
+/// [`read`] of the cache line holding the byte at `ptr` (never dereferenced).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn read_ptr(ptr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `read`: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}

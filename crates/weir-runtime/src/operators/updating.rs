@@ -24,7 +24,7 @@ use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
-use weir_state::{FastMap, KeyBytes};
+use weir_state::{KeyBytes, KeyTable, PREFETCH_DISTANCE};
 use weir_types::keygroup::{key_group, key_group_range};
 use weir_types::{AggFn, AggSpec};
 
@@ -35,9 +35,11 @@ pub struct UpdatingAggregate {
     upsert_rows: RowConverter,
     aggs: Vec<AggCol>,
     /// Group key → (key group, accumulators).
-    groups: FastMap<KeyBytes, (u32, Vec<Acc>)>,
-    /// Upstream key → (its group's key group, its last contribution to each aggregate).
-    last: FastMap<KeyBytes, (u32, Vec<Option<Acc>>)>,
+    groups: KeyTable<KeyBytes, Vec<Acc>>,
+    /// Upstream key → (its group's key group, its last contribution to each aggregate),
+    /// in a table a batch prefetches rows ahead (there is an entry per upstream key: every
+    /// auction in q4).
+    last: KeyTable<KeyBytes, Vec<Option<Acc>>>,
     max_parallelism: u32,
     range: Range<u32>,
     output: SchemaRef,
@@ -87,8 +89,8 @@ impl UpdatingAggregate {
             keys,
             upsert_keys,
             aggs: agg_cols(ctx, aggregates, input)?,
-            groups: FastMap::default(),
-            last: FastMap::default(),
+            groups: KeyTable::default(),
+            last: KeyTable::default(),
             max_parallelism: ctx.max_parallelism,
             range: key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism),
             output: ctx.output_schema.clone(),
@@ -100,12 +102,12 @@ impl UpdatingAggregate {
                 let s: Snapshot = weir_state::decode(bytes)?;
                 for (kg, key, accs) in s.groups {
                     if op.range.contains(&kg) {
-                        op.groups.insert(key, (kg, accs));
+                        op.groups.insert(kg, key, accs);
                     }
                 }
                 for (kg, key, c) in s.last {
                     if op.range.contains(&kg) {
-                        op.last.insert(key, (kg, c));
+                        op.last.insert(kg, key, c);
                     }
                 }
             }
@@ -166,34 +168,22 @@ impl Operator for UpdatingAggregate {
             // The upstream key's previous contribution is swapped for the new one in place
             // (keys are copied only when first seen).
             let upsert = upserts.row(row);
-            let last = match self.last.get_mut(upsert.as_ref()) {
-                Some((_, c)) => {
-                    old.copy_from_slice(c);
-                    c
-                }
-                None => {
-                    old.fill(None);
-                    let fresh = vec![None; self.aggs.len()];
-                    &mut self
-                        .last
-                        .entry(KeyBytes::new(upsert.as_ref()))
-                        .or_insert((kg, fresh))
-                        .1
-                }
-            };
+            if row + PREFETCH_DISTANCE < rows {
+                self.last
+                    .prefetch(upserts.row(row + PREFETCH_DISTANCE).as_ref());
+            }
+            let n = self.aggs.len();
+            let last = self
+                .last
+                .entry(kg, KeyBytes::new(upsert.as_ref()), || vec![None; n]);
+            old.copy_from_slice(last);
             contribution(&self.aggs, &values, row, last);
             let key = keys.row(row);
-            let (accs, first) = match self.groups.get_mut(key.as_ref()) {
-                Some((_, accs)) => (accs, false),
-                None => (
-                    &mut self
-                        .groups
-                        .entry(KeyBytes::new(key.as_ref()))
-                        .or_insert_with(|| (kg, init.clone()))
-                        .1,
-                    true,
-                ),
-            };
+            let mut first = false;
+            let accs = self.groups.entry(kg, KeyBytes::new(key.as_ref()), || {
+                first = true;
+                init.clone()
+            });
             before.clear();
             before.extend_from_slice(accs);
             for (i, acc) in accs.iter_mut().enumerate() {
@@ -229,12 +219,12 @@ impl Operator for UpdatingAggregate {
             groups: self
                 .groups
                 .iter()
-                .map(|(k, (kg, a))| (*kg, k.as_slice(), a.as_slice()))
+                .map(|(kg, k, a)| (kg, k.as_slice(), a.as_slice()))
                 .collect(),
             last: self
                 .last
                 .iter()
-                .map(|(k, (kg, c))| (*kg, k.as_slice(), c.as_slice()))
+                .map(|(kg, k, c)| (kg, k.as_slice(), c.as_slice()))
                 .collect(),
         };
         Ok(Some(weir_state::encode(&snap)))
