@@ -516,14 +516,8 @@ mod tests {
         hash_columns(&key_cols, &mut hashes).unwrap();
         let keys = side.key_rows.convert_columns(&key_cols).unwrap();
         let rows = side.rows_format.convert_columns(batch.columns()).unwrap();
-        for r in 0..n {
-            side.insert(
-                hashes[r],
-                0,
-                keys.row(r).as_ref(),
-                r as i64,
-                rows.row(r).as_ref(),
-            );
+        for (r, h) in hashes.iter().enumerate() {
+            side.insert(*h, 0, keys.row(r).as_ref(), r as i64, rows.row(r).as_ref());
         }
         let bytes = side.snapshot().unwrap();
         let mut back = Side::new(&schema, &["id".to_string()], &[]).unwrap();
