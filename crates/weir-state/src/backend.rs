@@ -82,7 +82,7 @@ where
 
     pub fn snapshot(&self) -> Result<Vec<u8>> {
         match self {
-            KeyedBackend::Memory(s) => Ok(s.snapshot()),
+            KeyedBackend::Memory(s) => s.snapshot(),
             #[cfg(feature = "rocksdb")]
             KeyedBackend::RocksDb(s) => s.snapshot(),
         }

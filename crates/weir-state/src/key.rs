@@ -17,11 +17,15 @@ use std::hash::{Hash, Hasher};
 /// Longest key kept inline.
 pub const INLINE: usize = 22;
 
-/// A key's bytes: inline up to [`INLINE`] bytes, boxed beyond. Every byte string has one
-/// form (inline exactly when it fits), and unused inline bytes are zero, so two inline keys
-/// compare as plain arrays.
+/// A key's bytes: inline up to [`INLINE`] bytes, boxed beyond. The representation is
+/// private so that every byte string has one form (inline exactly when it fits, unused
+/// inline bytes zero): two inline keys then compare as plain arrays, and equality agrees
+/// with the bytes' (which `Borrow<[u8]>` requires).
 #[derive(Clone, PartialEq, Eq)]
-pub enum KeyBytes {
+pub struct KeyBytes(Repr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
     Inline { len: u8, bytes: [u8; INLINE] },
     Heap(Box<[u8]>),
 }
@@ -32,21 +36,26 @@ impl KeyBytes {
         if key.len() <= INLINE {
             let mut bytes = [0u8; INLINE];
             bytes[..key.len()].copy_from_slice(key);
-            KeyBytes::Inline {
+            KeyBytes(Repr::Inline {
                 len: key.len() as u8,
                 bytes,
-            }
+            })
         } else {
-            KeyBytes::Heap(key.into())
+            KeyBytes(Repr::Heap(key.into()))
         }
     }
 
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        match self {
-            KeyBytes::Inline { len, bytes } => &bytes[..*len as usize],
-            KeyBytes::Heap(b) => b,
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
+            Repr::Heap(b) => b,
         }
+    }
+
+    /// Whether the key is kept inline (no allocation).
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
     }
 }
 
@@ -61,7 +70,7 @@ impl From<Vec<u8>> for KeyBytes {
         if key.len() <= INLINE {
             KeyBytes::new(&key)
         } else {
-            KeyBytes::Heap(key.into_boxed_slice())
+            KeyBytes(Repr::Heap(key.into_boxed_slice()))
         }
     }
 }
@@ -130,13 +139,13 @@ mod tests {
         for len in [0, 1, 9, 18, INLINE, INLINE + 1, 40] {
             let bytes: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37) | 1).collect();
             let k = KeyBytes::from(bytes.as_slice());
-            assert_eq!(matches!(k, KeyBytes::Inline { .. }), len <= INLINE);
+            assert_eq!(k.is_inline(), len <= INLINE);
             assert_eq!(k.as_slice(), bytes.as_slice());
             assert_eq!(k, KeyBytes::from(bytes.clone()), "one form per byte string");
             assert_eq!(hash(&k), hash(bytes.as_slice()), "hash as the slice");
             // Serialised as the Vec<u8> keys of older snapshots were, both ways.
-            assert_eq!(encode(&k), encode(&bytes));
-            assert_eq!(decode::<KeyBytes>(&encode(&bytes)).unwrap(), k);
+            assert_eq!(encode(&k).unwrap(), encode(&bytes).unwrap());
+            assert_eq!(decode::<KeyBytes>(&encode(&bytes).unwrap()).unwrap(), k);
         }
         // A shorter key is not equal to a longer one with trailing zeros.
         assert_ne!(KeyBytes::new(&[1, 0]), KeyBytes::new(&[1]));

@@ -41,6 +41,8 @@ pub enum StateError {
     MaxParallelismMismatch { found: u32, expected: u32 },
     #[error("state backend: {0}")]
     Backend(String),
+    #[error("cannot encode state: {0}")]
+    Encode(String),
 }
 
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
@@ -107,15 +109,11 @@ pub(crate) type Groups<K, V> = Vec<(u32, Vec<(K, V)>)>;
 pub(crate) fn encode_snapshot<K: Serialize, V: Serialize>(
     max_parallelism: u32,
     groups: Vec<(u32, Vec<(K, V)>)>,
-) -> Vec<u8> {
-    bincode::serde::encode_to_vec(
-        Snapshot {
-            max_parallelism,
-            groups,
-        },
-        config(),
-    )
-    .unwrap_or_default()
+) -> Result<Vec<u8>> {
+    encode(&Snapshot {
+        max_parallelism,
+        groups,
+    })
 }
 
 pub(crate) fn decode_snapshot<K: DeserializeOwned, V: DeserializeOwned>(
@@ -200,7 +198,7 @@ where
     }
 
     /// Serialises all owned key groups.
-    pub fn snapshot(&self) -> Vec<u8> {
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
         // References: serialised as the values themselves, without copying the state first.
         let mut sections: Vec<Vec<(&K, &V)>> = self.range.clone().map(|_| Vec::new()).collect();
         for (kg, k, v) in self.table.iter() {
@@ -229,9 +227,10 @@ where
     }
 }
 
-/// Encodes any serde value the way operator (non-keyed) state is stored.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, config()).unwrap_or_default()
+/// Encodes any serde value the way operator (non-keyed) state is stored. An error (a value
+/// serde cannot encode) fails the snapshot: an empty snapshot would restore as no state.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| StateError::Encode(e.to_string()))
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -255,7 +254,7 @@ mod tests {
                         *st.entry(kg, k, || 0) = k as u64 * 10;
                     }
                 }
-                st.snapshot()
+                st.snapshot().unwrap()
             })
             .collect()
     }

@@ -20,8 +20,8 @@ pub fn read<T>(value: &T) {
     let _ = value;
 }
 
-/// Like [`read`], for a value that may straddle two cache lines (a 56-byte hash-table slot
-/// does, one time in two): starts loading both.
+/// Like [`read`], for a value that may straddle two cache lines (a hash-table slot of up to
+/// 64 bytes in an allocation not aligned to 64 does): starts loading both.
 #[inline(always)]
 pub fn read_all<T>(value: &T) {
     read(value);

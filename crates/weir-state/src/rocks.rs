@@ -91,10 +91,10 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> RocksStat
         self.range.clone()
     }
 
-    fn db_key(key_group: u32, key: &K) -> Vec<u8> {
+    fn db_key(key_group: u32, key: &K) -> Result<Vec<u8>> {
         let mut k = key_group.to_be_bytes().to_vec();
-        k.extend(crate::encode(key));
-        k
+        k.extend(crate::encode(key)?);
+        Ok(k)
     }
 
     pub fn update<R>(
@@ -104,14 +104,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> RocksStat
         init: impl FnOnce() -> V,
         f: impl FnOnce(&mut V) -> R,
     ) -> Result<R> {
-        let db_key = Self::db_key(key_group, key);
+        let db_key = Self::db_key(key_group, key)?;
         let db = self.db()?;
         let mut value = match db.get_pinned(&db_key).map_err(db_err)? {
             Some(bytes) => crate::decode(&bytes)?,
             None => init(),
         };
         let r = f(&mut value);
-        db.put(&db_key, crate::encode(&value)).map_err(db_err)?;
+        db.put(&db_key, crate::encode(&value)?).map_err(db_err)?;
         Ok(r)
     }
 
@@ -130,7 +130,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> RocksStat
                 _ => groups.push((kg, vec![entry])),
             }
         }
-        Ok(encode_snapshot(self.max_parallelism, groups))
+        encode_snapshot(self.max_parallelism, groups)
     }
 
     pub fn restore_from(&mut self, bytes: &[u8]) -> Result<()> {
@@ -140,7 +140,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> RocksStat
         for (kg, entries) in groups {
             if self.range.contains(&kg) {
                 for (k, v) in entries {
-                    batch.put(Self::db_key(kg, &k), crate::encode(&v));
+                    batch.put(Self::db_key(kg, &k)?, crate::encode(&v)?);
                 }
             }
         }

@@ -348,7 +348,7 @@ impl Operator for FileSink {
         }
         Ok(Some(weir_state::encode(&SinkState {
             pending: self.log.pending(),
-        })))
+        })?))
     }
 
     async fn checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
@@ -442,7 +442,8 @@ mod tests {
         std::fs::write(top.join("part-j-9-s0000-a1-000000.csv#0"), b"9").unwrap();
         let state = weir_state::encode(&SinkState {
             pending: vec![(7, recorded.to_string())],
-        });
+        })
+        .unwrap();
         let restored = Restored {
             job_id: "j-1".into(),
             old_parallelism: 2,

@@ -160,7 +160,7 @@ impl Source for FileSource {
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect();
-        Ok(Some(weir_state::encode(&v)))
+        Ok(Some(weir_state::encode(&v)?))
     }
 }
 

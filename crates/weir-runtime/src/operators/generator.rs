@@ -182,7 +182,7 @@ impl Source for Generator {
     }
 
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
-        Ok(Some(weir_state::encode(&self.owned)))
+        Ok(Some(weir_state::encode(&self.owned)?))
     }
 
     fn lease(&mut self, ahead: u64) -> Result<Option<Vec<u8>>> {
@@ -194,7 +194,7 @@ impl Source for Generator {
             pos.emitted += ahead;
             leased[i] = pos.emitted;
         }
-        Ok(Some(weir_state::encode(&ahead_positions)))
+        Ok(Some(weir_state::encode(&ahead_positions)?))
     }
 }
 

@@ -266,10 +266,10 @@ impl Operator for Join {
     async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
         // Encoded as `Snapshot` is, one side at a time, so a side's bytes are copied once into
         // the result instead of both being held twice by `encode`.
-        let mut out = weir_state::encode(&self.watermark);
+        let mut out = weir_state::encode(&self.watermark)?;
         for side in &self.sides {
             let bytes = side.snapshot()?;
-            out.extend_from_slice(&weir_state::encode(&(bytes.len() as u64)));
+            out.extend_from_slice(&weir_state::encode(&(bytes.len() as u64))?);
             out.extend_from_slice(&bytes);
         }
         Ok(Some(out))
@@ -513,7 +513,8 @@ mod tests {
             watermark: 7,
             left: j.sides[0].snapshot().unwrap(),
             right: j.sides[1].snapshot().unwrap(),
-        });
+        })
+        .unwrap();
         assert_eq!(bytes, expected);
     }
 

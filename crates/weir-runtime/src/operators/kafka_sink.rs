@@ -732,7 +732,7 @@ impl Operator for KafkaSink {
         Ok(Some(weir_state::encode(&SinkState {
             transactional_id: self.marker_group.clone(),
             epochs,
-        })))
+        })?))
     }
 
     async fn checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {

@@ -607,7 +607,7 @@ impl Source for KafkaSource {
             self.snapshots.insert(checkpoint, offsets.clone());
         }
         self.last_offsets.clone_from(&offsets);
-        Ok(Some(weir_state::encode(&SourceState { offsets })))
+        Ok(Some(weir_state::encode(&SourceState { offsets })?))
     }
 
     fn row_partitions(&self) -> Option<&[u32]> {

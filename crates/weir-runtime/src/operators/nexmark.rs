@@ -632,7 +632,7 @@ impl Source for NexmarkSource {
     }
 
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
-        Ok(Some(weir_state::encode(&self.owned)))
+        Ok(Some(weir_state::encode(&self.owned)?))
     }
 
     // The next event each partition will walk is the earliest it can still produce, and

@@ -326,7 +326,7 @@ impl Operator for OverAggregate {
                 .map(|(k, p)| (k.clone(), p.clone()))
                 .collect(),
         };
-        Ok(Some(weir_state::encode(&snap)))
+        Ok(Some(weir_state::encode(&snap)?))
     }
 }
 

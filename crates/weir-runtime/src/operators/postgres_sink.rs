@@ -638,7 +638,7 @@ impl Operator for PostgresSink {
         }
         Ok(Some(weir_state::encode(&SinkState {
             pending: self.log.pending(),
-        })))
+        })?))
     }
 
     async fn checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {

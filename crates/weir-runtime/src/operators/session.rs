@@ -279,7 +279,7 @@ impl Operator for SessionWindows {
                 .map(|(k, (kg, s))| (*kg, k.as_slice(), s.as_slice()))
                 .collect(),
         };
-        Ok(Some(weir_state::encode(&snap)))
+        Ok(Some(weir_state::encode(&snap)?))
     }
 }
 

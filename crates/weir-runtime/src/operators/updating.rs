@@ -227,7 +227,7 @@ impl Operator for UpdatingAggregate {
                 .map(|(kg, k, c)| (kg, k.as_slice(), c.as_slice()))
                 .collect(),
         };
-        Ok(Some(weir_state::encode(&snap)))
+        Ok(Some(weir_state::encode(&snap)?))
     }
 }
 

@@ -423,7 +423,7 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
                 })
                 .collect(),
         };
-        Ok(Some(weir_state::encode(&snap)))
+        Ok(Some(weir_state::encode(&snap)?))
     }
 }
 

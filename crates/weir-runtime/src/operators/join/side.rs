@@ -351,8 +351,14 @@ impl Side {
             rest -= 1;
             if rows.len() == SNAPSHOT_BATCH || rest == 0 {
                 let mut cols = self.rows_format.convert_rows(rows.drain(..))?;
-                cols.push(Arc::new(UInt32Array::from(std::mem::take(&mut groups))));
-                cols.push(Arc::new(Int64Array::from(std::mem::take(&mut expires))));
+                cols.push(Arc::new(UInt32Array::from(std::mem::replace(
+                    &mut groups,
+                    Vec::with_capacity(n),
+                ))));
+                cols.push(Arc::new(Int64Array::from(std::mem::replace(
+                    &mut expires,
+                    Vec::with_capacity(n),
+                ))));
                 w.write(&RecordBatch::try_new(schema.clone(), cols)?)?;
             }
         }
