@@ -1,6 +1,6 @@
 SET 'parallelism.default' = '2';
 SET 'table.local-time-zone' = 'UTC';
-CREATE TABLE auction (id BIGINT, dt BIGINT, ex BIGINT, category BIGINT,
+CREATE TABLE auction (id BIGINT, dt BIGINT, ex BIGINT, seller BIGINT, category BIGINT,
   date_time AS CAST(TO_TIMESTAMP_LTZ(dt, 3) AS TIMESTAMP(3)), expires AS CAST(TO_TIMESTAMP_LTZ(ex, 3) AS TIMESTAMP(3)),
   WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
   WITH ('connector' = 'filesystem', 'path' = '@DATA@/flink/auction', 'format' = 'csv');

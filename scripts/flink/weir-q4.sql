@@ -1,5 +1,5 @@
 SET 'parallelism.default' = '2';
-CREATE TABLE auction (id BIGINT, date_time TIMESTAMP(3), expires TIMESTAMP(3), category BIGINT,
+CREATE TABLE auction (id BIGINT, date_time TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT,
   WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND)
   WITH ('connector' = 'filesystem', 'path' = '@DATA@/iso/auction', 'format' = 'csv');
 CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP(3), extra VARCHAR,
