@@ -4,8 +4,9 @@
 //! update (Flink's rolling aggregation), or, with `skip_unchanged` (SQL's GROUP BY, whose
 //! consumers keep the newest row per key), only if it changed them or is its key's first.
 //! Keys are hashed with `crate::hashing` to their key group, the same function the upstream
-//! hash partitioner used, so every key arriving here is in this subtask's key-group range. A single integer key column takes a fast path (`i64`
-//! keys); other keys are encoded to bytes.
+//! hash partitioner used, so every key arriving here is in this subtask's key-group range. A
+//! single integer key column takes a fast path (`i64` keys); other keys are encoded to bytes
+//! (`KeyBytes`, inline when short).
 
 use super::{Operator, OperatorContext, Restored};
 use crate::error::{Result, RuntimeError};

@@ -34,10 +34,10 @@ pub struct UpdatingAggregate {
     key_rows: RowConverter,
     upsert_rows: RowConverter,
     aggs: Vec<AggCol>,
-    /// Group key → (key group, accumulators).
+    /// Group key → accumulators (each entry in its group's key group).
     groups: KeyTable<KeyBytes, Vec<Acc>>,
-    /// Upstream key → (its group's key group, its last contribution to each aggregate),
-    /// in a table a batch prefetches rows ahead (there is an entry per upstream key: every
+    /// Upstream key → its last contribution to each aggregate (in its group's key group), in
+    /// a table a batch prefetches rows ahead: there is an entry per upstream key (every
     /// auction in q4).
     last: KeyTable<KeyBytes, Vec<Option<Acc>>>,
     max_parallelism: u32,
@@ -166,7 +166,7 @@ impl Operator for UpdatingAggregate {
                 )));
             }
             // The upstream key's previous contribution is swapped for the new one in place
-            // (keys are copied only when first seen).
+            // (a key is built on the stack; it is stored only when first seen).
             let upsert = upserts.row(row);
             if row + PREFETCH_DISTANCE < rows {
                 self.last
