@@ -112,6 +112,12 @@ async fn bad_jobs_are_refused_and_the_job_manager_keeps_running() {
         ),
         ("too-big.json", good.replace(r#""count":1000"#, r#""count":1000,"parallelism":3"#).replace(r#""type":"blackhole_sink","#, r#""type":"blackhole_sink","parallelism":3,"#), "needs 3 slots; the cluster has 2"),
         ("unwritable.json", good.replace(r#""name":"ok","#, r#""name":"ok","checkpoint":{"interval_ms":1000,"storage":"/proc/weir-no"},"#), "checkpoint storage"),
+        // At-most-once needs a source that leases positions; a file source would re-emit.
+        (
+            "amo-file.json",
+            r#"{"name":"amo","guarantee":"at_most_once","operators":[{"id":"f","type":"file_source","path":"/tmp","format":"lines"},{"id":"o","type":"blackhole_sink","inputs":[{"from":"f"}]}]}"#.to_string(),
+            "file_source cannot give at_most_once",
+        ),
     ];
     for (file, body, want) in cases {
         let (ok, text) = submit(file, &body);
@@ -142,4 +148,113 @@ fn embedded_run_with_rocksdb_state() {
     });
     let check = check_output(&read_committed(&out), 300_000, 1000, 42);
     check.assert_exact(300_000);
+}
+
+/// Runs `script` (SQL) with `weir run` in `dir`; (success, output, seconds taken).
+fn run_sql(dir: &std::path::Path, script: &str, env: &[(&str, &str)]) -> (bool, String, f64) {
+    let file = dir.join("job.sql");
+    std::fs::write(&file, script).unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(weir())
+        .current_dir(dir)
+        .args(["run", file.to_str().unwrap(), "--progress", "0"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("run weir");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success(),
+        strip_ansi(&text),
+        started.elapsed().as_secs_f64(),
+    )
+}
+
+/// Bad data, a value that cannot be cast and an expression that cannot run would fail again
+/// after every restart: each fails the job at once (before: about 100 restarts over 51 s),
+/// with its cause in `weir run`'s output.
+#[test]
+fn deterministic_failures_fail_the_job_at_once_with_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.csv"), "1,x\n2,abc\nthree,y\n").unwrap();
+    let table = |types: &str| {
+        format!(
+            "CREATE TABLE f ({types}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+CREATE TABLE o (v BIGINT) WITH ('connector' = 'print');",
+            input.display()
+        )
+    };
+    let cases = [
+        // A bad CSV value: "three" is no BIGINT.
+        (
+            format!("{}\nINSERT INTO o SELECT id FROM f;", table("id BIGINT, s VARCHAR")),
+            "three",
+        ),
+        // A VARCHAR that cannot be a BIGINT, cast explicitly.
+        (
+            format!(
+                "{}\nINSERT INTO o SELECT CAST(s AS BIGINT) FROM f;",
+                table("id VARCHAR, s VARCHAR")
+            ),
+            "abc",
+        ),
+        // An expression that cannot run: integer division by zero.
+        (
+            format!(
+                "{}\nINSERT INTO o SELECT CHAR_LENGTH(id) / (CHAR_LENGTH(s) - CHAR_LENGTH(s)) FROM f;",
+                table("id VARCHAR, s VARCHAR")
+            ),
+            "ivide by zero",
+        ),
+    ];
+    for (script, cause) in cases {
+        let (ok, text, secs) = run_sql(dir.path(), &script, &[]);
+        eprintln!("{cause}: failed after {secs:.1} s");
+        assert!(!ok, "{script}: {text}");
+        assert!(text.contains("FAILED"), "{text}");
+        assert!(text.contains(cause), "expected {cause:?} in {text}");
+        assert!(text.contains("not restarted"), "{text}");
+        assert!(!text.contains("restarts 1"), "{text}");
+        assert!(secs < 5.0, "{cause}: took {secs:.1} s to fail");
+    }
+}
+
+/// The notification that the final checkpoint completed (after the sources ended) is lost
+/// once (a failpoint in the job manager): it is sent again, the sinks commit, and the job
+/// finishes with its output exact (before, the job waited for ever).
+#[test]
+fn a_lost_final_commit_notice_is_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let job = dir.path().join("job.json");
+    std::fs::write(
+        &job,
+        count_job("lost-notice", "exactly_once", 100_000, 100, 0, &out, 2),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let started = std::time::Instant::now();
+    let res = Command::new(weir())
+        .args(["run", job.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .env("WEIR_FAILPOINTS", "jm_final_notify=drop")
+        .output()
+        .expect("run weir");
+    let text = strip_ansi(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    ));
+    assert!(res.status.success(), "{text}");
+    assert!(text.contains("FINISHED"), "{text}");
+    assert!(
+        text.contains("failpoint hit: dropping the message"),
+        "the failpoint never fired: {text}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    check_output(&read_committed(&out), 100_000, 100, 42).assert_exact(100_000);
 }

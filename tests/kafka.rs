@@ -803,7 +803,7 @@ async fn kafka_source_starts_at_a_timestamp() {
     })
     .await;
     let mut phases = [0usize; 3];
-    for line in committed_lines(&out, true) {
+    for line in committed_lines(&out) {
         let phase: usize = line
             .rsplit(',')
             .next()
@@ -878,7 +878,7 @@ async fn kafka_source_picks_up_partitions_added_while_running() {
     };
     // (id, partition) of every committed output row
     let committed = |dir: &std::path::Path| -> Vec<(i64, i64)> {
-        committed_lines(dir, true)
+        committed_lines(dir)
             .iter()
             .map(|line| {
                 let mut f = line.split(',').map(|v| v.parse::<i64>().expect("number"));
@@ -991,7 +991,7 @@ async fn malformed_messages_fail_the_job_or_are_skipped_as_the_table_says() {
             out.display()
         );
         let result = weir_run(dir.path(), &job);
-        let mut ids: Vec<i64> = committed_lines(&out, true)
+        let mut ids: Vec<i64> = committed_lines(&out)
             .iter()
             .map(|l| l.parse().expect("id"))
             .collect();
@@ -1086,7 +1086,7 @@ fn run_to_jsonl(job: &str) -> Vec<serde_json::Value> {
     let job = job.replace("{out}", &out.display().to_string());
     let result = weir_run(dir.path(), &job);
     assert!(result.ok, "{}", result.text);
-    committed_lines(&out, false)
+    committed_lines(&out)
         .iter()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect()
@@ -1333,7 +1333,7 @@ async fn kafka_source_starts_at_latest_or_at_the_group_offsets() {
     produce(10..15).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let read = || -> Vec<i64> {
-        let mut v: Vec<i64> = committed_lines(&out, false)
+        let mut v: Vec<i64> = committed_lines(&out)
             .iter()
             .filter_map(|l| {
                 serde_json::from_str::<serde_json::Value>(l).expect("json line")["id"].as_i64()

@@ -32,7 +32,7 @@ fn kafka_event_time_job(broker: &str, out: &std::path::Path) -> String {
 
 /// The last column (the count) of every committed row of a CSV file sink folder.
 fn committed_counts(dir: &std::path::Path) -> Vec<i64> {
-    committed_lines(dir, true)
+    committed_lines(dir)
         .iter()
         .filter_map(|line| line.rsplit(',').next().and_then(|n| n.parse().ok()))
         .collect()

@@ -161,7 +161,7 @@ async fn part_files_roll_by_size() {
     );
     run_on_s3(dir.path(), "size", job, &endpoint).await;
     let out = root.join("weir/size");
-    let rows: Vec<(i64, i64, i64)> = committed_lines(&out, false)
+    let rows: Vec<(i64, i64, i64)> = committed_lines(&out)
         .iter()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");

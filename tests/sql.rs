@@ -37,7 +37,7 @@ fn example(q: &str, events: u64, out: &Path) -> String {
         .replace("'events' = '1000000'", &format!("'events' = '{events}'"))
 }
 
-/// Committed rows of a CSV sink folder (top-level `part-*` files, headers dropped), sorted.
+/// Committed rows of a CSV sink folder (top-level `part-*` files, no header lines), sorted.
 fn committed_rows(dir: &Path) -> Vec<String> {
     let mut rows = Vec::new();
     for e in std::fs::read_dir(dir).expect("output folder").flatten() {
@@ -46,9 +46,7 @@ fn committed_rows(dir: &Path) -> Vec<String> {
             continue;
         }
         let text = std::fs::read_to_string(e.path()).unwrap();
-        let mut lines = text.lines();
-        lines.next(); // header
-        rows.extend(lines.map(str::to_string));
+        rows.extend(text.lines().map(str::to_string));
     }
     rows.sort();
     rows
@@ -64,9 +62,9 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `2015-07-15T00:00:01.234` (the CSV writer's form) as epoch milliseconds.
+/// `2015-07-15 00:00:01.234` (the CSV sink's form, Flink's) as epoch milliseconds.
 fn parse_ts(s: &str) -> i64 {
-    let (date, time) = s.split_once('T').expect("timestamp");
+    let (date, time) = s.split_once(' ').expect("timestamp");
     let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
     let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
@@ -195,7 +193,8 @@ fn reference(q: &str, events: u64) -> Vec<String> {
                 closed.sort();
                 for i in 0..closed.len() {
                     let frame = &closed[i.saturating_sub(10)..=i];
-                    let avg = frame.iter().map(|(_, p)| p).sum::<i64>() as f64 / frame.len() as f64;
+                    // AVG of a BIGINT column is a BIGINT in Flink (truncated).
+                    let avg = (frame.iter().map(|(_, p)| p).sum::<i64>() / frame.len() as i64) as f64;
                     let (expires, price) = closed[i];
                     rows.push(format!("{seller},{expires},{price},{avg}"));
                 }
@@ -256,7 +255,8 @@ fn reference(q: &str, events: u64) -> Vec<String> {
                     format!(
                         "{auction},{start},{},{n},{}",
                         start + 10_000,
-                        sum as f64 / n as f64
+                        // AVG(price) of a BIGINT is a BIGINT in Flink (truncated).
+                        (sum / n) as f64
                     )
                 })
                 .collect()
@@ -290,7 +290,9 @@ fn reference(q: &str, events: u64) -> Vec<String> {
                 bs.sort();
                 let (mut start, mut last, mut n, mut top) = (bs[0].0, bs[0].0, 0, i64::MIN);
                 for (t, price) in bs {
-                    if t >= last + 10_000 {
+                    // Flink's sessions merge windows that touch: a bid exactly the gap
+                    // after the last one continues the session.
+                    if t > last + 10_000 {
                         rows.push(format!("{bidder},{start},{},{n},{top}", last + 10_000));
                         (start, n, top) = (t, 0, i64::MIN);
                     }

@@ -1,4 +1,4 @@
--- Bidding sessions per bidder: bids of one bidder less than 10 seconds apart form one
+-- Bidding sessions per bidder: bids of one bidder at most 10 seconds apart form one
 -- session (Flink's SESSION window table-valued function), with its bid count and top price.
 SET 'parallelism.default' = '2';
 SET 'execution.checkpointing.interval' = '1s';

@@ -13,6 +13,7 @@ use weir_client::Client;
 pub mod kafka;
 pub mod kafka_raw;
 pub mod pg;
+pub mod sqlrun;
 
 /// The `weir` binary the tests start: the one cargo built, or `WEIR_TEST_BIN` (to loop a test
 /// on frozen binaries while the workspace is rebuilt).
@@ -332,17 +333,13 @@ pub fn committed_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Every data line of the committed part files of a CSV or JSON-lines sink folder (a CSV
-/// file's header line left out).
-pub fn committed_lines(dir: &Path, csv: bool) -> Vec<String> {
+/// Every line of the committed part files of a CSV or JSON-lines sink folder (CSV part files
+/// have no header line, as Flink's).
+pub fn committed_lines(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for f in committed_files(dir) {
         let file = std::fs::File::open(&f).expect("open part");
-        let mut read = BufReader::new(file).lines();
-        if csv {
-            read.next();
-        }
-        for line in read {
+        for line in BufReader::new(file).lines() {
             let line = line.expect("read part");
             if !line.is_empty() {
                 lines.push(line);
@@ -354,9 +351,8 @@ pub fn committed_lines(dir: &Path, csv: bool) -> Vec<String> {
 
 /// Rows (id, key, n) of every committed part file (top-level `part-*`) of a CSV sink folder.
 pub fn read_committed(dir: &Path) -> Vec<(i64, i64, i64)> {
-    committed_lines(dir, false)
+    committed_lines(dir)
         .iter()
-        .filter(|line| !line.starts_with("id,"))
         .map(|line| {
             let mut it = line.split(',').map(|x| x.parse::<i64>().expect("number"));
             (

@@ -34,6 +34,8 @@ pub enum JobEvent {
         task: TaskKey,
         state: String,
         failure: String,
+        /// A FAILED task would fail the same way again: the job fails without a restart.
+        deterministic: bool,
     },
     Ack {
         attempt: u64,
@@ -295,6 +297,7 @@ impl JobManager {
             rx,
             attempt: None,
             next_checkpoint_id: 1,
+            failures_ms: Vec::new(),
         };
         let span = info_span!("job", job = %id);
         tokio::spawn(driver.run().instrument(span));
@@ -385,6 +388,8 @@ enum Outcome {
     Finished,
     Canceled,
     Failed(String),
+    /// A task failed in a way a restart would repeat (bad data, a bad expression).
+    FailedForGood(String),
 }
 
 struct Driver {
@@ -399,6 +404,8 @@ struct Driver {
     rx: UnboundedReceiver<JobEvent>,
     attempt: Option<Attempt>,
     next_checkpoint_id: CheckpointId,
+    /// When this job manager saw the job fail (for the failure-rate restart strategy).
+    failures_ms: Vec<u64>,
 }
 
 mod lifecycle;

@@ -329,6 +329,7 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
                 task,
                 state: r.state,
                 failure: r.failure,
+                deterministic: r.deterministic,
             },
         );
         Ok(Response::new(pb::Empty {}))

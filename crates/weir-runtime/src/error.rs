@@ -28,6 +28,27 @@ pub enum RuntimeError {
     Internal(String),
 }
 
+impl RuntimeError {
+    /// Whether running the same job on the same input again would fail the same way: bad
+    /// data, a job or expression that cannot run, a corrupt snapshot. The job manager fails
+    /// the job at once on such an error instead of restarting it (a restart replays the same
+    /// input from the same checkpoint). Lost peers, storage and external systems are
+    /// transient: worth a restart.
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            RuntimeError::Plan(_)
+            | RuntimeError::State(_)
+            | RuntimeError::Arrow(_)
+            | RuntimeError::Expr(_)
+            | RuntimeError::Input(_) => true,
+            RuntimeError::Storage(_)
+            | RuntimeError::Connector(_)
+            | RuntimeError::ChannelClosed(_)
+            | RuntimeError::Internal(_) => false,
+        }
+    }
+}
+
 impl From<datafusion::error::DataFusionError> for RuntimeError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
         RuntimeError::Expr(e.to_string())

@@ -6,6 +6,8 @@
 //! its thread for MS milliseconds instead (logging before and after). Tests set it on one
 //! task-manager process to die, or to stall, inside a window that a timed external action
 //! could not hit reliably (for example between a checkpoint's completion and a sink's commit).
+//! With `=drop` the armed call of [`drops`]`(name)` returns true: the caller drops a message
+//! there, as if the network had lost it (the job manager's notifications).
 //! Pause points are only placed on blocking threads, never on the async ones.
 //!
 //! This is the one piece of process-global state in the runtime, on purpose: it is read from
@@ -25,11 +27,15 @@ pub const POSTGRES_SINK_PREPARED: &str = "postgres_sink_prepared";
 pub const KAFKA_SINK_COMMIT: &str = "kafka_sink_commit";
 /// On the Kafka sink's blocking thread, right before `commit_transaction` (a pause point).
 pub const KAFKA_SINK_END_TXN: &str = "kafka_sink_end_txn";
+/// In the job manager, before it tells a task manager that the final checkpoint (the one after
+/// the sources ended) completed (a drop point: the notification is lost).
+pub const JM_FINAL_NOTIFY: &str = "jm_final_notify";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Abort,
     Pause(Duration),
+    Drop,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -49,12 +55,13 @@ fn parse(spec: &str) -> HashMap<String, Point> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            let (s, action) = match s.split_once("=pause:") {
-                Some((s, ms)) => (
+            let (s, action) = match (s.split_once("=pause:"), s.strip_suffix("=drop")) {
+                (Some((s, ms)), _) => (
                     s,
                     Action::Pause(Duration::from_millis(ms.parse().unwrap_or(0))),
                 ),
-                None => (s, Action::Abort),
+                (None, Some(s)) => (s, Action::Drop),
+                (None, None) => (s, Action::Abort),
             };
             let (name, at) = match s.split_once('@') {
                 Some((name, n)) => (name, n.parse().unwrap_or(1).max(1)),
@@ -77,23 +84,28 @@ fn armed() -> &'static Armed {
     })
 }
 
+/// Counts a pass through point `name`: the action of the armed pass, if this is it.
+fn pass(name: &str) -> Option<Action> {
+    let mut points = armed().points.lock().ok()?;
+    let p = points.get_mut(name)?;
+    p.seen += 1;
+    (p.seen == p.at).then_some(p.action)
+}
+
+/// Counts a pass through drop point `name`: whether the caller drops its message here.
+pub fn drops(name: &str) -> bool {
+    let drop = pass(name) == Some(Action::Drop);
+    if drop {
+        tracing::warn!(failpoint = name, "failpoint hit: dropping the message");
+    }
+    drop
+}
+
 /// Counts a pass through point `name`; if that pass is the armed one, aborts the process (or
 /// blocks the calling thread, for a pause point).
 pub fn hit(name: &str) {
-    let fire = {
-        let Ok(mut points) = armed().points.lock() else {
-            return;
-        };
-        match points.get_mut(name) {
-            Some(p) => {
-                p.seen += 1;
-                (p.seen == p.at).then_some(p.action)
-            }
-            None => None,
-        }
-    };
-    match fire {
-        None => {}
+    match pass(name) {
+        None | Some(Action::Drop) => {}
         Some(Action::Abort) => {
             tracing::error!(failpoint = name, "failpoint hit: aborting the process");
             eprintln!("weir: failpoint {name} hit: aborting the process");
@@ -117,7 +129,7 @@ mod tests {
 
     #[test]
     fn specs_parse() {
-        let p = parse("a, b@3 ,,c@0, d@2=pause:1500");
+        let p = parse("a, b@3 ,,c@0, d@2=pause:1500, e=drop");
         let point = |at, action| Point {
             at,
             seen: 0,
@@ -127,7 +139,8 @@ mod tests {
         assert_eq!(p["b"], point(3, Action::Abort));
         assert_eq!(p["c"], point(1, Action::Abort));
         assert_eq!(p["d"], point(2, Action::Pause(Duration::from_millis(1500))));
-        assert_eq!(p.len(), 4);
+        assert_eq!(p["e"], point(1, Action::Drop));
+        assert_eq!(p.len(), 5);
     }
 
     #[test]

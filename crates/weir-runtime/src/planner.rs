@@ -197,7 +197,8 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                             format!("output column {:?} already exists", a.name),
                         );
                     }
-                    fields.push(Field::new(&a.name, t, false));
+                    // SUM, MIN and MAX over no values are NULL.
+        fields.push(Field::new(&a.name, t, a.func != weir_types::AggFn::Count));
                 }
                 Arc::new(Schema::new(fields))
             }
@@ -353,11 +354,12 @@ pub fn validate(spec: &JobSpec) -> Result<()> {
         if let Some(op) = spec
             .operators
             .iter()
-            .find(|o| matches!(o.kind, OperatorKind::FileSource(_)))
+            .find(|o| o.kind.is_source() && !o.kind.leases_positions())
         {
             return Err(RuntimeError::Plan(format!(
-                "operator {:?}: file_source cannot give at_most_once yet (it has no position leases); use at_least_once or exactly_once",
-                op.id
+                "operator {:?}: {} cannot give at_most_once (it has no position leases: after a failure it would resume from its last checkpoint and emit again what it emitted since); use at_least_once or exactly_once",
+                op.id,
+                op.kind.type_name()
             )));
         }
     }

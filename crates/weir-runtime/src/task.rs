@@ -61,7 +61,12 @@ pub enum TaskEventKind {
     },
     SourceExhausted,
     Finished,
-    Failed(String),
+    /// The task failed; `deterministic`: it would fail the same way again
+    /// ([`crate::error::RuntimeError::is_deterministic`]).
+    Failed {
+        message: String,
+        deterministic: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,7 +215,10 @@ pub async fn run_task(setup: TaskSetup) {
         Ok(()) => TaskEventKind::Finished,
         Err(e) => {
             warn!(job = %job_id, task = %key, error = %e, "task failed");
-            TaskEventKind::Failed(e.to_string())
+            TaskEventKind::Failed {
+                message: e.to_string(),
+                deterministic: e.is_deterministic(),
+            }
         }
     };
     let _ = events.send(TaskEvent {
@@ -404,6 +412,50 @@ impl Task {
 
     /// A source task's watermark after a batch (partition, largest event time), or a check
     /// for ended and idle partitions.
+    /// Pushes a source batch of partition `p` through the chain as if the watermark advanced
+    /// after every row, as Flink's does (with `pipeline.auto-watermark-interval` 0; its
+    /// periodic default makes lateness depend on timing): where a row is at or behind the
+    /// watermark the rows before it would have raised (`ts <= max - delay`), the rows before
+    /// it go first and that watermark after them, so a window they complete fires before the
+    /// late row arrives and the row is late for it, exactly as in Flink. In-order rows, and
+    /// rows out of order by less than the delay, never split a batch. Returns the largest
+    /// event time of the rows after the last split (their watermark is the caller's).
+    async fn push_with_row_watermarks(
+        &mut self,
+        b: RecordBatch,
+        p: usize,
+        col: usize,
+    ) -> Result<Option<i64>> {
+        use arrow::array::Array;
+        let delay = match &self.watermarks {
+            Some((gen, _)) => gen.delay(),
+            None => return Ok(None),
+        };
+        let ts = arrow::compute::cast(b.column(col), &arrow::datatypes::DataType::Int64)?;
+        let ts = ts.as_primitive::<arrow::datatypes::Int64Type>().clone();
+        let (mut start, mut max): (usize, Option<i64>) = (0, None);
+        for i in 0..b.num_rows() {
+            if ts.is_null(i) {
+                continue;
+            }
+            let t = ts.value(i);
+            if let Some(m) = max {
+                if t <= m.saturating_sub(delay) {
+                    self.push(0, b.slice(start, i - start)).await?;
+                    self.source_watermark(Some((p, m))).await?;
+                    (start, max) = (i, None);
+                }
+            }
+            max = Some(max.map_or(t, |m| m.max(t)));
+        }
+        if start == 0 {
+            self.push(0, b).await?;
+        } else {
+            self.push(0, b.slice(start, b.num_rows() - start)).await?;
+        }
+        Ok(max)
+    }
+
     async fn source_watermark(&mut self, batch: Option<(usize, i64)>) -> Result<()> {
         let advanced = {
             let (Some((gen, _)), Some(src)) = (&mut self.watermarks, &self.source) else {
@@ -594,18 +646,39 @@ impl Task {
                                     .records_in
                                     .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
                                 // (partition, largest event time) of the batch's rows
-                                let event_times = match (&self.watermarks, &self.source) {
+                                // Rows of several partitions (Kafka): per partition; one
+                                // partition: per row (see push_with_row_watermarks).
+                                let mixed = match (&self.watermarks, &self.source) {
                                     (Some((_, col)), Some(src)) => match src.row_partitions() {
-                                        Some(parts) if parts.len() == b.num_rows() => {
-                                            max_time_by_partition(&b, *col, parts)?
-                                        }
-                                        _ => max_time(&b, *col)?
-                                            .map(|ts| vec![(src.last_partition(), ts)])
-                                            .unwrap_or_default(),
+                                        Some(parts) if parts.len() == b.num_rows() => Some(Some(
+                                            max_time_by_partition(&b, *col, parts)?,
+                                        )),
+                                        _ => Some(None),
                                     },
-                                    _ => Vec::new(),
+                                    _ => None,
                                 };
-                                self.push(0, b).await?;
+                                let event_times = match mixed {
+                                    Some(Some(times)) => {
+                                        self.push(0, b).await?;
+                                        times
+                                    }
+                                    Some(None) => {
+                                        let (p, col) = match (&self.watermarks, &self.source) {
+                                            (Some((_, col)), Some(src)) => {
+                                                (src.last_partition(), *col)
+                                            }
+                                            _ => (0, 0),
+                                        };
+                                        self.push_with_row_watermarks(b, p, col)
+                                            .await?
+                                            .map(|ts| vec![(p, ts)])
+                                            .unwrap_or_default()
+                                    }
+                                    None => {
+                                        self.push(0, b).await?;
+                                        Vec::new()
+                                    }
+                                };
                                 // A chain that ends in a sink never waits on a channel, so
                                 // it never yields on its own: without this it starved the
                                 // task manager's heartbeat on the same worker thread, and a
@@ -830,13 +903,6 @@ fn max_time_by_partition(
         .enumerate()
         .filter_map(|(p, m)| m.map(|m| (p, m)))
         .collect())
-}
-
-fn max_time(batch: &RecordBatch, col: usize) -> Result<Option<i64>> {
-    let c = arrow::compute::cast(batch.column(col), &arrow::datatypes::DataType::Int64)?;
-    Ok(arrow::compute::max(
-        c.as_primitive::<arrow::datatypes::Int64Type>(),
-    ))
 }
 
 async fn upload(

@@ -38,6 +38,11 @@ impl WatermarkGen {
         }
     }
 
+    /// How far the watermark stays behind a partition's largest event time.
+    pub fn delay(&self) -> i64 {
+        self.delay
+    }
+
     /// The watermark emitted so far ([`MIN`] before the first).
     pub fn current(&self) -> i64 {
         self.emitted

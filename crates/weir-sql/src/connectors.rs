@@ -265,6 +265,14 @@ pub fn source(
             if format != "lines" {
                 spec["schema"] = Value::Array(schema_pairs(&o, &table.schema, "filesystem")?);
             }
+            if format == "csv" && o.boolean("csv.header")? == Some(true) {
+                spec["header"] = json!(true);
+            }
+            if format == "csv" {
+                if let Some(n) = o.get("csv.null-literal") {
+                    spec["null_literal"] = json!(n);
+                }
+            }
             decode(&o, spec)?
         }
         "kafka" => {
@@ -376,7 +384,10 @@ pub fn sink(table: &TableDef, updating: Option<&[String]>) -> Result<OperatorKin
     };
     let kind = match connector.as_str() {
         "blackhole" => json!({ "type": "blackhole_sink" }),
-        "print" => json!({ "type": "stdout_sink" }),
+        "print" => match updating {
+            Some(keys) => json!({ "type": "stdout_sink", "upsert_keys": keys }),
+            None => json!({ "type": "stdout_sink" }),
+        },
         "filesystem" => {
             appends_only(&o, "filesystem")?;
             let format = file_format(&mut o, true)?;
@@ -387,6 +398,9 @@ pub fn sink(table: &TableDef, updating: Option<&[String]>) -> Result<OperatorKin
             }
             if let Some(ms) = o.duration_ms("sink.rolling-policy.rollover-interval")? {
                 spec["roll_interval_ms"] = json!(ms);
+            }
+            if format == "csv" && o.boolean("csv.header")? == Some(true) {
+                spec["header"] = json!(true);
             }
             spec
         }

@@ -20,13 +20,14 @@ pub type Result<T, E = SqlError> = std::result::Result<T, E>;
 
 impl SqlError {
     pub fn at(loc: Location, message: impl Into<String>) -> Self {
+        let message = user_words(&message.into());
         if loc.line == 0 {
-            return SqlError::Script(message.into());
+            return SqlError::Script(message);
         }
         SqlError::At {
             line: loc.line,
             column: loc.column,
-            message: message.into(),
+            message,
         }
     }
 
@@ -73,12 +74,50 @@ fn clean(msg: &str) -> String {
             m = rest;
         }
     }
-    m.to_string()
+    user_words(m)
+}
+
+/// `msg` without the internal names a user never wrote: a window TVF's table is planned as
+/// `__window_<n>`; its columns are named as the user's (`window_start`) and the table as
+/// "the window table".
+fn user_words(msg: &str) -> String {
+    const INTERNAL: &str = "__window_";
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(INTERNAL) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + INTERNAL.len()..];
+        let digits = after.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            out.push_str(INTERNAL);
+            rest = after;
+            continue;
+        }
+        let after = &after[digits..];
+        match after.strip_prefix('.') {
+            Some(col) => rest = col,
+            None => {
+                out.push_str("the window table (TUMBLE, HOP or SESSION)");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_window_names_do_not_leak() {
+        assert_eq!(
+            user_words("Did you mean '__window_0.window_start'? no table __window_12"),
+            "Did you mean 'window_start'? no table the window table (TUMBLE, HOP or SESSION)"
+        );
+        assert_eq!(user_words("a __window_x b"), "a __window_x b");
+    }
 
     #[test]
     fn parser_positions_are_lifted() {

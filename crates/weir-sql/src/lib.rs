@@ -71,7 +71,9 @@ pub fn compile(sql: &str, name: &str) -> Result<JobSpec> {
                 }
                 mut s @ Statement::Insert(_) => {
                     windows::rewrite(&mut s, &mut catalog, at)?;
-                    let p = inline_views(&catalog, plan(&catalog, s, at)?, at)?;
+                    let planned = plan(&catalog, s, at)?;
+                    check_insert_types(&planned, at)?;
+                    let p = inline_views(&catalog, planned, at)?;
                     inserts.push((p, at))
                 }
                 Statement::Query(_) => return Err(SqlError::at(
@@ -104,9 +106,95 @@ pub fn compile(sql: &str, name: &str) -> Result<JobSpec> {
         t.insert(p, *at)?;
     }
     let job = settings.job(t.ops);
+    // The job's own check names its JSON fields; a SQL user sets Flink's settings.
+    if job.guarantee == weir_types::DeliveryGuarantee::ExactlyOnce
+        && job.checkpoint.interval_ms == 0
+    {
+        if let Some(op) = job.operators.iter().find(|o| o.kind.is_transactional_sink()) {
+            let table = op.id.strip_suffix("_sink").unwrap_or(&op.id);
+            return Err(SqlError::Script(format!(
+                "INSERT INTO {table}: its sink commits with checkpoints (exactly-once), and checkpoints are off: SET 'execution.checkpointing.interval' = '1s' (or SET 'weir.delivery-guarantee' = 'at-least-once')"
+            )));
+        }
+    }
     job.validate()
         .map_err(|e| SqlError::Script(format!("the compiled job is invalid: {e}")))?;
     Ok(job)
+}
+
+/// An INSERT's query must give each sink column its type or one Flink casts to it
+/// implicitly (a wider number): DataFusion plans any cast, so `INSERT INTO t (k BIGINT)
+/// SELECT s` of a VARCHAR would plan and fail on the first row at run time. Flink refuses it
+/// when planning ("Incompatible types for sink column"), and so does this.
+fn check_insert_types(p: &LogicalPlan, at: Location) -> Result<()> {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{Expr, ExprSchemable};
+    let LogicalPlan::Dml(dml) = p else {
+        return Ok(());
+    };
+    let LogicalPlan::Projection(proj) = dml.input.as_ref() else {
+        return Ok(());
+    };
+    let implicit = |from: &DataType, to: &DataType| {
+        from == to
+            || from == &DataType::Null
+            || (from.is_integer() && (to.is_integer() || to.is_floating()) && width(from) <= width(to))
+            || (from.is_floating() && to.is_floating() && width(from) <= width(to))
+            || (matches!(from, DataType::Timestamp(..)) && matches!(to, DataType::Timestamp(..)))
+            || (is_text(from) && is_text(to))
+    };
+    for (e, field) in proj.expr.iter().zip(dml.target.schema().fields()) {
+        let Expr::Cast(c) = e.clone().unalias() else {
+            continue;
+        };
+        let from = c
+            .expr
+            .get_type(proj.input.schema())
+            .map_err(|e| SqlError::from_datafusion(e, at))?;
+        if !implicit(&from, field.data_type()) {
+            return Err(SqlError::at(
+                at,
+                format!(
+                    "INSERT INTO {}: column {} is {}, and the query gives it {} ({}), which Flink does not cast implicitly; write CAST(… AS {}) if that is meant",
+                    dml.table_name.table(),
+                    field.name(),
+                    sql_type_name(field.data_type()),
+                    sql_type_name(&from),
+                    c.expr,
+                    sql_type_name(field.data_type()),
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_text(t: &datafusion::arrow::datatypes::DataType) -> bool {
+    use datafusion::arrow::datatypes::DataType;
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Bits of a number type (for widening checks).
+fn width(t: &datafusion::arrow::datatypes::DataType) -> u32 {
+    t.primitive_width().map_or(u32::MAX, |w| w as u32 * 8)
+}
+
+/// A column type in Flink SQL's words.
+fn sql_type_name(t: &datafusion::arrow::datatypes::DataType) -> String {
+    use datafusion::arrow::datatypes::DataType;
+    match t {
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Timestamp(..) => "TIMESTAMP(3)".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Plans one statement with DataFusion, types coerced.

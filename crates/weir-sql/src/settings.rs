@@ -41,6 +41,9 @@ const KEYS: &[&str] = &[
     "restart-strategy.type",
     "restart-strategy.fixed-delay.attempts",
     "restart-strategy.fixed-delay.delay",
+    "restart-strategy.failure-rate.max-failures-per-interval",
+    "restart-strategy.failure-rate.failure-rate-interval",
+    "restart-strategy.failure-rate.delay",
 ];
 
 impl Settings {
@@ -116,7 +119,16 @@ impl Settings {
                             delay_ms: 1000,
                         },
                     },
-                    _ => return Err(bad("none or fixed-delay")),
+                    "failure-rate" => match self.restart {
+                        RestartStrategy::FailureRate { .. } => self.restart.clone(),
+                        // Flink's defaults: 1 failure per minute, 1 s apart.
+                        _ => RestartStrategy::FailureRate {
+                            max_failures: 1,
+                            interval_ms: 60_000,
+                            delay_ms: 1000,
+                        },
+                    },
+                    _ => return Err(bad("none, fixed-delay or failure-rate")),
                 }
             }
             "restart-strategy.fixed-delay.attempts" => {
@@ -131,6 +143,28 @@ impl Settings {
                 self.restart = RestartStrategy::FixedDelay {
                     attempts,
                     delay_ms: duration()?,
+                };
+            }
+            "restart-strategy.failure-rate.max-failures-per-interval"
+            | "restart-strategy.failure-rate.failure-rate-interval"
+            | "restart-strategy.failure-rate.delay" => {
+                let (mut max_failures, mut interval_ms, mut delay_ms) = match self.restart {
+                    RestartStrategy::FailureRate {
+                        max_failures,
+                        interval_ms,
+                        delay_ms,
+                    } => (max_failures, interval_ms, delay_ms),
+                    _ => (1, 60_000, 1000),
+                };
+                match key.rsplit('.').next() {
+                    Some("max-failures-per-interval") => max_failures = number()?,
+                    Some("failure-rate-interval") => interval_ms = duration()?,
+                    _ => delay_ms = duration()?,
+                }
+                self.restart = RestartStrategy::FailureRate {
+                    max_failures,
+                    interval_ms,
+                    delay_ms,
                 };
             }
             _ => {

@@ -124,9 +124,37 @@ fn unsupported(at: Location, what: &str) -> SqlError {
 /// An expression as SQL text over unqualified column names.
 fn sql_text(e: &Expr, at: Location) -> Result<String> {
     let e = unnormalize_col(e.clone().unalias());
+    let e = e
+        .transform_up(|x| match x {
+            Expr::SimilarTo(like) => similar_to(like).map(Transformed::yes),
+            other => Ok(Transformed::no(other)),
+        })
+        .map_err(|err| SqlError::from_datafusion(err, at))?
+        .data;
     expr_to_sql(&e)
         .map(|s| s.to_string())
         .map_err(|err| SqlError::from_datafusion(err, at))
+}
+
+/// `x SIMILAR TO 'p'` as the anchored regular-expression match it means in Flink (the
+/// unparser would print DataFusion's SIMILAR TO as LIKE, and DataFusion's SIMILAR TO is an
+/// unanchored regex search besides).
+fn similar_to(like: datafusion::logical_expr::Like) -> datafusion::error::Result<Expr> {
+    use datafusion::logical_expr::lit;
+    let fail = |m: String| datafusion::error::DataFusionError::Plan(m);
+    let pattern = match like.pattern.as_ref() {
+        Expr::Literal(datafusion::common::ScalarValue::Utf8(Some(p)), _) => p.clone(),
+        _ => return Err(fail("a SIMILAR TO pattern must be a string literal".into())),
+    };
+    let regex =
+        weir_types::patterns::similar_to_regex(&pattern, like.escape_char).map_err(fail)?;
+    let flags = like.case_insensitive.then(|| lit("i"));
+    let m = datafusion::functions::regex::expr_fn::regexp_like(*like.expr, lit(regex), flags);
+    Ok(if like.negated {
+        Expr::Not(Box::new(m))
+    } else {
+        m
+    })
 }
 
 impl<'a> Translator<'a> {
@@ -379,7 +407,7 @@ impl<'a> Translator<'a> {
                 let aggr_expr: Vec<Expr> = agg
                     .aggr_expr
                     .iter()
-                    .map(|e| rename_columns(e, schema, &input.columns))
+                    .map(|e| rename_columns(&integer_widening_free(e, schema), schema, &input.columns))
                     .collect();
                 if let Some(s) = self.assigned_window(agg, &input, &group_expr, &aggr_expr)? {
                     return Ok(s);
@@ -522,8 +550,21 @@ impl<'a> Translator<'a> {
                 "LIMIT is not supported on an unbounded stream",
             )),
             LogicalPlan::Window(w) => self.over(w),
-            LogicalPlan::Distinct(_) => Err(unsupported(at, "SELECT DISTINCT")),
-            LogicalPlan::Union(_) => Err(unsupported(at, "UNION")),
+            LogicalPlan::Distinct(datafusion::logical_expr::Distinct::All(input)) => {
+                // SELECT DISTINCT (and UNION's distinct) is a GROUP BY of every column
+                // without aggregates: an updating result keyed by the whole row.
+                let group: Vec<Expr> = input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                let agg = datafusion::logical_expr::Aggregate::try_new(input.clone(), group, vec![])
+                    .map_err(|e| SqlError::from_datafusion(e, at))?;
+                self.plan(&LogicalPlan::Aggregate(agg))
+            }
+            LogicalPlan::Distinct(_) => Err(unsupported(at, "SELECT DISTINCT ON")),
+            LogicalPlan::Union(u) => self.union(u),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Err(SqlError::at(
                 at,
                 "a query must read a table: VALUES and SELECT without FROM are not streams",
@@ -587,8 +628,13 @@ impl<'a> Translator<'a> {
             ));
         }
         let out_names: Vec<String> = field_names(agg.schema.fields());
+        let aggr_expr: Vec<Expr> = agg
+            .aggr_expr
+            .iter()
+            .map(|e| integer_widening_free(e, agg.input.schema()))
+            .collect();
         let (aggregates, outputs) =
-            lower_aggregates(&agg.aggr_expr, &out_names[agg.group_expr.len()..], at)?;
+            lower_aggregates(&aggr_expr, &out_names[agg.group_expr.len()..], at)?;
         if aggregates.iter().any(|a| {
             a.column
                 .as_deref()
@@ -1346,6 +1392,87 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// UNION ALL: every input's rows, in the union's column names, through one `union`
+    /// operator. A time column stays one if it is one in every input (with the largest
+    /// slack of them).
+    fn union(&mut self, u: &datafusion::logical_expr::Union) -> Result<Stream> {
+        let at = self.at;
+        let names = field_names(u.schema.fields());
+        let mut streams: Vec<Stream> = Vec::new();
+        for input in &u.inputs {
+            let s = self.plan(input)?;
+            if s.keys.is_some() {
+                return Err(unsupported(
+                    at,
+                    "UNION over an updating result (a GROUP BY without a window)",
+                ));
+            }
+            if s.columns.len() != names.len() {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "UNION: an input has {} columns, the union {}",
+                        s.columns.len(),
+                        names.len()
+                    ),
+                ));
+            }
+            // Each input gets its own edge: an input that is another's stream (the same
+            // sub-plan twice) or named otherwise goes through a projection of its own.
+            let s = if s.columns != names || streams.iter().any(|o| o.op == s.op) {
+                let from = s.columns.clone();
+                self.project_columns(&s, &from, &names)?
+            } else {
+                s
+            };
+            streams.push(s);
+        }
+        let times: Vec<TimeCol> = streams
+            .first()
+            .map(|first| {
+                first
+                    .times
+                    .iter()
+                    .filter_map(|t| {
+                        let all: Vec<&TimeCol> =
+                            streams.iter().filter_map(|s| s.time(&t.name)).collect();
+                        (all.len() == streams.len()).then(|| TimeCol {
+                            name: t.name.clone(),
+                            slack_ms: all.iter().map(|x| x.slack_ms).max().unwrap_or(0),
+                            window: if all.iter().all(|x| x.window == t.window) {
+                                t.window
+                            } else {
+                                None
+                            },
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let id = self.fresh("union");
+        let inputs = streams
+            .iter()
+            .map(|s| InputSpec {
+                from: s.op.clone(),
+                partition: self.forward_or_rebalance(s),
+            })
+            .collect();
+        self.ops.push(OperatorSpec {
+            id: id.clone(),
+            parallelism: self.parallelism,
+            inputs,
+            kind: OperatorKind::Union,
+            watermark: None,
+        });
+        Ok(Stream {
+            op: id,
+            parallelism: self.parallelism,
+            columns: names,
+            keys: None,
+            times,
+        })
+    }
+
     /// A projection of plain columns `from` renamed to `to`.
     fn project_columns(
         &mut self,
@@ -1605,6 +1732,28 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `e` without the casts of integer columns to BIGINT that DataFusion's type coercion puts
+/// around SUM's argument (`SUM(qty)` of an INT column is `SUM(CAST(qty AS BIGINT))` after
+/// it): the runtime sums every integer type as a 64-bit integer anyway, and the cast would
+/// make the aggregate's argument an expression it does not take.
+fn integer_widening_free(e: &Expr, schema: &DFSchema) -> Expr {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::ExprSchemable;
+    e.clone()
+        .transform_up(|x| match x {
+            Expr::Cast(c)
+                if c.field.data_type() == &DataType::Int64
+                    && matches!(c.expr.as_ref(), Expr::Column(_))
+                    && c.expr.get_type(schema).is_ok_and(|t| t.is_integer()) =>
+            {
+                Ok(Transformed::yes(*c.expr))
+            }
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
+}
+
 /// The accumulators of a query's aggregates and, per aggregate, the SQL that computes its
 /// result from them: COUNT, SUM, MIN and MAX are one accumulator each; AVG(x) is SUM(x) and
 /// COUNT(x), and their quotient (NULL when no row had a value).
@@ -1622,13 +1771,15 @@ fn lower_aggregates(
                 if p.distinct || p.filter.is_some() || !p.order_by.is_empty() {
                     return Err(unsupported(at, "AVG with DISTINCT, FILTER or ORDER BY"));
                 }
-                // DataFusion's coercion casts AVG's argument to DOUBLE; the sum is taken over
-                // the column itself (exact for integers) and divided as DOUBLE after.
-                let arg = match p.args.as_slice() {
-                    [Expr::Cast(c)] => Some(c.expr.as_ref()),
-                    [Expr::TryCast(c)] => Some(c.expr.as_ref()),
-                    [e] => Some(e),
-                    _ => None,
+                // DataFusion's coercion casts AVG's argument to DOUBLE when it is not one; the
+                // sum is taken over the column itself (exact for integers). The average of a
+                // DOUBLE column is a DOUBLE; of an integer column, Flink's AVG keeps the
+                // argument's type: the quotient truncated toward zero (AVG of 3 and 4 is 3).
+                let (arg, integer) = match p.args.as_slice() {
+                    [Expr::Cast(c)] => (Some(c.expr.as_ref()), true),
+                    [Expr::TryCast(c)] => (Some(c.expr.as_ref()), true),
+                    [e] => (Some(e), false),
+                    _ => (None, false),
                 };
                 let Some(Expr::Column(c)) = arg else {
                     return Err(SqlError::at(
@@ -1647,11 +1798,20 @@ fn lower_aggregates(
                     column: Some(c.name.clone()),
                     name: count.clone(),
                 });
-                outputs.push(format!(
-                    "CASE WHEN {c} = 0 THEN NULL ELSE CAST({s} AS DOUBLE) / CAST({c} AS DOUBLE) END",
-                    c = quote(&count),
-                    s = quote(&sum)
-                ));
+                outputs.push(if integer {
+                    format!(
+                        // Typed DOUBLE still, as the rest of the plan was typed by DataFusion.
+                        "CASE WHEN {c} = 0 THEN NULL ELSE CAST({s} / {c} AS DOUBLE) END",
+                        c = quote(&count),
+                        s = quote(&sum)
+                    )
+                } else {
+                    format!(
+                        "CASE WHEN {c} = 0 THEN NULL ELSE CAST({s} AS DOUBLE) / CAST({c} AS DOUBLE) END",
+                        c = quote(&count),
+                        s = quote(&sum)
+                    )
+                });
                 continue;
             }
         }

@@ -139,7 +139,7 @@ async fn forward_events(
             _ = shutdown.cancelled() => return,
             ev = events.recv() => match ev { Some(ev) => ev, None => return },
         };
-        if matches!(ev.kind, TaskEventKind::Finished | TaskEventKind::Failed(_)) {
+        if matches!(ev.kind, TaskEventKind::Finished | TaskEventKind::Failed { .. }) {
             state.task_ended(&ev.job_id, ev.attempt, ev.task);
         }
         // Wait for the session's client rather than drop the event: the job manager deploys
@@ -191,17 +191,21 @@ async fn forward_events(
                 .await
                 .map(|_| ()),
             kind => {
-                let (state, failure) = match kind {
-                    TaskEventKind::Running => ("RUNNING", String::new()),
-                    TaskEventKind::SourceExhausted => ("EXHAUSTED", String::new()),
-                    TaskEventKind::Finished => ("FINISHED", String::new()),
-                    TaskEventKind::Failed(f) => ("FAILED", f),
+                let (state, failure, deterministic) = match kind {
+                    TaskEventKind::Running => ("RUNNING", String::new(), false),
+                    TaskEventKind::SourceExhausted => ("EXHAUSTED", String::new(), false),
+                    TaskEventKind::Finished => ("FINISHED", String::new(), false),
+                    TaskEventKind::Failed {
+                        message,
+                        deterministic,
+                    } => ("FAILED", message, deterministic),
                     _ => continue,
                 };
                 c.report_task_state(pb::TaskStateReport {
                     task,
                     state: state.into(),
                     failure,
+                    deterministic,
                 })
                 .await
                 .map(|_| ())

@@ -98,7 +98,9 @@ impl Default for CheckpointConfig {
     }
 }
 
-/// What happens when a running job fails (Flink's fixed-delay and exponential-delay strategies).
+/// What happens when a running job fails (Flink's fixed-delay, exponential-delay and
+/// failure-rate strategies). A failure that would repeat (bad data, a bad expression) fails
+/// the job whatever the strategy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RestartStrategy {
@@ -111,6 +113,13 @@ pub enum RestartStrategy {
         attempts: u32,
         initial_ms: u64,
         max_ms: u64,
+    },
+    /// Restart after `delay_ms` as long as at most `max_failures` failures happened within
+    /// the last `interval_ms` (this one included); fail beyond that.
+    FailureRate {
+        max_failures: u32,
+        interval_ms: u64,
+        delay_ms: u64,
     },
 }
 
@@ -125,8 +134,30 @@ impl Default for RestartStrategy {
 
 impl RestartStrategy {
     /// The delay before restart number `restarts + 1`, or `None` when no restart is left.
+    /// `failures_ms`: when the job failed so far (this failure last), for `FailureRate`.
+    pub fn delay_after(&self, restarts: u32, failures_ms: &[u64]) -> Option<u64> {
+        match self {
+            RestartStrategy::FailureRate {
+                max_failures,
+                interval_ms,
+                delay_ms,
+            } => {
+                let now = failures_ms.last().copied().unwrap_or(0);
+                let recent = failures_ms
+                    .iter()
+                    .filter(|t| now.saturating_sub(**t) <= *interval_ms)
+                    .count();
+                (recent as u64 <= u64::from(*max_failures)).then_some(*delay_ms)
+            }
+            other => other.delay_for(restarts),
+        }
+    }
+
+    /// The delay before restart number `restarts + 1`, or `None` when no restart is left
+    /// (`FailureRate`, which needs the failures' times, as [`Self::delay_after`] with none).
     pub fn delay_for(&self, restarts: u32) -> Option<u64> {
         match self {
+            RestartStrategy::FailureRate { .. } => self.delay_after(restarts, &[]),
             RestartStrategy::None => None,
             RestartStrategy::FixedDelay { attempts, delay_ms } => {
                 (restarts < *attempts).then_some(*delay_ms)
@@ -390,6 +421,14 @@ impl OperatorKind {
         )
     }
 
+    /// Whether this source leases positions ahead of what it emits (`Source::lease` in the
+    /// runtime): the one capability at-most-once needs, so that a restart resumes beyond
+    /// everything ever emitted. A source without it would resume from its last checkpoint
+    /// and emit again what it emitted after it.
+    pub fn leases_positions(&self) -> bool {
+        matches!(self, OperatorKind::Generator(_))
+    }
+
     /// Whether this sink commits with the checkpoints (two-phase commit), so that it needs
     /// checkpoints to be on to make output visible exactly once.
     pub fn is_transactional_sink(&self) -> bool {
@@ -469,6 +508,15 @@ pub struct FileSourceSpec {
     pub schema: Vec<(String, String)>,
     #[serde(default = "default_batch")]
     pub batch_size: u32,
+    /// CSV only: the first line of every file is a header, skipped. Flink's csv format has no
+    /// header line, so neither has Weir's by default (SQL: `'csv.header' = 'true'`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub header: bool,
+    /// CSV only: the text that is NULL in every column (Flink's `csv.null-literal`). Without
+    /// it, as in Flink, an empty field is the empty string in a VARCHAR column and an error
+    /// in any other; with `""`, every empty field is NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_literal: Option<String>,
 }
 
 fn default_batch() -> u32 {
@@ -678,6 +726,11 @@ pub enum AggFn {
 pub struct StdoutSinkSpec {
     /// Print only every n-th batch's row count instead of rows (0: print rows).
     pub summary_only: bool,
+    /// For an updating result (SQL's GROUP BY without a window): the columns that key it.
+    /// Each printed row replaces the previous row of its key; the sink says so when it
+    /// starts. Empty for appends.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upsert_keys: Vec<String>,
 }
 
 /// Exactly-once file sink: part files are written pending at the checkpoint barrier and become
@@ -700,6 +753,10 @@ pub struct FileSinkSpec {
     /// (Parquet files excepted: they are encoded in memory until they roll).
     #[serde(default = "default_part_bytes")]
     pub part_bytes: u64,
+    /// CSV only: write the column names as the first line of every part file (not Flink's
+    /// default, which writes none; SQL: `'csv.header' = 'true'`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub header: bool,
 }
 
 fn default_part_bytes() -> u64 {
@@ -1232,5 +1289,14 @@ mod tests {
         assert_eq!(e.delay_for(4), Some(1000));
         assert_eq!(e.delay_for(5), None);
         assert_eq!(RestartStrategy::None.delay_for(0), None);
+        let r = RestartStrategy::FailureRate {
+            max_failures: 2,
+            interval_ms: 60_000,
+            delay_ms: 10,
+        };
+        assert_eq!(r.delay_after(0, &[1_000]), Some(10));
+        assert_eq!(r.delay_after(1, &[1_000, 2_000]), Some(10));
+        assert_eq!(r.delay_after(2, &[1_000, 2_000, 3_000]), None);
+        assert_eq!(r.delay_after(2, &[1_000, 2_000, 70_000]), Some(10));
     }
 }

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod job;
 pub mod keygroup;
 pub mod nexmark;
+pub mod patterns;
 pub mod plan;
 
 pub use error::{Result, TypesError};

@@ -47,6 +47,8 @@ pub async fn run(
     );
     let started = std::time::Instant::now();
     let mut last_print = std::time::Instant::now();
+    // Records from sources at the previous progress line, for the rate since it.
+    let mut last_count = 0u64;
     let status = loop {
         if shutdown.is_cancelled() {
             let _ = client.cancel(&id).await;
@@ -58,8 +60,11 @@ pub async fn run(
             break s;
         }
         if progress > 0 && last_print.elapsed() >= Duration::from_secs(progress) {
+            let since = last_print.elapsed().as_secs_f64();
             last_print = std::time::Instant::now();
             let source_out: u64 = s.vertices.first().map(|v| v.records_out).unwrap_or(0);
+            let rate = source_out.saturating_sub(last_count) as f64 / since.max(1e-3);
+            last_count = source_out;
             let done = s
                 .checkpoints
                 .iter()
@@ -70,11 +75,12 @@ pub async fn run(
                 .iter()
                 .rev()
                 .find(|c| c.state == "COMPLETED")
-                .map(|c| c.checkpoint_id);
+                .map_or_else(|| "none yet".to_string(), |c| format!("last {}", c.checkpoint_id));
             eprintln!(
-                "[{:>5.1}s] {} records from sources, {} checkpoints completed (last {:?}), restarts {}",
+                "[{:>5.1}s] {} records from sources ({:.0}/s), {} checkpoints completed ({}), restarts {}",
                 started.elapsed().as_secs_f64(),
                 source_out,
+                rate,
                 done,
                 last,
                 s.restarts

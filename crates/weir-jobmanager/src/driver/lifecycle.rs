@@ -38,6 +38,15 @@ impl Driver {
                         return;
                     }
                 }
+                Outcome::FailedForGood(msg) => {
+                    self.stop_failed_attempt(&msg).await;
+                    return self
+                        .terminate(
+                            JobState::Failed,
+                            format!("{msg} (not restarted: the same input would fail again)"),
+                        )
+                        .await;
+                }
             }
         }
     }
@@ -287,7 +296,10 @@ impl Driver {
                 ev = self.rx.recv() => {
                     let Some(ev) = ev else { return Outcome::Canceled };
                     if let Some(outcome) = self.handle(ev).await {
-                        return outcome;
+                        return match outcome {
+                            Outcome::Failed(msg) => self.first_cause(msg).await,
+                            other => other,
+                        };
                     }
                 }
                 _ = checkpoint_tick.tick(), if interval_ms > 0 => {
@@ -426,9 +438,15 @@ impl Driver {
                 task,
                 state,
                 failure,
+                deterministic,
             } if Some(attempt) == current => {
                 let a = self.attempt.as_mut()?;
                 match state.as_str() {
+                    "FAILED" if deterministic => {
+                        return Some(Outcome::FailedForGood(format!(
+                            "task {task} failed: {failure}"
+                        )))
+                    }
                     "FAILED" => {
                         return Some(Outcome::Failed(format!("task {task} failed: {failure}")))
                     }
@@ -553,13 +571,14 @@ impl Driver {
             attempt: a.number,
             checkpoint_id: id,
         };
+        let is_final = a.final_checkpoint == Some(id);
         for tm in &a.tms {
-            if let Some(mut c) = self.cluster.client(tm) {
-                let req = req.clone();
-                tokio::spawn(async move {
-                    let _ = c.notify_checkpoint_complete(req).await;
-                });
-            }
+            tokio::spawn(notify_until_acknowledged(
+                self.cluster.clone(),
+                tm.clone(),
+                req.clone(),
+                is_final,
+            ));
         }
         if let Some((reply, _stop)) = a.savepoints.remove(&id) {
             let _ = reply.send(Ok((location, id)));
@@ -568,12 +587,26 @@ impl Driver {
         self.publish();
     }
 
-    /// Cancels the failed attempt and, if the restart strategy allows, waits before the next.
-    /// Returns false when the job has failed for good.
-    async fn restart_or_fail(&mut self, reason: String) -> bool {
+    /// A retryable task failure is often the echo of another task's failure (its input
+    /// channel closed when the other failed): the other's report, if it comes within a short
+    /// while, says what happened. A deterministic one among them fails the job for good.
+    async fn first_cause(&mut self, msg: String) -> Outcome {
+        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        loop {
+            match tokio::time::timeout_at(until, self.rx.recv()).await {
+                Ok(Some(ev)) => match self.handle(ev).await {
+                    None | Some(Outcome::Failed(_)) => {}
+                    Some(other) => return other,
+                },
+                Ok(None) => return Outcome::Canceled,
+                Err(_) => return Outcome::Failed(msg),
+            }
+        }
+    }
+
+    /// Stops the tasks of a failed attempt and releases its slots.
+    async fn stop_failed_attempt(&mut self, reason: &str) {
         warn!(%reason, attempt = self.record.attempt, "job attempt failed");
-        // Waited for here, so the restart delay starts once the old tasks are gone; the next
-        // attempt checks again before it deploys.
         if let Err(e) = self.cancel_tasks_up_to(self.record.attempt).await {
             warn!(error = %e, "the failed attempt's tasks did not all stop");
         }
@@ -585,7 +618,20 @@ impl Driver {
             let mut v = lock(&self.view);
             v.checkpoints = a.coordinator.history().cloned().collect();
         }
-        let Some(delay) = self.spec.restart.delay_for(self.record.restarts) else {
+    }
+
+    /// Cancels the failed attempt and, if the restart strategy allows, waits before the next.
+    /// Returns false when the job has failed for good.
+    async fn restart_or_fail(&mut self, reason: String) -> bool {
+        // Waited for here, so the restart delay starts once the old tasks are gone; the next
+        // attempt checks again before it deploys.
+        self.stop_failed_attempt(&reason).await;
+        self.failures_ms.push(now_ms().max(0) as u64);
+        let Some(delay) = self
+            .spec
+            .restart
+            .delay_after(self.record.restarts, &self.failures_ms)
+        else {
             self.terminate(JobState::Failed, format!("{reason} (no restarts left)"))
                 .await;
             return false;
@@ -608,6 +654,49 @@ impl Driver {
                     Some(_) => {}
                     None => return false,
                 }
+            }
+        }
+    }
+}
+
+/// Tells task manager `tm` that a checkpoint completed, again until it answers. Its sinks
+/// commit on this message, and committing is idempotent; a notification lost for the final
+/// checkpoint (after the sources ended) would otherwise never be made good by a later one, and
+/// the job would wait for its sinks forever. Stops when the task manager is gone (its tasks
+/// are too: the attempt restarts, and recovery commits what the checkpoint recorded).
+async fn notify_until_acknowledged(
+    cluster: Arc<Cluster>,
+    tm: String,
+    req: pb::NotifyCheckpointCompleteRequest,
+    is_final: bool,
+) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1u32.. {
+        let Some(mut client) = cluster.client(&tm) else {
+            return;
+        };
+        let lost = is_final
+            && attempt == 1
+            && weir_runtime::failpoint::drops(weir_runtime::failpoint::JM_FINAL_NOTIFY);
+        let result = if lost {
+            Err("lost (failpoint)".to_string())
+        } else {
+            client
+                .notify_checkpoint_complete(req.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) if attempt < 60 => {
+                warn!(checkpoint = req.checkpoint_id, %tm, error = %e, "checkpoint notification not delivered; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                error!(checkpoint = req.checkpoint_id, %tm, error = %e, "checkpoint notification not delivered after 60 tries");
+                return;
             }
         }
     }

@@ -28,11 +28,28 @@ use weir_types::{AggFn, AggSpec};
 pub(super) enum Acc {
     Int(i64),
     Float(f64),
-    /// min/max before the first non-null value
+    /// SUM, MIN and MAX before the first non-null value: their result is NULL then (SQL's
+    /// aggregate over no values), not 0.
     Empty,
 }
 
 impl Acc {
+    /// The value as an output integer: `None` for an aggregate over no values.
+    #[inline]
+    pub(super) fn int_opt(self) -> Option<i64> {
+        match self {
+            Acc::Empty => None,
+            a => Some(a.int()),
+        }
+    }
+    /// The value as an output float: `None` for an aggregate over no values.
+    #[inline]
+    pub(super) fn float_opt(self) -> Option<f64> {
+        match self {
+            Acc::Empty => None,
+            a => Some(a.float()),
+        }
+    }
     #[inline]
     pub(super) fn int(self) -> i64 {
         match self {
@@ -98,10 +115,11 @@ pub(super) fn merge_accs(aggs: &[AggCol], into: &mut [Acc], from: &[Acc]) {
     }
 }
 
-/// One output column of aggregate values, filled row by row.
+/// One output column of aggregate values, filled row by row (NULL for SUM, MIN and MAX over
+/// no values).
 enum OutCol {
-    Int(Vec<i64>),
-    Float(Vec<f64>),
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
 }
 
 pub(super) struct AggCol {
@@ -112,12 +130,13 @@ pub(super) struct AggCol {
 }
 
 impl AggCol {
-    /// The output column of accumulated values (Float64 or Int64, as the aggregate's type).
+    /// The output column of accumulated values (Float64 or Int64, as the aggregate's type;
+    /// NULL where SUM, MIN or MAX saw no value).
     pub(super) fn output(&self, accs: impl Iterator<Item = Acc>) -> ArrayRef {
         if self.float {
-            Arc::new(Float64Array::from_iter_values(accs.map(Acc::float)))
+            Arc::new(accs.map(Acc::float_opt).collect::<Float64Array>())
         } else {
-            Arc::new(Int64Array::from_iter_values(accs.map(Acc::int)))
+            Arc::new(accs.map(Acc::int_opt).collect::<Int64Array>())
         }
     }
 }
@@ -133,28 +152,31 @@ pub(super) trait KeyReader: Send + 'static {
     fn columns(&self, keys: &[&Self::Key]) -> Result<Vec<ArrayRef>>;
 }
 
-/// One integer key column (any width), as i64.
+/// One integer key column (any width), as i64; a NULL key is `None`, a group of its own (SQL
+/// groups NULLs together, apart from every value: 0 included).
 pub(super) struct IntKey(pub(super) Option<Int64Array>);
 
 impl KeyReader for IntKey {
-    type Key = i64;
+    type Key = Option<i64>;
     fn prepare(&mut self, cols: &[ArrayRef]) -> Result<()> {
         let c = cast(&cols[0], &DataType::Int64)?;
         self.0 = Some(c.as_primitive::<Int64Type>().clone());
         Ok(())
     }
     #[inline]
-    fn key(&self, row: usize) -> i64 {
-        self.0.as_ref().map(|a| a.value(row)).unwrap_or_default()
+    fn key(&self, row: usize) -> Option<i64> {
+        self.0
+            .as_ref()
+            .and_then(|a| a.is_valid(row).then(|| a.value(row)))
     }
     #[inline]
-    fn prefetch(&self, state: &KeyedBackend<i64, Accs>, row: usize) {
+    fn prefetch(&self, state: &KeyedBackend<Option<i64>, Accs>, row: usize) {
         state.prefetch(&self.key(row))
     }
-    fn columns(&self, keys: &[&i64]) -> Result<Vec<ArrayRef>> {
-        Ok(vec![Arc::new(Int64Array::from_iter_values(
-            keys.iter().map(|k| **k),
-        ))])
+    fn columns(&self, keys: &[&Option<i64>]) -> Result<Vec<ArrayRef>> {
+        Ok(vec![Arc::new(
+            keys.iter().map(|k| **k).collect::<Int64Array>(),
+        )])
     }
 }
 
@@ -322,10 +344,9 @@ pub(super) fn agg_cols(
 pub(super) fn initial_accs(aggs: &[AggCol]) -> Accs {
     let mut accs: Vec<Acc> = aggs
         .iter()
-        .map(|a| match (a.func, a.float) {
-            (AggFn::Min | AggFn::Max, _) => Acc::Empty,
-            (_, true) => Acc::Float(0.0),
-            (_, false) => Acc::Int(0),
+        .map(|a| match a.func {
+            AggFn::Count => Acc::Int(0),
+            AggFn::Sum | AggFn::Min | AggFn::Max => Acc::Empty,
         })
         .collect();
     match accs.len() {
@@ -334,11 +355,14 @@ pub(super) fn initial_accs(aggs: &[AggCol]) -> Accs {
     }
 }
 
-/// The aggregated columns of a batch, cast to what the accumulators take.
+/// The aggregated columns of a batch, cast to what the accumulators take. COUNT(x) reads only
+/// which rows of x are NULL, so it counts a column of any type (casting a VARCHAR to an
+/// integer made every value NULL and every count 0).
 pub(super) fn agg_values(aggs: &[AggCol], batch: &RecordBatch) -> Result<Vec<Values>> {
     aggs.iter()
         .map(|a| match a.column {
             None => Ok(Values::None),
+            Some(c) if a.func == AggFn::Count => Ok(Values::Present(batch.column(c).logical_nulls())),
             Some(c) if a.float => Ok(Values::Float(
                 cast(batch.column(c), &DataType::Float64)?
                     .as_primitive::<Float64Type>()
@@ -388,7 +412,10 @@ pub(super) fn fold_row(aggs: &[AggCol], values: &[Values], row: usize, accs: &mu
 }
 
 pub(super) enum Values {
+    /// COUNT(*): every row counts.
     None,
+    /// COUNT(x): the rows where x is not NULL (`None`: no NULLs in this batch).
+    Present(Option<arrow::buffer::NullBuffer>),
     Int(Int64Array),
     Float(Float64Array),
 }
@@ -399,6 +426,7 @@ impl Values {
     pub(super) fn is_valid(&self, row: usize) -> bool {
         match self {
             Values::None => true,
+            Values::Present(nulls) => nulls.as_ref().is_none_or(|n| n.is_valid(row)),
             Values::Int(x) => x.is_valid(row),
             Values::Float(x) => x.is_valid(row),
         }
@@ -459,8 +487,8 @@ impl<R: KeyReader> Operator for KeyedAggregate<R> {
                     }
                     for (acc, col) in accs.iter().zip(out.iter_mut()) {
                         match col {
-                            OutCol::Int(v) => v.push(acc.int()),
-                            OutCol::Float(v) => v.push(acc.float()),
+                            OutCol::Int(v) => v.push(acc.int_opt()),
+                            OutCol::Float(v) => v.push(acc.float_opt()),
                         }
                     }
                 },
@@ -494,10 +522,10 @@ fn bump(acc: &mut Acc) {
 #[inline]
 fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
     *acc = match (f, *acc) {
+        (AggFn::Sum | AggFn::Min | AggFn::Max, Acc::Empty) => Acc::Int(v),
         (AggFn::Sum, Acc::Int(s)) => Acc::Int(s.wrapping_add(v)),
         (AggFn::Min, Acc::Int(m)) => Acc::Int(m.min(v)),
         (AggFn::Max, Acc::Int(m)) => Acc::Int(m.max(v)),
-        (AggFn::Min | AggFn::Max, Acc::Empty) => Acc::Int(v),
         (_, other) => other,
     }
 }
@@ -505,10 +533,10 @@ fn fold_int(acc: &mut Acc, f: AggFn, v: i64) {
 #[inline]
 fn fold_float(acc: &mut Acc, f: AggFn, v: f64) {
     *acc = match (f, *acc) {
+        (AggFn::Sum | AggFn::Min | AggFn::Max, Acc::Empty) => Acc::Float(v),
         (AggFn::Sum, Acc::Float(s)) => Acc::Float(s + v),
         (AggFn::Min, Acc::Float(m)) => Acc::Float(m.min(v)),
         (AggFn::Max, Acc::Float(m)) => Acc::Float(m.max(v)),
-        (AggFn::Min | AggFn::Max, Acc::Empty) => Acc::Float(v),
         (_, other) => other,
     }
 }
@@ -567,6 +595,104 @@ mod tests {
             });
         }
         out
+    }
+
+    /// The six rows of issue 15: (k, s, x) with NULL keys, strings and numbers.
+    fn nullable_rows() -> (SchemaRef, RecordBatch) {
+        use arrow::array::Float64Array;
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            input.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1), Some(1), Some(2), Some(0), None, None])),
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    None,
+                    None,
+                    Some("b"),
+                    Some("c"),
+                    Some("d"),
+                ])),
+                Arc::new(Float64Array::from(vec![
+                    Some(1.5),
+                    None,
+                    None,
+                    Some(2.0),
+                    Some(3.0),
+                    Some(4.0),
+                ])),
+            ],
+        )
+        .unwrap();
+        (input, batch)
+    }
+
+    #[tokio::test]
+    async fn null_keys_group_apart_count_reads_any_type_and_no_values_sum_to_null() {
+        let (input, batch) = nullable_rows();
+        let aggs: Vec<AggSpec> = [
+            (AggFn::Count, Some("s"), "cs"),
+            (AggFn::Count, None, "n"),
+            (AggFn::Sum, Some("x"), "sx"),
+            (AggFn::Min, Some("x"), "mn"),
+            (AggFn::Max, Some("x"), "mx"),
+        ]
+        .into_iter()
+        .map(|(func, column, name)| AggSpec {
+            func,
+            column: column.map(String::from),
+            name: name.into(),
+        })
+        .collect();
+        let mut fields = input.fields().to_vec();
+        for a in &aggs {
+            let t = if a.func == AggFn::Count {
+                DataType::Int64
+            } else {
+                DataType::Float64
+            };
+            fields.push(Arc::new(Field::new(&a.name, t, a.func != AggFn::Count)));
+        }
+        let ctx = OperatorContext::for_test(
+            "a",
+            0,
+            1,
+            vec![input.clone()],
+            Arc::new(Schema::new(fields)),
+        );
+        // One integer key (the fast path) and the same key with a string (row-encoded).
+        for keys in [vec!["k".to_string()], vec!["k".to_string(), "k".to_string()]] {
+            let mut op = build(&ctx, &keys, &aggs, true, &input, None).unwrap();
+            let out = op.process(batch.clone()).await.unwrap().unwrap();
+            // The last row of each key: (k, COUNT(s), COUNT(*), SUM(x), MIN(x), MAX(x)).
+            let mut last = std::collections::BTreeMap::new();
+            let k = out.column(0).as_primitive::<Int64Type>();
+            for r in 0..out.num_rows() {
+                let int = |c: usize| out.column(c).as_primitive::<Int64Type>().value(r);
+                let float = |c: usize| {
+                    let a = out.column(c).as_primitive::<Float64Type>();
+                    a.is_valid(r).then(|| a.value(r))
+                };
+                last.insert(
+                    k.is_valid(r).then(|| k.value(r)),
+                    (int(3), int(4), float(5), float(6), float(7)),
+                );
+            }
+            assert_eq!(
+                last.into_iter().collect::<Vec<_>>(),
+                vec![
+                    (None, (2, 2, Some(7.0), Some(3.0), Some(4.0))),
+                    (Some(0), (1, 1, Some(2.0), Some(2.0), Some(2.0))),
+                    (Some(1), (1, 2, Some(1.5), Some(1.5), Some(1.5))),
+                    (Some(2), (0, 1, None, None, None)),
+                ],
+                "keys {keys:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -22,8 +22,10 @@
 use super::{Operator, OperatorContext, Restored};
 use crate::error::{Result, RuntimeError};
 use crate::message::Barrier;
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use tracing::{debug, info, warn};
@@ -41,6 +43,8 @@ struct SinkState {
 pub struct FileSink {
     storage: Storage,
     format: FileFormat,
+    /// CSV: a header line opens every part file.
+    header: bool,
     roll_bytes: u64,
     part_bytes: usize,
     roll_interval: Option<std::time::Duration>,
@@ -60,6 +64,42 @@ pub struct FileSink {
     /// Pending files written since the last barrier.
     this_epoch: Vec<String>,
     log: TxnLog<String>,
+}
+
+/// Timestamps as Flink's csv and json formats write a TIMESTAMP(3): `2024-03-01 00:00:02.481`
+/// (arrow's writers default to ISO 8601 with a `T`).
+const CSV_TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
+
+/// `batch` with its timestamp columns as Flink's text (for the JSON writer, which has no
+/// timestamp format of its own).
+fn flink_timestamps(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
+    {
+        return Ok(batch.clone());
+    }
+    let options = arrow::util::display::FormatOptions::default()
+        .with_timestamp_format(Some(CSV_TIMESTAMP_FORMAT));
+    let mut fields = Vec::new();
+    let mut cols = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if matches!(f.data_type(), DataType::Timestamp(_, _)) {
+            let fmt = arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options)?;
+            let text: arrow::array::StringArray = (0..c.len())
+                .map(|i| c.is_valid(i).then(|| fmt.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+            cols.push(Arc::new(text) as arrow::array::ArrayRef);
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }
 
 /// (job id, attempt) of a part file name made by [`FileSink::roll`].
@@ -120,6 +160,7 @@ impl FileSink {
         let mut sink = Self {
             storage,
             format: spec.format,
+            header: spec.header,
             roll_bytes: spec.roll_bytes.max(1024),
             part_bytes: spec.part_bytes.max(5 << 20) as usize,
             roll_interval: (spec.roll_interval_ms > 0)
@@ -208,14 +249,16 @@ impl FileSink {
                 return Err(crate::planner::not_built("the parquet format", "parquet"))
             }
             FileFormat::Jsonl => {
+                let batch = flink_timestamps(batch)?;
                 let mut w = arrow::json::LineDelimitedWriter::new(&mut self.buffer);
-                w.write(batch)?;
+                w.write(&batch)?;
                 w.finish()?;
             }
             FileFormat::Csv => {
-                let header = self.buffer.is_empty() && self.upload.is_none();
+                let header = self.header && self.buffer.is_empty() && self.upload.is_none();
                 let mut w = arrow::csv::WriterBuilder::new()
                     .with_header(header)
+                    .with_timestamp_format(CSV_TIMESTAMP_FORMAT.to_string())
                     .build(&mut self.buffer);
                 w.write(batch)?;
             }
@@ -455,6 +498,7 @@ mod tests {
             roll_bytes: 1 << 20,
             roll_interval_ms: 0,
             part_bytes: 8 << 20,
+            header: false,
         };
         FileSink::open(&ctx(2), &spec, Some(restored))
             .await

@@ -1,7 +1,12 @@
 //! File source: reads every file below an object-store folder (names starting with `_` or `.`
-//! are skipped, as Hadoop-style tools do), as JSON lines, CSV with a header, or plain lines.
+//! are skipped, as Hadoop-style tools do), as JSON lines, CSV, or plain lines.
 //! Files are spread over subtasks by their position in the sorted listing; the checkpointed
 //! position is the number of rows emitted from each file.
+//!
+//! CSV as Flink's csv format reads it: no header line (unless the spec says `header`); an
+//! empty field is the empty string in a VARCHAR column and an error in any other, unless the
+//! spec names a `null_literal` (Flink's `csv.null-literal`): then that text is NULL in every
+//! column (`""`: every empty field).
 
 use super::{OperatorContext, Restored, Source, SourcePoll};
 use crate::error::{Result, RuntimeError};
@@ -23,6 +28,8 @@ pub struct FileSource {
     format: FileFormat,
     schema: SchemaRef,
     batch_size: usize,
+    header: bool,
+    null_literal: Option<String>,
     /// Owned files and rows emitted from each.
     positions: BTreeMap<String, u64>,
     queue: Vec<String>,
@@ -35,16 +42,7 @@ impl FileSource {
         spec: &FileSourceSpec,
         restored: Option<Restored>,
     ) -> Result<Self> {
-        let storage = Storage::open(&spec.path)?;
-        let files: Vec<String> = storage
-            .list("")
-            .await?
-            .into_iter()
-            .filter(|f| {
-                !f.split('/')
-                    .any(|part| part.starts_with('_') || part.starts_with('.'))
-            })
-            .collect();
+        let (storage, files) = resolve(&spec.path).await?;
         let mut positions: BTreeMap<String, u64> = files
             .iter()
             .enumerate()
@@ -67,6 +65,8 @@ impl FileSource {
             format: spec.format,
             schema: ctx.output_schema.clone(),
             batch_size: spec.batch_size.max(1) as usize,
+            header: spec.header,
+            null_literal: spec.null_literal.clone(),
             positions,
             queue,
             current: None,
@@ -84,12 +84,17 @@ impl FileSource {
                     .with_batch_size(self.batch_size)
                     .build(Cursor::new(data))?,
             ),
-            FileFormat::Csv => Box::new(
-                arrow::csv::ReaderBuilder::new(self.schema.clone())
-                    .with_header(true)
-                    .with_batch_size(self.batch_size)
-                    .build(Cursor::new(data))?,
-            ),
+            FileFormat::Csv => {
+                let mut b = arrow::csv::ReaderBuilder::new(self.schema.clone())
+                    .with_header(self.header)
+                    .with_batch_size(self.batch_size);
+                if let Some(l) = self.null_literal.as_deref().filter(|l| !l.is_empty()) {
+                    let re = regex::Regex::new(&format!("^{}$", regex::escape(l)))
+                        .map_err(|e| RuntimeError::Plan(format!("csv null literal: {e}")))?;
+                    b = b.with_null_regex(re);
+                }
+                Box::new(b.build(Cursor::new(data))?)
+            }
             #[cfg(feature = "parquet")]
             FileFormat::Parquet => {
                 let reader =
@@ -145,8 +150,13 @@ impl Source for FileSource {
                             continue;
                         }
                     }
+                    let before = self.positions.get(file.as_str()).copied().unwrap_or(0);
+                    if self.format == FileFormat::Csv && self.null_literal.is_none() {
+                        let first_line = before + 1 + u64::from(self.header);
+                        batch = csv_empty_fields(&batch, file, first_line)?;
+                    }
                     if let Some(p) = self.positions.get_mut(file.as_str()) {
-                        *p += batch.num_rows() as u64;
+                        *p = before + batch.num_rows() as u64;
                     }
                     return Ok(SourcePoll::Batch(batch));
                 }
@@ -162,6 +172,112 @@ impl Source for FileSource {
             .collect();
         Ok(Some(weir_state::encode(&v)?))
     }
+}
+
+/// The storage and files a source `path` names: every file below a folder (names starting
+/// with `_` or `.` skipped), or one file (Flink's filesystem source takes either). A path that
+/// names nothing is an error, as in Flink, not an empty input.
+pub(crate) async fn resolve(path: &str) -> Result<(Storage, Vec<String>)> {
+    let trimmed = path.trim();
+    let missing = || {
+        RuntimeError::Input(format!(
+            "the source path {trimmed:?} does not exist (give a file or a folder)"
+        ))
+    };
+    if !trimmed.contains("://") || trimmed.starts_with("file://") {
+        let local = std::path::Path::new(trimmed.strip_prefix("file://").unwrap_or(trimmed));
+        let meta = std::fs::metadata(local).map_err(|_| missing())?;
+        if meta.is_file() {
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(missing)?;
+            let parent = match local.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            let storage = Storage::open(&parent.to_string_lossy())?;
+            return Ok((storage, vec![name]));
+        }
+    }
+    let storage = Storage::open(trimmed)?;
+    let files: Vec<String> = storage
+        .list("")
+        .await?
+        .into_iter()
+        .filter(|f| {
+            !f.split('/')
+                .any(|part| part.starts_with('_') || part.starts_with('.'))
+        })
+        .collect();
+    if !files.is_empty() {
+        return Ok((storage, files));
+    }
+    // An object store has no folders: the path may name one object.
+    if let Some((parent, name)) = trimmed.trim_end_matches('/').rsplit_once('/') {
+        let bucket_and_more = parent
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty());
+        if bucket_and_more && !name.is_empty() {
+            let parent_storage = Storage::open(parent)?;
+            if parent_storage.exists(name).await? {
+                return Ok((parent_storage, vec![name.to_string()]));
+            }
+            return Err(missing());
+        }
+    }
+    Ok((storage, files))
+}
+
+/// A CSV batch (without a null literal) as Flink's csv format reads it: arrow's reader reads
+/// an empty field as NULL; in a string column it is the empty string, in any other an error
+/// (Flink: "Fail to deserialize at field", an empty String is no number), naming the file,
+/// line and column. `first_line` is the file line of the batch's first row.
+fn csv_empty_fields(batch: &RecordBatch, file: &str, first_line: u64) -> Result<RecordBatch> {
+    use arrow::array::Array;
+    let schema = batch.schema();
+    let mut cols: Vec<arrow::array::ArrayRef> = batch.columns().to_vec();
+    for (f, c) in schema.fields().iter().zip(cols.iter_mut()) {
+        // Flink reads a boolean field as `true` when it says so (any case) and `false`
+        // otherwise: an empty one is false.
+        if f.data_type() == &arrow::datatypes::DataType::Boolean && c.null_count() > 0 {
+            let b = c.as_any().downcast_ref::<arrow::array::BooleanArray>();
+            if let Some(b) = b {
+                *c = Arc::new(
+                    b.iter()
+                        .map(|v| Some(v.unwrap_or(false)))
+                        .collect::<arrow::array::BooleanArray>(),
+                );
+            }
+            continue;
+        }
+        if f.data_type() != &arrow::datatypes::DataType::Utf8 && c.null_count() > 0 {
+            let row = (0..c.len()).find(|r| c.is_null(*r)).unwrap_or(0);
+            return Err(RuntimeError::Input(format!(
+                "{file}, line {}: column {} ({}) is empty, which is no value of its type (as in Flink's csv format); set 'csv.null-literal' = '' (JSON jobs: \"null_literal\": \"\") to read empty fields as NULL",
+                first_line + row as u64,
+                f.name(),
+                f.data_type()
+            )));
+        }
+    }
+    if !cols
+        .iter()
+        .any(|c| c.data_type() == &arrow::datatypes::DataType::Utf8 && c.null_count() > 0)
+    {
+        return Ok(RecordBatch::try_new(batch.schema(), cols)?);
+    }
+    let cols = cols
+        .iter()
+        .map(|c| match c.as_any().downcast_ref::<StringArray>() {
+            Some(s) if s.null_count() > 0 => {
+                Arc::new(s.iter().map(|v| Some(v.unwrap_or(""))).collect::<StringArray>())
+                    as arrow::array::ArrayRef
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), cols)?)
 }
 
 /// The declared columns of a batch read from a self-describing file, by name, cast to the

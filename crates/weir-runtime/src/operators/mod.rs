@@ -327,7 +327,7 @@ pub async fn build_operator(
         OperatorKind::Join(j) => Box::new(join::Join::new(ctx, j, restored)?),
         OperatorKind::Union => Box::new(sinks::PassThrough),
         OperatorKind::BlackholeSink => Box::new(sinks::Blackhole::default()),
-        OperatorKind::StdoutSink(s) => Box::new(sinks::Stdout::new(ctx, s.summary_only)),
+        OperatorKind::StdoutSink(s) => Box::new(sinks::Stdout::new(ctx, s)),
         OperatorKind::FileSink(f) => Box::new(FileSink::open(ctx, f, restored).await?),
         #[cfg(feature = "kafka")]
         OperatorKind::KafkaSink(k) => {

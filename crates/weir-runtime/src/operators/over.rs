@@ -251,11 +251,10 @@ fn contributions(aggs: &[AggCol], values: &[Values], row: usize) -> Vec<Option<A
     aggs.iter()
         .zip(values)
         .map(|(a, v)| match (a.func, v) {
-            (AggFn::Count, Values::None) => Some(Acc::Int(1)),
             (AggFn::Count, v) => v.is_valid(row).then_some(Acc::Int(1)),
             (_, Values::Int(x)) => x.is_valid(row).then(|| Acc::Int(x.value(row))),
             (_, Values::Float(x)) => x.is_valid(row).then(|| Acc::Float(x.value(row))),
-            (_, Values::None) => None,
+            (_, Values::None | Values::Present(_)) => None,
         })
         .collect()
 }
@@ -267,7 +266,7 @@ fn fold(aggs: &[AggCol], accs: &mut [Acc], contribution: &[Option<Acc>]) {
             (AggFn::Count, Acc::Int(n), _) => Acc::Int(n + 1),
             (AggFn::Sum, Acc::Int(s), Acc::Int(x)) => Acc::Int(s.wrapping_add(x)),
             (AggFn::Sum, Acc::Float(s), x) => Acc::Float(s + x.float()),
-            (AggFn::Min | AggFn::Max, Acc::Empty, x) => x,
+            (AggFn::Sum | AggFn::Min | AggFn::Max, Acc::Empty, x) => x,
             (AggFn::Min, Acc::Int(m), Acc::Int(x)) => Acc::Int(m.min(x)),
             (AggFn::Max, Acc::Int(m), Acc::Int(x)) => Acc::Int(m.max(x)),
             (AggFn::Min, Acc::Float(m), x) => Acc::Float(m.min(x.float())),

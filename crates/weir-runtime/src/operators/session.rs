@@ -239,7 +239,9 @@ impl Operator for SessionWindows {
             let mut i = 0;
             while i < sessions.len() {
                 let o = &sessions[i];
-                if o.start < s.end && s.start < o.end {
+                // Flink merges sessions that touch: rows exactly the gap apart are one
+                // session (its windows intersect when `start <= other.end`).
+                if o.start <= s.end && s.start <= o.end {
                     let o = sessions.remove(i);
                     s.start = s.start.min(o.start);
                     s.end = s.end.max(o.end);
@@ -260,7 +262,9 @@ impl Operator for SessionWindows {
     }
 
     async fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>> {
-        self.watermark = self.watermark.max(w);
+        // As the window aggregate: a session whose last millisecond (`end - 1`) is at or
+        // before `w` is complete (Flink fires it then), so the operator keeps `w + 1`.
+        self.watermark = self.watermark.max(if w == i64::MIN { w } else { w.saturating_add(1) });
         self.late.log("session windows");
         self.fire(self.watermark)
     }

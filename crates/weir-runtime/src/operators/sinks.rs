@@ -35,7 +35,14 @@ pub struct Stdout {
 }
 
 impl Stdout {
-    pub fn new(ctx: &OperatorContext, summary_only: bool) -> Self {
+    pub fn new(ctx: &OperatorContext, spec: &weir_types::StdoutSinkSpec) -> Self {
+        if !spec.upsert_keys.is_empty() && ctx.subtask == 0 {
+            tracing::info!(
+                keys = %spec.upsert_keys.join(", "),
+                "print sink: an updating result; each row replaces the previous row of its key"
+            );
+        }
+        let summary_only = spec.summary_only;
         let prefix = if ctx.parallelism > 1 {
             format!("{}> ", ctx.subtask)
         } else {

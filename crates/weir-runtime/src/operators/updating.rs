@@ -11,6 +11,10 @@
 //! Each input row is emitted with its group's values after it (like `keyed_aggregate`; with
 //! `skip_unchanged`, only rows that changed them or are the group's first): the output is
 //! again updating, keyed by the group keys.
+//!
+//! A SUM is NULL while its group holds no non-NULL value (SQL's sum over no values), so each
+//! SUM has a hidden count of the upstream keys whose contribution to it is not NULL, kept
+//! after the aggregates' accumulators (Flink's SUM with retraction keeps the same count).
 
 use super::aggregate::{agg_cols, agg_values, initial_accs, kept_columns, Acc, AggCol, Values};
 use super::{Operator, OperatorContext, Restored};
@@ -34,6 +38,9 @@ pub struct UpdatingAggregate {
     key_rows: RowConverter,
     upsert_rows: RowConverter,
     aggs: Vec<AggCol>,
+    /// For each aggregate that is a SUM, the index of its hidden non-NULL count in a group's
+    /// accumulators (after the aggregates' own).
+    sum_counts: Vec<Option<usize>>,
     /// Group key → accumulators (each entry in its group's key group).
     groups: KeyTable<KeyBytes, Vec<Acc>>,
     /// Upstream key → its last contribution to each aggregate (in its group's key group), in
@@ -83,12 +90,25 @@ impl UpdatingAggregate {
     ) -> Result<Self> {
         let keys = super::column_indices(input, keys)?;
         let upsert_keys = super::column_indices(input, upsert_keys)?;
+        let aggs = agg_cols(ctx, aggregates, input)?;
+        let mut next = aggs.len();
+        let sum_counts = aggs
+            .iter()
+            .map(|a| {
+                (a.func == AggFn::Sum).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        let width = next;
         let mut op = Self {
             key_rows: converter(input, &keys)?,
             upsert_rows: converter(input, &upsert_keys)?,
             keys,
             upsert_keys,
-            aggs: agg_cols(ctx, aggregates, input)?,
+            aggs,
+            sum_counts,
             groups: KeyTable::default(),
             last: KeyTable::default(),
             max_parallelism: ctx.max_parallelism,
@@ -101,6 +121,13 @@ impl UpdatingAggregate {
             for (_, bytes) in &r.snapshots {
                 let s: Snapshot = weir_state::decode(bytes)?;
                 for (kg, key, accs) in s.groups {
+                    if accs.len() != width {
+                        return Err(RuntimeError::State(weir_state::StateError::Corrupt(format!(
+                            "updating aggregate {}: a group holds {} accumulators, the operator has {width} (a snapshot of another version of the query or of Weir)",
+                            ctx.op_id,
+                            accs.len()
+                        ))));
+                    }
                     if op.range.contains(&kg) {
                         op.groups.insert(kg, key, accs);
                     }
@@ -120,12 +147,10 @@ impl UpdatingAggregate {
 fn contribution(aggs: &[AggCol], values: &[Values], row: usize, out: &mut [Option<Acc>]) {
     for ((a, v), o) in aggs.iter().zip(values).zip(out) {
         *o = match (a.func, v) {
-            (AggFn::Count, Values::None) => Some(Acc::Int(1)),
-            (AggFn::Count, Values::Int(x)) => x.is_valid(row).then_some(Acc::Int(1)),
-            (AggFn::Count, Values::Float(x)) => x.is_valid(row).then_some(Acc::Int(1)),
+            (AggFn::Count, v) => v.is_valid(row).then_some(Acc::Int(1)),
             (_, Values::Int(x)) => x.is_valid(row).then(|| Acc::Int(x.value(row))),
             (_, Values::Float(x)) => x.is_valid(row).then(|| Acc::Float(x.value(row))),
-            (_, Values::None) => None,
+            (_, Values::None | Values::Present(_)) => None,
         };
     }
 }
@@ -151,7 +176,15 @@ impl Operator for UpdatingAggregate {
         let keys = self.key_rows.convert_columns(&key_cols)?;
         let upserts = self.upsert_rows.convert_columns(&upsert_cols)?;
         let values = agg_values(&self.aggs, &batch)?;
-        let init: Vec<Acc> = initial_accs(&self.aggs).slice_mut().to_vec();
+        // Sums start at zero here (retractions subtract from them); whether they are NULL is
+        // their hidden count's business.
+        let mut init: Vec<Acc> = initial_accs(&self.aggs).slice_mut().to_vec();
+        for (acc, a) in init.iter_mut().zip(&self.aggs) {
+            if a.func == AggFn::Sum {
+                *acc = if a.float { Acc::Float(0.0) } else { Acc::Int(0) };
+            }
+        }
+        init.extend(self.sum_counts.iter().flatten().map(|_| Acc::Int(0)));
         let mut out: Vec<Vec<Acc>> = vec![Vec::with_capacity(rows); self.aggs.len()];
         let mut old: Vec<Option<Acc>> = vec![None; self.aggs.len()];
         let mut before: Vec<Acc> = Vec::with_capacity(self.aggs.len());
@@ -186,12 +219,18 @@ impl Operator for UpdatingAggregate {
             });
             before.clear();
             before.extend_from_slice(accs);
-            for (i, acc) in accs.iter_mut().enumerate() {
+            for (i, acc) in accs.iter_mut().enumerate().take(old.len()) {
                 if let Some(c) = old[i] {
                     add(acc, c, -1);
                 }
                 if let Some(c) = last[i] {
                     add(acc, c, 1);
+                }
+            }
+            for (i, slot) in self.sum_counts.iter().enumerate() {
+                if let Some(slot) = *slot {
+                    let n = i64::from(last[i].is_some()) - i64::from(old[i].is_some());
+                    add(&mut accs[slot], Acc::Int(n), 1);
                 }
             }
             if self.skip_unchanged {
@@ -200,8 +239,9 @@ impl Operator for UpdatingAggregate {
                 }
                 kept.push(row as u32);
             }
-            for (acc, o) in accs.iter().zip(out.iter_mut()) {
-                o.push(*acc);
+            for ((acc, o), count) in accs.iter().zip(out.iter_mut()).zip(&self.sum_counts) {
+                let empty = count.is_some_and(|slot| accs[slot] == Acc::Int(0));
+                o.push(if empty { Acc::Empty } else { *acc });
             }
         }
         if self.skip_unchanged && kept.is_empty() {
@@ -279,7 +319,8 @@ mod tests {
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
-        fields.push(Field::new("total", DataType::Int64, false));
+        // SUM over only NULLs is NULL.
+        fields.push(Field::new("total", DataType::Int64, true));
         fields.push(Field::new("n", DataType::Int64, false));
         let ctx = OperatorContext::for_test(
             "u",
@@ -334,6 +375,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+        assert!(got.column(3).is_null(3), "auction 3's only value is NULL: its SUM is NULL");
         assert_eq!(emitted(got), vec![(5, 1), (12, 2), (16, 2), (0, 0)]);
         let barrier = Barrier::for_test(1);
         let snap = u.snapshot(&barrier).await.unwrap().unwrap();

@@ -79,7 +79,8 @@ pub fn schema(spec: &WindowSpec, input: &Schema, op: &str) -> Result<SchemaRef> 
                 a.name
             )));
         }
-        fields.push(Field::new(&a.name, t, false));
+        // SUM, MIN and MAX over no values are NULL.
+        fields.push(Field::new(&a.name, t, a.func != weir_types::AggFn::Count));
     }
     Ok(Arc::new(Schema::new(fields)))
 }
@@ -400,7 +401,11 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
 
     async fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>> {
         let from = self.watermark;
-        self.watermark = self.watermark.max(w);
+        // A watermark `w` promises no more rows at or before `w`, so a window whose last
+        // millisecond (`end - 1`) is at or before `w` is complete: Flink fires it then and
+        // counts later rows for it as late. The operator keeps `w + 1`, the first time still
+        // to come, and compares ends with it.
+        self.watermark = self.watermark.max(if w == i64::MIN { w } else { w.saturating_add(1) });
         self.late.log("window aggregate");
         self.fire(from, self.watermark)
     }
@@ -531,11 +536,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            rows(o.on_watermark(9).await.unwrap()),
+            rows(o.on_watermark(8).await.unwrap()),
             vec![(1, -10, 1, 1)],
             "[-10,0) closed, [0,10) still open"
         );
-        assert_eq!(rows(o.on_watermark(10).await.unwrap()), vec![(1, 0, 2, 12)]);
+        // A window is complete when its last millisecond is behind the watermark (Flink).
+        assert_eq!(rows(o.on_watermark(9).await.unwrap()), vec![(1, 0, 2, 12)]);
         o.process(batch(&[(1, 100, 4)])).await.unwrap(); // late: [0,10) was emitted
         assert_eq!(
             rows(o.on_watermark(20).await.unwrap()),
@@ -603,7 +609,8 @@ mod tests {
                 }
                 o.process(batch(&arriving)).await.unwrap();
                 clock += rand(5) as i64;
-                wm = wm.max(clock - 10);
+                // The operator keeps the first time still to come: watermark + 1.
+                wm = wm.max(clock - 10 + 1);
                 got.extend(rows(o.on_watermark(clock - 10).await.unwrap()));
                 let due: Vec<(i64, i64)> = model
                     .keys()

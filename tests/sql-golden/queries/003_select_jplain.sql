@@ -1,0 +1,2 @@
+-- JSON without watermark: NULL and missing timestamps
+SELECT * FROM jplain

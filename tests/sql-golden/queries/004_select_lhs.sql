@@ -1,0 +1,2 @@
+-- join table lhs as read
+SELECT * FROM lhs

@@ -1,0 +1,2 @@
+-- join table rhs as read
+SELECT * FROM rhs

@@ -1,0 +1,2 @@
+-- comparison on BIGINT
+SELECT k, i, s FROM events WHERE k > 2

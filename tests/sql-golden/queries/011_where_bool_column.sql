@@ -1,0 +1,2 @@
+-- a BOOLEAN column as the condition
+SELECT k, i FROM events WHERE b

@@ -1,0 +1,2 @@
+-- <> drops NULL keys
+SELECT k, i FROM jevents WHERE k <> 1

@@ -1,0 +1,2 @@
+-- = NULL is never true
+SELECT k, i FROM jevents WHERE k = CAST(NULL AS BIGINT)

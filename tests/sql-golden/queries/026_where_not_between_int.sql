@@ -1,0 +1,2 @@
+-- NOT BETWEEN on INT with NULLs
+SELECT k, i FROM jevents WHERE i NOT BETWEEN 0 AND 80

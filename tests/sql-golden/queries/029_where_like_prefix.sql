@@ -1,0 +1,2 @@
+-- LIKE prefix
+SELECT k, s FROM events WHERE s LIKE 'a%'

@@ -1,0 +1,2 @@
+-- LIKE with _ 
+SELECT k, s FROM events WHERE s LIKE '_e%'

@@ -1,0 +1,2 @@
+-- LIKE with ESCAPE
+SELECT k, s FROM events WHERE s LIKE 'x!_y%' ESCAPE '!'

@@ -1,0 +1,2 @@
+-- global COUNT(*) (updating)
+SELECT COUNT(*) AS c FROM events

@@ -1,0 +1,2 @@
+-- COUNT(DISTINCT) of a nullable BIGINT
+SELECT COUNT(DISTINCT k) AS dk FROM jevents

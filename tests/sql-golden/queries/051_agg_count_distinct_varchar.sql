@@ -1,0 +1,2 @@
+-- COUNT(DISTINCT) of VARCHAR ('' counts)
+SELECT COUNT(DISTINCT s) AS ds FROM events

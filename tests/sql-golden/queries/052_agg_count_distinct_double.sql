@@ -1,0 +1,2 @@
+-- COUNT(DISTINCT) of a nullable DOUBLE
+SELECT COUNT(DISTINCT x) AS dx FROM jevents

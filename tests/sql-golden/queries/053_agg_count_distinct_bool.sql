@@ -1,0 +1,2 @@
+-- COUNT(DISTINCT) of a nullable BOOLEAN
+SELECT COUNT(DISTINCT b) AS db FROM jevents

@@ -1,0 +1,2 @@
+-- COUNT(DISTINCT) of a nullable INT
+SELECT COUNT(DISTINCT i) AS di FROM jevents

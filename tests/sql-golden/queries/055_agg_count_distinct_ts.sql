@@ -1,0 +1,2 @@
+-- COUNT(DISTINCT) of a timestamp
+SELECT COUNT(DISTINCT ts) AS dts FROM events

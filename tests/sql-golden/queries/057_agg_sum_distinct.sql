@@ -1,0 +1,2 @@
+-- SUM(DISTINCT)
+SELECT SUM(DISTINCT i) AS sdi, SUM(i) AS si FROM jevents

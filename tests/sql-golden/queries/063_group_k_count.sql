@@ -1,0 +1,2 @@
+-- GROUP BY BIGINT key
+SELECT k, COUNT(*) AS c FROM events GROUP BY k

@@ -1,0 +1,2 @@
+-- BOOLEAN key with NULLs
+SELECT b, COUNT(*) AS c, SUM(x) AS sx FROM jevents GROUP BY b

@@ -1,0 +1,2 @@
+-- INT key
+SELECT i, COUNT(*) AS c FROM events WHERE i < 0 GROUP BY i

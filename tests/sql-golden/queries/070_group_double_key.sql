@@ -1,0 +1,2 @@
+-- DOUBLE key
+SELECT x, COUNT(*) AS c FROM jevents WHERE x < -30 OR x IS NULL GROUP BY x

@@ -1,0 +1,2 @@
+-- HAVING on COUNT
+SELECT k, COUNT(*) AS c FROM events GROUP BY k HAVING COUNT(*) > 30

@@ -1,0 +1,2 @@
+-- COUNT(DISTINCT) per key
+SELECT k, COUNT(DISTINCT s) AS ds FROM events GROUP BY k

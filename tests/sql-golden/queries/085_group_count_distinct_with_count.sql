@@ -1,0 +1,2 @@
+-- COUNT(DISTINCT) next to COUNT(*)
+SELECT k, COUNT(*) AS c, COUNT(DISTINCT s) AS ds FROM events GROUP BY k

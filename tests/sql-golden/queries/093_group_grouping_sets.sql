@@ -1,0 +1,2 @@
+-- GROUPING SETS
+SELECT k, b, COUNT(*) AS c FROM events WHERE k IN (1, 2) GROUP BY GROUPING SETS ((k), (b), ())

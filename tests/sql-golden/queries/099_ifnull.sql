@@ -1,0 +1,2 @@
+-- IFNULL
+SELECT IFNULL(s, '?') AS s2, IFNULL(i, 0) AS i2, IFNULL(b, FALSE) AS b2 FROM jevents WHERE k = 5 OR k IS NULL

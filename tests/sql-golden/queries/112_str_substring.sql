@@ -1,0 +1,2 @@
+-- SUBSTRING forms
+SELECT s, SUBSTRING(s FROM 2 FOR 3) AS sub1, SUBSTRING(s, 1, 2) AS sub2, SUBSTRING(s FROM 3) AS sub3 FROM jevents WHERE k = 2

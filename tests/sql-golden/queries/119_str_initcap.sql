@@ -1,0 +1,2 @@
+-- INITCAP
+SELECT s, INITCAP(s) AS ic FROM jplain

@@ -1,0 +1,2 @@
+-- REVERSE over unicode
+SELECT s, REVERSE(s) AS r FROM jplain

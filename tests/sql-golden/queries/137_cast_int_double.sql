@@ -1,0 +1,2 @@
+-- CAST INT and BIGINT to DOUBLE
+SELECT i, k, CAST(i AS DOUBLE) AS di, CAST(k AS DOUBLE) AS dk FROM events WHERE i > 97

@@ -1,0 +1,2 @@
+-- CAST VARCHAR to BOOLEAN
+SELECT s, CAST(s AS BOOLEAN) AS sb FROM events WHERE s = 'true'

@@ -1,0 +1,2 @@
+-- CAST INT to BOOLEAN and BOOLEAN to INT
+SELECT i, b, CAST(i AS BOOLEAN) AS ib, CAST(b AS INT) AS bi FROM events WHERE k = 5 AND i < 10

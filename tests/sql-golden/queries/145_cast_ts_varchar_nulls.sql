@@ -1,0 +1,2 @@
+-- CAST of a NULL TIMESTAMP to VARCHAR
+SELECT ts, CAST(ts AS VARCHAR) AS sts FROM jplain

@@ -1,0 +1,2 @@
+-- CAST TIMESTAMP to DATE and TIME
+SELECT ts, CAST(ts AS DATE) AS d, CAST(ts AS TIME) AS t FROM events WHERE k = 42

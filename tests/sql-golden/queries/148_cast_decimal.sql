@@ -1,0 +1,2 @@
+-- CAST DOUBLE to DECIMAL(10, 2)
+SELECT x, CAST(x AS DECIMAL(10, 2)) AS dx FROM events WHERE k = 1

@@ -1,0 +1,2 @@
+-- HOUR, MINUTE, SECOND, YEAR, MONTH, DAYOFMONTH
+SELECT ts, HOUR(ts) AS h, MINUTE(ts) AS mi, SECOND(ts) AS sec, YEAR(ts) AS y, MONTH(ts) AS mo, DAYOFMONTH(ts) AS d FROM events WHERE k = 1

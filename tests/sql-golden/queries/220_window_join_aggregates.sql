@@ -1,0 +1,2 @@
+-- window join of two window aggregates (Nexmark q8 shape)
+SELECT L.k, L.window_start, L.window_end, L.cl, R.cr, R.total FROM (SELECT k, window_start, window_end, COUNT(*) AS cl FROM TABLE(TUMBLE(TABLE lhs, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end) L JOIN (SELECT k, window_start, window_end, COUNT(*) AS cr, SUM(amount) AS total FROM TABLE(TUMBLE(TABLE rhs, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end) R ON L.k = R.k AND L.window_start = R.window_start AND L.window_end = R.window_end

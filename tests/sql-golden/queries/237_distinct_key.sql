@@ -1,0 +1,2 @@
+-- SELECT DISTINCT of one column
+SELECT DISTINCT k FROM events

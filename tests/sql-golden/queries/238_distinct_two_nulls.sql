@@ -1,0 +1,2 @@
+-- SELECT DISTINCT of two nullable columns
+SELECT DISTINCT k, b FROM jevents

@@ -1,0 +1,2 @@
+-- SELECT DISTINCT of strings
+SELECT DISTINCT s FROM jevents

@@ -1,0 +1,2 @@
+-- UNION removes duplicates
+SELECT k FROM events UNION SELECT k FROM jevents

@@ -1,0 +1,2 @@
+-- GROUP BY over a UNION ALL
+SELECT k, COUNT(*) AS c FROM (SELECT k FROM events UNION ALL SELECT k FROM jevents) GROUP BY k
