@@ -240,7 +240,12 @@ fn a_lost_final_commit_notice_is_sent_again() {
     let state = dir.path().join("state");
     let started = std::time::Instant::now();
     let res = Command::new(weir())
-        .args(["run", job.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .args([
+            "run",
+            job.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
         .env("WEIR_FAILPOINTS", "jm_final_notify=drop")
         .output()
         .expect("run weir");

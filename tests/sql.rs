@@ -194,7 +194,8 @@ fn reference(q: &str, events: u64) -> Vec<String> {
                 for i in 0..closed.len() {
                     let frame = &closed[i.saturating_sub(10)..=i];
                     // AVG of a BIGINT column is a BIGINT in Flink (truncated).
-                    let avg = (frame.iter().map(|(_, p)| p).sum::<i64>() / frame.len() as i64) as f64;
+                    let avg =
+                        (frame.iter().map(|(_, p)| p).sum::<i64>() / frame.len() as i64) as f64;
                     let (expires, price) = closed[i];
                     rows.push(format!("{seller},{expires},{price},{avg}"));
                 }

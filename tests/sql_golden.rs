@@ -49,7 +49,10 @@ enum Outcome {
 fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
         }
         (x, y) => canonical(x) == canonical(y),
@@ -99,7 +102,10 @@ fn check(name: &str, query: &str, expected: &Value, tables: &str) -> Outcome {
         .map(|c| c.as_str().expect("column name"))
         .collect();
     let mut decl = Vec::new();
-    for (c, t) in columns.iter().zip(expected["types"].as_array().expect("types")) {
+    for (c, t) in columns
+        .iter()
+        .zip(expected["types"].as_array().expect("types"))
+    {
         let t = t.as_str().expect("type name");
         let Some(w) = sink_type(t) else {
             return Outcome::Refused(format!("the harness has no Weir type for Flink's {t}"));
@@ -170,7 +176,11 @@ fn weir_gives_flinks_answers() {
         .filter(|n| only.as_deref().is_none_or(|o| n.contains(o)))
         .collect();
     names.sort();
-    assert!(only.is_some() || names.len() >= 150, "the corpus has {} queries", names.len());
+    assert!(
+        only.is_some() || names.len() >= 150,
+        "the corpus has {} queries",
+        names.len()
+    );
     let listed = listed_refusals();
     let (mut same, mut refused, mut differ, mut flink) = (vec![], vec![], vec![], vec![]);
     for name in &names {
@@ -184,7 +194,9 @@ fn weir_gives_flinks_answers() {
         let query = query.trim().trim_end_matches(';');
         let expected: Value = serde_json::from_str(
             &std::fs::read_to_string(root.join("expected").join(format!("{name}.json")))
-                .unwrap_or_else(|_| panic!("no expected answer for {name}: run scripts/sql-golden/regen")),
+                .unwrap_or_else(|_| {
+                    panic!("no expected answer for {name}: run scripts/sql-golden/regen")
+                }),
         )
         .expect("expected JSON");
         match check(name, query, &expected, &tables) {
@@ -217,7 +229,11 @@ fn weir_gives_flinks_answers() {
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     let _ = std::fs::create_dir_all(&target);
     let _ = std::fs::write(target.join("sql-golden-report.txt"), &report);
-    assert!(differ.is_empty(), "{} queries differ from Flink's answers", differ.len());
+    assert!(
+        differ.is_empty(),
+        "{} queries differ from Flink's answers",
+        differ.len()
+    );
     if only.is_none() {
         let unlisted: Vec<&String> = refused
             .iter()

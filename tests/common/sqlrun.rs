@@ -128,4 +128,3 @@ pub fn canonical_timestamp(s: &str) -> Option<String> {
     };
     Some(format!("{} {}.{frac}", &s[..10], &s[11..19]))
 }
-

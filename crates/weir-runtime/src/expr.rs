@@ -60,10 +60,7 @@ pub fn compile(sql: &str, schema: &SchemaRef) -> Result<CompiledExpr> {
 }
 
 /// Coerces, simplifies (with the current time for NOW() and its kin) and compiles.
-fn physical(
-    e: Expr,
-    schema: &Arc<DFSchema>,
-) -> datafusion::error::Result<Arc<dyn PhysicalExpr>> {
+fn physical(e: Expr, schema: &Arc<DFSchema>) -> datafusion::error::Result<Arc<dyn PhysicalExpr>> {
     let now = chrono::Utc::now();
     let simplifier = ExprSimplifier::new(
         SimplifyContext::builder()
@@ -130,7 +127,9 @@ fn is_string(t: &DataType) -> bool {
 fn string_literal(e: &Expr) -> Option<&str> {
     match e {
         Expr::Literal(
-            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
             _,
         ) => Some(s),
         _ => None,
@@ -141,13 +140,18 @@ fn rewrite(x: Expr, schema: &DFSchema) -> datafusion::error::Result<Transformed<
     let fail = |m: String| datafusion::error::DataFusionError::Plan(m);
     match x {
         Expr::ScalarFunction(ScalarFunction { func, args }) => match func.name() {
-            "concat" if args.len() > 1 => {
+            // Flink's GREATEST and LEAST are NULL when an argument is (DataFusion's skip
+            // NULLs), as CONCAT below.
+            "concat" | "greatest" | "least" if args.len() > 1 => {
                 let nullable: Vec<Expr> = args
                     .iter()
                     .filter(|a| !matches!(a, Expr::Literal(v, _) if !v.is_null()))
                     .cloned()
                     .collect();
-                let call = Expr::ScalarFunction(ScalarFunction { func, args });
+                let call = Expr::ScalarFunction(ScalarFunction {
+                    func: func.clone(),
+                    args,
+                });
                 let Some(any_null) = nullable
                     .into_iter()
                     .map(|a| a.is_null())
@@ -155,7 +159,11 @@ fn rewrite(x: Expr, schema: &DFSchema) -> datafusion::error::Result<Transformed<
                 else {
                     return Ok(Transformed::no(call));
                 };
-                let e = when(any_null, lit(ScalarValue::Utf8(None))).otherwise(call)?;
+                let null = match func.name() {
+                    "concat" => lit(ScalarValue::Utf8(None)),
+                    _ => lit(ScalarValue::Null),
+                };
+                let e = when(any_null, null).otherwise(call)?;
                 Ok(Transformed::yes(e))
             }
             "regexp_replace" if args.len() == 3 => {
@@ -176,6 +184,22 @@ fn rewrite(x: Expr, schema: &DFSchema) -> datafusion::error::Result<Transformed<
                     args,
                 })))
             }
+            // TO_TIMESTAMP(s, 'dd/MM/yyyy HH:mm') takes a Java pattern in Flink, as
+            // DATE_FORMAT does.
+            "to_timestamp" if args.len() == 2 => {
+                let Some(pattern) = string_literal(&args[1]) else {
+                    return Err(fail(
+                        "TO_TIMESTAMP's format must be a string literal".into(),
+                    ));
+                };
+                let format = weir_types::patterns::java_date_format(pattern).map_err(fail)?;
+                let mut args = args;
+                args[1] = lit(format);
+                Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                    func,
+                    args,
+                })))
+            }
             "to_char" if args.len() == 2 => {
                 let Some(pattern) = string_literal(&args[1]) else {
                     return Err(fail(
@@ -190,25 +214,81 @@ fn rewrite(x: Expr, schema: &DFSchema) -> datafusion::error::Result<Transformed<
                     args,
                 })))
             }
+            // EXTRACT(DOW …) counts Sunday as 1 in Flink (0 in DataFusion); EXTRACT(MILLISECOND
+            // …) is the millisecond of the second (DataFusion adds the seconds).
+            "date_part" if args.len() == 2 => {
+                let part = string_literal(&args[0]).map(str::to_ascii_lowercase);
+                let call = Expr::ScalarFunction(ScalarFunction {
+                    func,
+                    args: args.clone(),
+                });
+                Ok(match part.as_deref() {
+                    Some("dow") => Transformed::yes(call + lit(1)),
+                    Some("millisecond") | Some("milliseconds") => {
+                        Transformed::yes(call % lit(1000))
+                    }
+                    _ => Transformed::no(call),
+                })
+            }
+            "initcap" => Err(fail(
+                "INITCAP is not supported yet: Flink starts a new word after every character that is not an ASCII letter or digit (\"héllo\" becomes \"HéLlo\"), which Weir does not reproduce".into(),
+            )),
             _ => Ok(Transformed::no(Expr::ScalarFunction(ScalarFunction {
                 func,
                 args,
             }))),
         },
-        Expr::Cast(Cast { expr, field }) if is_string(field.data_type()) => {
-            if matches!(expr.get_type(schema)?, DataType::Timestamp(_, _)) {
-                return Ok(Transformed::yes(timestamp_text(*expr)));
+        Expr::Cast(Cast { expr, field }) => {
+            let from = expr.get_type(schema)?;
+            match cast_as_flink(expr, &from, field.data_type(), false) {
+                Ok(e) => Ok(Transformed::yes(e)),
+                Err(expr) => Ok(Transformed::no(Expr::Cast(Cast { expr, field }))),
             }
-            Ok(Transformed::no(Expr::Cast(Cast { expr, field })))
         }
-        Expr::TryCast(TryCast { expr, field }) if is_string(field.data_type()) => {
-            if matches!(expr.get_type(schema)?, DataType::Timestamp(_, _)) {
-                return Ok(Transformed::yes(timestamp_text(*expr)));
+        Expr::TryCast(TryCast { expr, field }) => {
+            let from = expr.get_type(schema)?;
+            match cast_as_flink(expr, &from, field.data_type(), true) {
+                Ok(e) => Ok(Transformed::yes(e)),
+                Err(expr) => Ok(Transformed::no(Expr::TryCast(TryCast { expr, field }))),
             }
-            Ok(Transformed::no(Expr::TryCast(TryCast { expr, field })))
         }
         Expr::SimilarTo(like) => similar_to(like).map(Transformed::yes),
         other => Ok(Transformed::no(other)),
+    }
+}
+
+/// A cast whose meaning differs between Flink and DataFusion, as Flink's (`Err` gives the
+/// operand back when it does not differ): a timestamp as text is `yyyy-MM-dd HH:mm:ss.SSS`;
+/// a boolean as text is `TRUE` or `FALSE`; text as an integer is read as a number with
+/// surrounding spaces and a fraction allowed (Flink: `CAST(' 12 ' AS INT)` is 12 and
+/// `TRY_CAST('3.5' AS BIGINT)` is 3).
+fn cast_as_flink(
+    e: Box<Expr>,
+    from: &DataType,
+    to: &DataType,
+    try_cast: bool,
+) -> std::result::Result<Expr, Box<Expr>> {
+    match (from, to) {
+        (DataType::Timestamp(_, _), t) if is_string(t) => Ok(timestamp_text(*e)),
+        (DataType::Boolean, t) if is_string(t) => Ok(when(*e.clone(), lit("TRUE"))
+            .when(Expr::Not(e), lit("FALSE"))
+            .end()
+            .map_err(|_| Box::new(lit(ScalarValue::Null)))?),
+        (f, t) if is_string(f) && t.is_integer() => {
+            let number = DataType::Decimal128(38, 10);
+            let trimmed = datafusion::functions::string::expr_fn::btrim(vec![*e]);
+            let as_number = if try_cast {
+                Expr::TryCast(TryCast::new(Box::new(trimmed), number))
+            } else {
+                Expr::Cast(Cast::new(Box::new(trimmed), number))
+            };
+            Ok(if try_cast {
+                Expr::TryCast(TryCast::new(Box::new(as_number), t.clone()))
+            } else {
+                Expr::Cast(Cast::new(Box::new(as_number), t.clone()))
+            })
+        }
+        _ => Err(e),
     }
 }
 
@@ -223,8 +303,7 @@ pub fn similar_to(like: Like) -> datafusion::error::Result<Expr> {
     let Some(pattern) = string_literal(&like.pattern) else {
         return Err(fail("a SIMILAR TO pattern must be a string literal".into()));
     };
-    let regex =
-        weir_types::patterns::similar_to_regex(pattern, like.escape_char).map_err(fail)?;
+    let regex = weir_types::patterns::similar_to_regex(pattern, like.escape_char).map_err(fail)?;
     let flags = like.case_insensitive.then(|| lit("i"));
     let m = datafusion::functions::regex::expr_fn::regexp_like(*like.expr, lit(regex), flags);
     Ok(if like.negated {
@@ -314,7 +393,10 @@ mod tests {
         assert_eq!(text_of("concat('x', s)", None), None);
         assert_eq!(t("concat('x', s, 'y')").as_deref(), Some("xaXbXcy"));
         assert_eq!(t("regexp_replace(s, 'X', '-')").as_deref(), Some("a-b-c"));
-        assert_eq!(t("regexp_replace(s, '(b)', '[$1]')").as_deref(), Some("aX[$1]Xc"));
+        assert_eq!(
+            t("regexp_replace(s, '(b)', '[$1]')").as_deref(),
+            Some("aX[$1]Xc")
+        );
         assert_eq!(
             t("CAST(ts AS VARCHAR)").as_deref(),
             Some("2024-03-01 00:00:02.481")

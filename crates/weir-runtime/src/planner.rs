@@ -198,7 +198,7 @@ pub fn schemas(spec: &JobSpec) -> Result<Vec<SchemaRef>> {
                         );
                     }
                     // SUM, MIN and MAX over no values are NULL.
-        fields.push(Field::new(&a.name, t, a.func != weir_types::AggFn::Count));
+                    fields.push(Field::new(&a.name, t, a.func != weir_types::AggFn::Count));
                 }
                 Arc::new(Schema::new(fields))
             }

@@ -650,9 +650,9 @@ impl Task {
                                 // partition: per row (see push_with_row_watermarks).
                                 let mixed = match (&self.watermarks, &self.source) {
                                     (Some((_, col)), Some(src)) => match src.row_partitions() {
-                                        Some(parts) if parts.len() == b.num_rows() => Some(Some(
-                                            max_time_by_partition(&b, *col, parts)?,
-                                        )),
+                                        Some(parts) if parts.len() == b.num_rows() => {
+                                            Some(Some(max_time_by_partition(&b, *col, parts)?))
+                                        }
                                         _ => Some(None),
                                     },
                                     _ => None,

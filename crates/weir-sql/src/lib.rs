@@ -110,7 +110,11 @@ pub fn compile(sql: &str, name: &str) -> Result<JobSpec> {
     if job.guarantee == weir_types::DeliveryGuarantee::ExactlyOnce
         && job.checkpoint.interval_ms == 0
     {
-        if let Some(op) = job.operators.iter().find(|o| o.kind.is_transactional_sink()) {
+        if let Some(op) = job
+            .operators
+            .iter()
+            .find(|o| o.kind.is_transactional_sink())
+        {
             let table = op.id.strip_suffix("_sink").unwrap_or(&op.id);
             return Err(SqlError::Script(format!(
                 "INSERT INTO {table}: its sink commits with checkpoints (exactly-once), and checkpoints are off: SET 'execution.checkpointing.interval' = '1s' (or SET 'weir.delivery-guarantee' = 'at-least-once')"
@@ -138,8 +142,12 @@ fn check_insert_types(p: &LogicalPlan, at: Location) -> Result<()> {
     let implicit = |from: &DataType, to: &DataType| {
         from == to
             || from == &DataType::Null
-            || (from.is_integer() && (to.is_integer() || to.is_floating()) && width(from) <= width(to))
+            || (from.is_integer()
+                && (to.is_integer() || to.is_floating())
+                && width(from) <= width(to))
             || (from.is_floating() && to.is_floating() && width(from) <= width(to))
+            || (matches!(from, DataType::Decimal128(..) | DataType::Decimal256(..))
+                && to.is_floating())
             || (matches!(from, DataType::Timestamp(..)) && matches!(to, DataType::Timestamp(..)))
             || (is_text(from) && is_text(to))
     };

@@ -146,8 +146,7 @@ fn similar_to(like: datafusion::logical_expr::Like) -> datafusion::error::Result
         Expr::Literal(datafusion::common::ScalarValue::Utf8(Some(p)), _) => p.clone(),
         _ => return Err(fail("a SIMILAR TO pattern must be a string literal".into())),
     };
-    let regex =
-        weir_types::patterns::similar_to_regex(&pattern, like.escape_char).map_err(fail)?;
+    let regex = weir_types::patterns::similar_to_regex(&pattern, like.escape_char).map_err(fail)?;
     let flags = like.case_insensitive.then(|| lit("i"));
     let m = datafusion::functions::regex::expr_fn::regexp_like(*like.expr, lit(regex), flags);
     Ok(if like.negated {
@@ -407,7 +406,9 @@ impl<'a> Translator<'a> {
                 let aggr_expr: Vec<Expr> = agg
                     .aggr_expr
                     .iter()
-                    .map(|e| rename_columns(&integer_widening_free(e, schema), schema, &input.columns))
+                    .map(|e| {
+                        rename_columns(&integer_widening_free(e, schema), schema, &input.columns)
+                    })
                     .collect();
                 if let Some(s) = self.assigned_window(agg, &input, &group_expr, &aggr_expr)? {
                     return Ok(s);
@@ -559,8 +560,9 @@ impl<'a> Translator<'a> {
                     .into_iter()
                     .map(Expr::Column)
                     .collect();
-                let agg = datafusion::logical_expr::Aggregate::try_new(input.clone(), group, vec![])
-                    .map_err(|e| SqlError::from_datafusion(e, at))?;
+                let agg =
+                    datafusion::logical_expr::Aggregate::try_new(input.clone(), group, vec![])
+                        .map_err(|e| SqlError::from_datafusion(e, at))?;
                 self.plan(&LogicalPlan::Aggregate(agg))
             }
             LogicalPlan::Distinct(_) => Err(unsupported(at, "SELECT DISTINCT ON")),
@@ -774,6 +776,12 @@ impl<'a> Translator<'a> {
             return Err(unsupported(
                 at,
                 "a join without an equality between its two sides (a cross join)",
+            ));
+        }
+        if j.null_equality == datafusion::common::NullEquality::NullEqualsNull {
+            return Err(unsupported(
+                at,
+                "a join on IS NOT DISTINCT FROM (NULL keys matching each other; a join on = is)",
             ));
         }
         let left = self.plan(&j.left)?;

@@ -139,7 +139,10 @@ async fn forward_events(
             _ = shutdown.cancelled() => return,
             ev = events.recv() => match ev { Some(ev) => ev, None => return },
         };
-        if matches!(ev.kind, TaskEventKind::Finished | TaskEventKind::Failed { .. }) {
+        if matches!(
+            ev.kind,
+            TaskEventKind::Finished | TaskEventKind::Failed { .. }
+        ) {
             state.task_ended(&ev.job_id, ev.attempt, ev.task);
         }
         // Wait for the session's client rather than drop the event: the job manager deploys

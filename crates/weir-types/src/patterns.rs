@@ -85,11 +85,7 @@ pub fn java_date_format(pattern: &str) -> Result<String, String> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => {
-                        return Err(format!(
-                            "date format {pattern:?} has an unclosed quote"
-                        ))
-                    }
+                    None => return Err(format!("date format {pattern:?} has an unclosed quote")),
                     Some('\'') if chars.get(i + 1) == Some(&'\'') => {
                         out.push('\'');
                         i += 2;
@@ -187,7 +183,10 @@ mod tests {
 
     #[test]
     fn java_date_patterns_become_strftime() {
-        assert_eq!(java_date_format("yyyy-MM-dd HH:mm").unwrap(), "%Y-%m-%d %H:%M");
+        assert_eq!(
+            java_date_format("yyyy-MM-dd HH:mm").unwrap(),
+            "%Y-%m-%d %H:%M"
+        );
         assert_eq!(java_date_format("yyyyMMdd").unwrap(), "%Y%m%d");
         assert_eq!(java_date_format("HH:mm:ss.SSS").unwrap(), "%H:%M:%S.%3f");
         assert_eq!(java_date_format("EEE MMM dd").unwrap(), "%a %b %d");

@@ -75,7 +75,10 @@ pub async fn run(
                 .iter()
                 .rev()
                 .find(|c| c.state == "COMPLETED")
-                .map_or_else(|| "none yet".to_string(), |c| format!("last {}", c.checkpoint_id));
+                .map_or_else(
+                    || "none yet".to_string(),
+                    |c| format!("last {}", c.checkpoint_id),
+                );
             eprintln!(
                 "[{:>5.1}s] {} records from sources ({:.0}/s), {} checkpoints completed ({}), restarts {}",
                 started.elapsed().as_secs_f64(),

@@ -362,7 +362,9 @@ pub(super) fn agg_values(aggs: &[AggCol], batch: &RecordBatch) -> Result<Vec<Val
     aggs.iter()
         .map(|a| match a.column {
             None => Ok(Values::None),
-            Some(c) if a.func == AggFn::Count => Ok(Values::Present(batch.column(c).logical_nulls())),
+            Some(c) if a.func == AggFn::Count => {
+                Ok(Values::Present(batch.column(c).logical_nulls()))
+            }
             Some(c) if a.float => Ok(Values::Float(
                 cast(batch.column(c), &DataType::Float64)?
                     .as_primitive::<Float64Type>()
@@ -608,7 +610,14 @@ mod tests {
         let batch = RecordBatch::try_new(
             input.clone(),
             vec![
-                Arc::new(Int64Array::from(vec![Some(1), Some(1), Some(2), Some(0), None, None])),
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    Some(1),
+                    Some(2),
+                    Some(0),
+                    None,
+                    None,
+                ])),
                 Arc::new(StringArray::from(vec![
                     Some("a"),
                     None,
@@ -665,7 +674,10 @@ mod tests {
             Arc::new(Schema::new(fields)),
         );
         // One integer key (the fast path) and the same key with a string (row-encoded).
-        for keys in [vec!["k".to_string()], vec!["k".to_string(), "k".to_string()]] {
+        for keys in [
+            vec!["k".to_string()],
+            vec!["k".to_string(), "k".to_string()],
+        ] {
             let mut op = build(&ctx, &keys, &aggs, true, &input, None).unwrap();
             let out = op.process(batch.clone()).await.unwrap().unwrap();
             // The last row of each key: (k, COUNT(s), COUNT(*), SUM(x), MIN(x), MAX(x)).

@@ -25,9 +25,9 @@ use crate::message::Barrier;
 use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use tracing::{debug, info, warn};
 use weir_checkpoint::TxnLog;
 use weir_storage::Storage;
@@ -66,12 +66,12 @@ pub struct FileSink {
     log: TxnLog<String>,
 }
 
-/// Timestamps as Flink's csv and json formats write a TIMESTAMP(3): `2024-03-01 00:00:02.481`
-/// (arrow's writers default to ISO 8601 with a `T`).
-const CSV_TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
+/// Timestamps as Flink's csv and json formats write a TIMESTAMP(3): `2024-03-01 00:00:02.481`,
+/// the fraction without its trailing zeros (`…:02.4`, `…:02`); arrow's writers write ISO 8601
+/// with a `T`.
+const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 
-/// `batch` with its timestamp columns as Flink's text (for the JSON writer, which has no
-/// timestamp format of its own).
+/// `batch` with its timestamp columns as Flink's text.
 fn flink_timestamps(batch: &RecordBatch) -> Result<RecordBatch> {
     use arrow::datatypes::{DataType, Field, Schema};
     if !batch
@@ -83,14 +83,20 @@ fn flink_timestamps(batch: &RecordBatch) -> Result<RecordBatch> {
         return Ok(batch.clone());
     }
     let options = arrow::util::display::FormatOptions::default()
-        .with_timestamp_format(Some(CSV_TIMESTAMP_FORMAT));
+        .with_timestamp_format(Some(TIMESTAMP_FORMAT));
     let mut fields = Vec::new();
     let mut cols = Vec::new();
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
         if matches!(f.data_type(), DataType::Timestamp(_, _)) {
             let fmt = arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options)?;
             let text: arrow::array::StringArray = (0..c.len())
-                .map(|i| c.is_valid(i).then(|| fmt.value(i).to_string()))
+                .map(|i| {
+                    c.is_valid(i).then(|| {
+                        let t = fmt.value(i).to_string();
+                        let t = t.trim_end_matches('0');
+                        t.strip_suffix('.').unwrap_or(t).to_string()
+                    })
+                })
                 .collect();
             fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
             cols.push(Arc::new(text) as arrow::array::ArrayRef);
@@ -250,17 +256,15 @@ impl FileSink {
             }
             FileFormat::Jsonl => {
                 let batch = flink_timestamps(batch)?;
-                let mut w = arrow::json::LineDelimitedWriter::new(&mut self.buffer);
-                w.write(&batch)?;
-                w.finish()?;
+                super::json_lines::write(&batch, &mut self.buffer)?;
             }
             FileFormat::Csv => {
                 let header = self.header && self.buffer.is_empty() && self.upload.is_none();
+                let batch = flink_timestamps(batch)?;
                 let mut w = arrow::csv::WriterBuilder::new()
                     .with_header(header)
-                    .with_timestamp_format(CSV_TIMESTAMP_FORMAT.to_string())
                     .build(&mut self.buffer);
-                w.write(batch)?;
+                w.write(&batch)?;
             }
             FileFormat::Lines => {
                 let col = batch.column(0);

@@ -270,10 +270,11 @@ fn csv_empty_fields(batch: &RecordBatch, file: &str, first_line: u64) -> Result<
     let cols = cols
         .iter()
         .map(|c| match c.as_any().downcast_ref::<StringArray>() {
-            Some(s) if s.null_count() > 0 => {
-                Arc::new(s.iter().map(|v| Some(v.unwrap_or(""))).collect::<StringArray>())
-                    as arrow::array::ArrayRef
-            }
+            Some(s) if s.null_count() > 0 => Arc::new(
+                s.iter()
+                    .map(|v| Some(v.unwrap_or("")))
+                    .collect::<StringArray>(),
+            ) as arrow::array::ArrayRef,
             _ => c.clone(),
         })
         .collect();

@@ -8,6 +8,7 @@ mod file_source;
 mod filter;
 mod generator;
 mod join;
+mod json_lines;
 #[cfg(feature = "kafka")]
 mod kafka_client;
 #[cfg(feature = "kafka")]

@@ -42,6 +42,10 @@ struct Partition {
     frame: VecDeque<Vec<Option<Acc>>>,
     /// Unbounded frames: the running accumulators.
     running: Option<Vec<Acc>>,
+    /// Bounded frames: the time of the partition's last row emitted. As in Flink's bounded
+    /// ROWS OVER, a row is late when its partition already emitted a row at or after its
+    /// time (not when it is behind the watermark: that decides only unbounded frames).
+    last_ts: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -181,6 +185,7 @@ impl OverAggregate {
             (times[*a as usize], whole.row(*a as usize))
                 .cmp(&(times[*b as usize], whole.row(*b as usize)))
         });
+        let sorted_times: Vec<i64> = order.iter().map(|i| times[*i as usize]).collect();
         let sorted = take_record_batch(&batch, &UInt32Array::from(order))?;
         let key_groups = self.key_groups(&sorted)?;
         let key_cols: Vec<ArrayRef> = self
@@ -193,6 +198,7 @@ impl OverAggregate {
         let mut results: Vec<Vec<Acc>> =
             vec![Vec::with_capacity(sorted.num_rows()); self.aggs.len()];
         let init: Vec<Acc> = initial_accs(&self.aggs).slice_mut().to_vec();
+        let mut kept: Vec<bool> = Vec::with_capacity(sorted.num_rows());
         for (row, kg) in key_groups.iter().enumerate() {
             if !self.range.contains(kg) {
                 return Err(RuntimeError::Internal(format!(
@@ -212,6 +218,16 @@ impl OverAggregate {
                         ..Default::default()
                     }),
             };
+            if self.preceding.is_some() {
+                let t = sorted_times[row];
+                if p.last_ts.is_some_and(|last| t <= last) {
+                    self.late.count += 1;
+                    kept.push(false);
+                    continue;
+                }
+                p.last_ts = Some(t);
+            }
+            kept.push(true);
             let accs = match self.preceding {
                 None => {
                     let running = p.running.get_or_insert_with(|| init.clone());
@@ -236,6 +252,14 @@ impl OverAggregate {
             for (out, acc) in results.iter_mut().zip(accs) {
                 out.push(acc);
             }
+        }
+        let sorted = if kept.iter().all(|k| *k) {
+            sorted
+        } else {
+            filter_record_batch(&sorted, &BooleanArray::from(kept))?
+        };
+        if sorted.num_rows() == 0 {
+            return Ok(None);
         }
         let mut cols: Vec<ArrayRef> = sorted.columns().to_vec();
         for (a, accs) in self.aggs.iter().zip(results) {
@@ -281,11 +305,15 @@ impl Operator for OverAggregate {
     async fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         // Rows already passed by the watermark (or without a time) are late.
         let times = self.times(&batch)?;
+        // Bounded frames decide lateness per partition when the rows are emitted.
+        let bounded = self.preceding.is_some();
         let on_time: BooleanArray = times
             .iter()
             .map(|t| {
                 Some(t.is_some_and(|t| {
-                    self.watermark == i64::MIN || t.saturating_add(self.slack) > self.watermark
+                    bounded
+                        || self.watermark == i64::MIN
+                        || t.saturating_add(self.slack) > self.watermark
                 }))
             })
             .collect();

@@ -207,9 +207,18 @@ impl Operator for SessionWindows {
             }
             let t = ts.value(row);
             let (start, end) = (t, t.saturating_add(self.gap));
+            let key = keys.row(row);
+            // As Flink's merging windows: a row whose own window is complete is late only if
+            // it joins no open session; one that touches an open session extends it.
             if end.saturating_add(self.lateness) <= self.watermark {
-                self.late.count += 1;
-                continue;
+                let joins_open = self
+                    .state
+                    .get(key.as_ref())
+                    .is_some_and(|(_, open)| open.iter().any(|o| o.start <= end && start <= o.end));
+                if !joins_open {
+                    self.late.count += 1;
+                    continue;
+                }
             }
             let kg = key_group(self.hashes[row], self.max_parallelism);
             if !self.range.contains(&kg) {
@@ -218,7 +227,6 @@ impl Operator for SessionWindows {
                     self.range
                 )));
             }
-            let key = keys.row(row);
             let sessions = match self.state.get_mut(key.as_ref()) {
                 Some((_, sessions)) => sessions,
                 None => {
@@ -264,7 +272,11 @@ impl Operator for SessionWindows {
     async fn on_watermark(&mut self, w: i64) -> Result<Option<RecordBatch>> {
         // As the window aggregate: a session whose last millisecond (`end - 1`) is at or
         // before `w` is complete (Flink fires it then), so the operator keeps `w + 1`.
-        self.watermark = self.watermark.max(if w == i64::MIN { w } else { w.saturating_add(1) });
+        self.watermark = self.watermark.max(if w == i64::MIN {
+            w
+        } else {
+            w.saturating_add(1)
+        });
         self.late.log("session windows");
         self.fire(self.watermark)
     }

@@ -62,14 +62,9 @@ impl Operator for Stdout {
         if self.summary_only {
             writeln!(buf, "{}{} rows", self.prefix, batch.num_rows()).ok();
         } else {
-            let mut w = arrow::json::LineDelimitedWriter::new(Vec::new());
-            w.write(&batch)?;
-            w.finish()?;
-            for line in w
-                .into_inner()
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-            {
+            let mut json = Vec::new();
+            super::json_lines::write(&batch, &mut json)?;
+            for line in json.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 buf.extend_from_slice(self.prefix.as_bytes());
                 buf.extend_from_slice(line);
                 buf.push(b'\n');

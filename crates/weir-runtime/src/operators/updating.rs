@@ -181,7 +181,11 @@ impl Operator for UpdatingAggregate {
         let mut init: Vec<Acc> = initial_accs(&self.aggs).slice_mut().to_vec();
         for (acc, a) in init.iter_mut().zip(&self.aggs) {
             if a.func == AggFn::Sum {
-                *acc = if a.float { Acc::Float(0.0) } else { Acc::Int(0) };
+                *acc = if a.float {
+                    Acc::Float(0.0)
+                } else {
+                    Acc::Int(0)
+                };
             }
         }
         init.extend(self.sum_counts.iter().flatten().map(|_| Acc::Int(0)));
@@ -375,7 +379,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(got.column(3).is_null(3), "auction 3's only value is NULL: its SUM is NULL");
+        assert!(
+            got.column(3).is_null(3),
+            "auction 3's only value is NULL: its SUM is NULL"
+        );
         assert_eq!(emitted(got), vec![(5, 1), (12, 2), (16, 2), (0, 0)]);
         let barrier = Barrier::for_test(1);
         let snap = u.snapshot(&barrier).await.unwrap().unwrap();

@@ -405,7 +405,11 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
         // millisecond (`end - 1`) is at or before `w` is complete: Flink fires it then and
         // counts later rows for it as late. The operator keeps `w + 1`, the first time still
         // to come, and compares ends with it.
-        self.watermark = self.watermark.max(if w == i64::MIN { w } else { w.saturating_add(1) });
+        self.watermark = self.watermark.max(if w == i64::MIN {
+            w
+        } else {
+            w.saturating_add(1)
+        });
         self.late.log("window aggregate");
         self.fire(from, self.watermark)
     }
