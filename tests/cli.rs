@@ -195,13 +195,13 @@ CREATE TABLE o (v BIGINT) WITH ('connector' = 'print');",
             format!("{}\nINSERT INTO o SELECT id FROM f;", table("id BIGINT, s VARCHAR")),
             "three",
         ),
-        // A VARCHAR that cannot be a BIGINT, cast explicitly.
+        // A VARCHAR that cannot be a BIGINT, cast explicitly ('x' is the first row's).
         (
             format!(
                 "{}\nINSERT INTO o SELECT CAST(s AS BIGINT) FROM f;",
                 table("id VARCHAR, s VARCHAR")
             ),
-            "abc",
+            "'x'",
         ),
         // An expression that cannot run: integer division by zero.
         (
@@ -262,4 +262,38 @@ fn a_lost_final_commit_notice_is_sent_again() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
     check_output(&read_committed(&out), 100_000, 100, 42).assert_exact(100_000);
+}
+
+/// The progress line of `weir run` speaks plainly: the last checkpoint as a number (or "none
+/// yet"), records per second, no Rust debug formatting (it printed `(last Some(2))`).
+#[test]
+fn the_progress_line_has_no_debug_formatting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let job = dir.path().join("job.json");
+    std::fs::write(
+        &job,
+        count_job("progress", "exactly_once", 300_000, 100, 100_000, &out, 2),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let (ok, text) = weir_cmd(&[
+        "run",
+        job.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--progress",
+        "1",
+    ]);
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("records from sources"))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line in {text}");
+    for l in &lines {
+        assert!(!l.contains("Some(") && !l.contains("None"), "{l}");
+        assert!(l.contains("/s)"), "no rate in {l}");
+        assert!(l.contains("(last ") || l.contains("(none yet)"), "{l}");
+    }
 }

@@ -42,10 +42,11 @@ struct Partition {
     frame: VecDeque<Vec<Option<Acc>>>,
     /// Unbounded frames: the running accumulators.
     running: Option<Vec<Acc>>,
-    /// Bounded frames: the time of the partition's last row emitted. As in Flink's bounded
-    /// ROWS OVER, a row is late when its partition already emitted a row at or after its
-    /// time (not when it is behind the watermark: that decides only unbounded frames).
-    last_ts: Option<i64>,
+    /// Bounded frames: (emission, time) of the partition's last row emitted. As in Flink's
+    /// bounded ROWS OVER, a row is late when an earlier emission of its partition already
+    /// went up to its time (rows of one time go out together, as Flink's timer fires once per
+    /// time); not when it is behind the watermark, which decides only unbounded frames.
+    last_emitted: Option<(u64, i64)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -71,6 +72,8 @@ pub struct OverAggregate {
     partitions: FastMap<Vec<u8>, Partition>,
     watermark: i64,
     late: LateRows,
+    /// Emissions so far (each `emit_due` is one), for `Partition::last_emitted`.
+    emissions: u64,
     max_parallelism: u32,
     range: Range<u32>,
     output: SchemaRef,
@@ -105,6 +108,7 @@ impl OverAggregate {
             partitions: FastMap::default(),
             watermark: i64::MIN,
             late: LateRows::default(),
+            emissions: 0,
             max_parallelism: ctx.max_parallelism,
             range: key_group_range(ctx.subtask, ctx.max_parallelism, ctx.parallelism),
             output: ctx.output_schema.clone(),
@@ -129,6 +133,12 @@ impl OverAggregate {
             }
             op.watermark = watermark.unwrap_or(i64::MIN);
             op.late.logged = op.late.count;
+            op.emissions = op
+                .partitions
+                .values()
+                .filter_map(|p| p.last_emitted.map(|(e, _)| e))
+                .max()
+                .unwrap_or(0);
         }
         Ok(op)
     }
@@ -199,6 +209,7 @@ impl OverAggregate {
             vec![Vec::with_capacity(sorted.num_rows()); self.aggs.len()];
         let init: Vec<Acc> = initial_accs(&self.aggs).slice_mut().to_vec();
         let mut kept: Vec<bool> = Vec::with_capacity(sorted.num_rows());
+        self.emissions += 1;
         for (row, kg) in key_groups.iter().enumerate() {
             if !self.range.contains(kg) {
                 return Err(RuntimeError::Internal(format!(
@@ -220,12 +231,15 @@ impl OverAggregate {
             };
             if self.preceding.is_some() {
                 let t = sorted_times[row];
-                if p.last_ts.is_some_and(|last| t <= last) {
+                let emission = self.emissions;
+                if p.last_emitted
+                    .is_some_and(|(e, last)| e != emission && t <= last)
+                {
                     self.late.count += 1;
                     kept.push(false);
                     continue;
                 }
-                p.last_ts = Some(t);
+                p.last_emitted = Some((emission, t));
             }
             kept.push(true);
             let accs = match self.preceding {
@@ -456,14 +470,24 @@ mod tests {
             out(o.on_watermark(19).await.unwrap()),
             vec![(1, 10, 1, 1, 1), (2, 15, 5, 1, 5)]
         );
-        o.process(rows(&[(1, None, 25), (1, Some(7), 19)]))
+        // ts 19 is behind the watermark but after key 1's last emitted row (10): kept, as in
+        // Flink's bounded ROWS OVER; ts 10 is not after it: late.
+        o.process(rows(&[(1, None, 25), (1, Some(7), 19), (1, Some(3), 10)]))
             .await
             .unwrap();
-        assert_eq!(o.late.count, 1, "ts 19 is at the watermark: late");
         // frame = 2 preceding + current
         assert_eq!(
             out(o.on_watermark(40).await.unwrap()),
-            vec![(1, 20, 5, 2, 4), (1, 25, 5, 2, 4), (1, 30, 14, 2, 10)]
+            vec![
+                (1, 19, 8, 2, 7),
+                (1, 20, 12, 3, 7),
+                (1, 25, 11, 2, 7),
+                (1, 30, 14, 2, 10)
+            ]
+        );
+        assert_eq!(
+            o.late.count, 1,
+            "ts 10 of key 1 came after key 1 emitted ts 10"
         );
         o.process(rows(&[(1, Some(100), 50)])).await.unwrap();
         assert_eq!(
