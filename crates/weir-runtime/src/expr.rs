@@ -184,27 +184,16 @@ fn rewrite(x: Expr, schema: &DFSchema) -> datafusion::error::Result<Transformed<
                     args,
                 })))
             }
-            // TO_TIMESTAMP(s, 'dd/MM/yyyy HH:mm') takes a Java pattern in Flink, as
-            // DATE_FORMAT does.
-            "to_timestamp" if args.len() == 2 => {
+            // DATE_FORMAT (DataFusion's to_char) and TO_TIMESTAMP(s, 'dd/MM/yyyy HH:mm') take
+            // Java patterns in Flink; DataFusion takes chrono's.
+            "to_char" | "to_timestamp" if args.len() == 2 => {
                 let Some(pattern) = string_literal(&args[1]) else {
-                    return Err(fail(
-                        "TO_TIMESTAMP's format must be a string literal".into(),
-                    ));
-                };
-                let format = weir_types::patterns::java_date_format(pattern).map_err(fail)?;
-                let mut args = args;
-                args[1] = lit(format);
-                Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
-                    func,
-                    args,
-                })))
-            }
-            "to_char" if args.len() == 2 => {
-                let Some(pattern) = string_literal(&args[1]) else {
-                    return Err(fail(
-                        "DATE_FORMAT's format must be a string literal".into(),
-                    ));
+                    let name = if func.name() == "to_char" {
+                        "DATE_FORMAT"
+                    } else {
+                        "TO_TIMESTAMP"
+                    };
+                    return Err(fail(format!("{name}'s format must be a string literal")));
                 };
                 let format = weir_types::patterns::java_date_format(pattern).map_err(fail)?;
                 let mut args = args;
