@@ -312,3 +312,50 @@ async fn exactly_once_with_rocksdb_state_survives_task_manager_kill() {
     assert!(status.restarts >= 1);
     check.assert_exact(count);
 }
+
+/// Tasks that hog their threads: after every batch each task keeps its thread busy for 3 s
+/// (the `task_batch` spin point), on every slot of the only task manager. Its heartbeat runs
+/// apart from the tasks and must still reach the job manager within the 2 s timeout this
+/// cluster runs with (the old default, which such tasks used to trip): the job finishes on its
+/// first attempt, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_that_hog_their_threads_do_not_lose_their_task_manager() {
+    let mut cluster = TestCluster::with_env(&[("WEIR_HEARTBEAT_TIMEOUT_MS", "2000")]);
+    cluster.start_tm_env(4, &[("WEIR_FAILPOINTS", "task_batch=spin:3000")]);
+    let client = cluster.wait_slots(4).await;
+    let out = cluster.path("out");
+    let count = 400;
+    let job = count_job("hog", "exactly_once", count, 100, 0, &out, 2).replace(
+        r#""seed": 42 }"#,
+        r#""seed": 42, "batch_size": 1000, "partitions": 2 }"#,
+    );
+    assert!(job.contains("batch_size"));
+    let id = client.submit_json(&job, None).await.expect("submit");
+    let status = client
+        .wait(&id, Some(Duration::from_secs(240)))
+        .await
+        .expect("wait");
+    let spins = std::fs::read_to_string(cluster.path("tm-1.log"))
+        .unwrap_or_default()
+        .matches("failpoint hit: spinning")
+        .count();
+    let lost = std::fs::read_dir(cluster.dir.path())
+        .expect("cluster dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("jm-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .map(|log| log.matches("missed its heartbeats").count())
+        .sum::<usize>();
+    eprintln!(
+        "hog: {} after {} restarts; {spins} spins of 3 s; {lost} heartbeat losses logged",
+        status.state, status.restarts
+    );
+    if status.state != "FINISHED" || status.restarts > 0 {
+        cluster.dump_logs();
+    }
+    assert_eq!(status.state, "FINISHED", "{}", status.failure);
+    assert!(spins >= 4, "the tasks hogged their threads {spins} times");
+    assert_eq!(lost, 0, "the job manager declared the task manager lost");
+    assert_eq!(status.restarts, 0, "{}", status.failure);
+    check_output(&read_committed(&out), count, 100, SEED).assert_exact(count);
+}

@@ -1568,3 +1568,72 @@ async fn kafka_over_tls_and_an_untrusted_certificate() {
         result.text
     );
 }
+
+/// Issue 23's scenario, with no process killed: a bounded Kafka source of 6 M JSON records in
+/// 4 partitions, chained into an exactly-once Kafka sink (1 s checkpoints), on 3 task managers
+/// of 2 slots each, with the default batch size. Such chains never wait, and they used to
+/// starve their task manager's heartbeat until the job manager declared it lost, again and
+/// again. The cluster runs with a 5 s heartbeat timeout (a tenth of the default) to keep this
+/// the harsh case: the job must finish on its first attempt, every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_kafka_to_kafka_chain_finishes_on_its_first_attempt() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("events", 4).await;
+    broker.create_topic("copy", 4).await;
+    let count = 6_000_000u64;
+    let started = std::time::Instant::now();
+    produce_events(&broker, count, 1_000, 0).await;
+    eprintln!(
+        "busy-chain: produced {count} records in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut cluster = TestCluster::with_env(&[("WEIR_HEARTBEAT_TIMEOUT_MS", "5000")]);
+    for _ in 0..3 {
+        cluster.start_tm(2);
+    }
+    let client = cluster.wait_slots(6).await;
+    let job = format!(
+        r#"{{
+  "name": "busy-chain",
+  "checkpoint": {{ "interval_ms": 1000 }},
+  "operators": [
+    {{ "id": "events", "type": "kafka_source", "parallelism": 4, "bootstrap_servers": "{broker}",
+       "topic": "events", "format": "json", "schema": [["id", "int64"], ["key", "int64"]],
+       "metadata_columns": true, "bounded": true }},
+    {{ "id": "pick", "type": "project", "parallelism": 4, "inputs": [{{ "from": "events" }}],
+       "exprs": [{{ "expr": "id", "as": "id" }}, {{ "expr": "_partition", "as": "p" }},
+                 {{ "expr": "_offset", "as": "o" }}] }},
+    {{ "id": "out", "type": "kafka_sink", "parallelism": 4, "inputs": [{{ "from": "pick" }}],
+       "bootstrap_servers": "{broker}", "topic": "copy", "format": "json", "partitioner": "fixed" }}
+  ]
+}}"#,
+        broker = broker.addr()
+    );
+    let started = std::time::Instant::now();
+    let id = client.submit_json(&job, None).await.expect("submit");
+    let status = match client.wait(&id, Some(Duration::from_secs(900))).await {
+        Ok(s) => s,
+        Err(e) => {
+            cluster.dump_logs();
+            panic!("job did not end: {e}");
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    if status.state != "FINISHED" || status.restarts > 0 {
+        cluster.dump_logs();
+    }
+    assert_eq!(status.state, "FINISHED", "{}", status.failure);
+    assert_eq!(status.restarts, 0, "the job restarted: {}", status.failure);
+    let copies = read_copies(&broker);
+    let distinct: std::collections::BTreeSet<(i32, i64)> = copies.iter().copied().collect();
+    eprintln!(
+        "busy-chain: FINISHED in {secs:.1} s on its first attempt, {} checkpoints; {} committed records ({} distinct) of {count}",
+        completed_checkpoints(&status),
+        copies.len(),
+        distinct.len()
+    );
+    assert_eq!(copies.len(), distinct.len(), "records duplicated in copy");
+    assert_eq!(distinct.len() as u64, count, "records missing from copy");
+}

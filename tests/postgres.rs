@@ -303,7 +303,7 @@ async fn replays_collapse_after_a_kill(
         two_tm_cluster().await,
         &job,
         |mut c, client, id| async move {
-            kill_tm_mid_run(&mut c, &client, &id, 3, 0, 2).await;
+            kill_after_a_write_past_a_checkpoint(&mut c, &client, &id, pg).await;
             c
         },
     )
@@ -328,6 +328,45 @@ async fn replays_collapse_after_a_kill(
         "(rows, missing, duplicated)"
     );
     assert!(replays > 0, "the kill must have replayed rows");
+}
+
+/// Kills task manager 0 once the sink has written rows past checkpoint 3, so the restart from
+/// the last completed checkpoint must write them again. Killing as soon as checkpoint 3 is seen
+/// could land before any write past it (CI saw that once): nothing would be replayed.
+async fn kill_after_a_write_past_a_checkpoint(
+    c: &mut TestCluster,
+    client: &weir_client::Client,
+    id: &str,
+    pg: &PgServer,
+) {
+    let seen = wait_until(client, id, 60, "checkpoints", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= 3
+    })
+    .await;
+    let at_checkpoint = completed_checkpoints(&seen);
+    let pg = pg.client().await;
+    let written = || async {
+        let n: i64 = pg
+            .query_one("SELECT count(*) FROM counts", &[])
+            .await
+            .expect("count rows")
+            .get(0);
+        n
+    };
+    // Every sink subtask wrote its rows before acknowledging the checkpoint; a larger count
+    // now is a write past it.
+    let base = written().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while written().await == base {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write past checkpoint {at_checkpoint}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.kill_tm(0);
+    c.start_tm(2);
+    wait_until(client, id, 60, "restart", |s| s.restarts >= 1).await;
 }
 
 /// Upserts on the event id under at-least-once: replays after a kill arrive and collapse. A

@@ -298,6 +298,7 @@ impl JobManager {
             attempt: None,
             next_checkpoint_id: 1,
             failures_ms: Vec::new(),
+            stalled: 0,
         };
         let span = info_span!("job", job = %id);
         tokio::spawn(driver.run().instrument(span));
@@ -406,6 +407,8 @@ struct Driver {
     next_checkpoint_id: CheckpointId,
     /// When this job manager saw the job fail (for the failure-rate restart strategy).
     failures_ms: Vec<u64>,
+    /// Failed attempts in a row that completed no checkpoint (restarts back off on them).
+    stalled: u32,
 }
 
 mod lifecycle;

@@ -58,13 +58,19 @@ impl From<JmError> for tonic::Status {
 
 pub type Result<T, E = JmError> = std::result::Result<T, E>;
 
+/// See [`JobManagerConfig::heartbeat_timeout`].
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(50);
+
 #[derive(Debug, Clone)]
 pub struct JobManagerConfig {
     /// Folder URL for job records (and the default checkpoint folder below it).
     pub state_dir: String,
     /// Checkpoint folder for jobs that name none.
     pub default_checkpoint_dir: String,
-    /// A task manager silent this long is considered lost.
+    /// A task manager silent this long is considered lost (Flink's `heartbeat.timeout`, 50 s).
+    /// A killed task manager is lost at once, through its broken heartbeat stream; this is
+    /// for one that is cut off or frozen. Shorter finds those sooner but may take a loaded
+    /// machine's slow heartbeat for a death (docs/operations.md).
     pub heartbeat_timeout: Duration,
     /// How long a (re)starting job waits for enough slots before the attempt counts as failed.
     pub slot_wait: Duration,
@@ -82,7 +88,7 @@ impl JobManagerConfig {
         Self {
             state_dir: base.to_string(),
             default_checkpoint_dir: format!("{base}/checkpoints"),
-            heartbeat_timeout: Duration::from_secs(2),
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             slot_wait: Duration::from_secs(60),
             resume: true,
             cancel_timeout: Duration::from_secs(180),

@@ -162,6 +162,32 @@ struct Task {
     /// For each input channel, the head operator's input it belongs to (a join's left or
     /// right side).
     channel_input: Vec<usize>,
+    slice: TimeSlice,
+}
+
+/// How long a task runs without waiting before it hands its worker thread back to the
+/// runtime's other tasks. A chain that ends in a sink (or whose output channels have room)
+/// never waits on its own; measured in time, not in batches, because a batch costs anything
+/// from microseconds (a filter) to seconds (a heavy operator on a slow machine).
+const TIME_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// When the running task last gave its worker thread back (see [`TIME_SLICE`]).
+struct TimeSlice(std::time::Instant);
+
+impl TimeSlice {
+    fn new() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// Yields once the task has run for a slice since it last did. Called after each batch;
+    /// the `task_batch` spin point (tests only) hogs the thread there first.
+    async fn yield_if_spent(&mut self) {
+        crate::failpoint::hit(crate::failpoint::TASK_BATCH);
+        if self.0.elapsed() >= TIME_SLICE {
+            tokio::task::yield_now().await;
+            self.0 = std::time::Instant::now();
+        }
+    }
 }
 
 /// A source held by watermark alignment checks again at least this often (it is woken sooner
@@ -355,6 +381,7 @@ impl Task {
             watermarks,
             alignment,
             channel_input,
+            slice: TimeSlice::new(),
         };
         Ok((task, s.inputs, s.control, s.spec.guarantee))
     }
@@ -679,11 +706,9 @@ impl Task {
                                         Vec::new()
                                     }
                                 };
-                                // A chain that ends in a sink never waits on a channel, so
-                                // it never yields on its own: without this it starved the
-                                // task manager's heartbeat on the same worker thread, and a
-                                // long fast job was declared lost (every 2 s, forever).
-                                tokio::task::coop::consume_budget().await;
+                                // A chain that ends in a sink never waits on a channel:
+                                // give the worker thread back every time slice.
+                                self.slice.yield_if_spent().await;
                                 for pt in event_times {
                                     self.source_watermark(Some(pt)).await?;
                                 }
@@ -818,7 +843,7 @@ impl Task {
                         .records_in
                         .fetch_add(b.num_rows() as u64, Ordering::Relaxed);
                     self.push_input(i, b).await?;
-                    tokio::task::coop::consume_budget().await;
+                    self.slice.yield_if_spent().await;
                     continue;
                 }
                 Next::Input(i, Some(Message::Barrier(b))) => {

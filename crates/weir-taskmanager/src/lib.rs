@@ -82,11 +82,58 @@ pub async fn run(
         .advertise
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    let state = Arc::new(tasks::TaskManagerState::new(cfg.clone(), address.clone()));
+    let tasks_rt = TaskRuntime::new(&cfg)?;
+    let state = Arc::new(tasks::TaskManagerState::new(
+        cfg.clone(),
+        address.clone(),
+        tasks_rt.handle(),
+    ));
     tracing::info!(id = %cfg.id, %address, slots = cfg.slots, jobmanager = %cfg.jobmanager, "task manager starting");
     let server = service::serve(state.clone(), listener, shutdown.clone());
     let link = jm_link::run(state.clone(), shutdown.clone());
     let (server_result, _) = tokio::join!(server, link);
     state.cancel_all("task manager shutting down");
+    drop(tasks_rt);
     server_result
+}
+
+/// The runtime a task manager's subtasks run on, apart from the runtime that serves its RPCs
+/// and sends its heartbeats (as Flink keeps RPC threads apart from task threads). A chain that
+/// never waits keeps its worker thread busy between its yields; on a runtime of its own it
+/// only competes for the CPU through the operating system's scheduler, which gives the
+/// heartbeat thread its turn within milliseconds, however many such tasks run.
+pub struct TaskRuntime {
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl TaskRuntime {
+    /// One worker thread per slot, at most one per core (at least one).
+    pub fn new(cfg: &TaskManagerConfig) -> Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = (cfg.slots as usize).clamp(1, cores.max(1));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("weir-task")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            handle: rt.handle().clone(),
+            rt: Some(rt),
+        })
+    }
+
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for TaskRuntime {
+    /// Dropping a runtime blocks until its tasks stop, which is not allowed inside another
+    /// runtime: let its threads wind down in the background (the tasks were cancelled).
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }

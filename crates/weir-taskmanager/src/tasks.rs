@@ -70,6 +70,9 @@ pub struct TaskManagerState {
     events_rx: Mutex<Option<UnboundedReceiver<TaskEvent>>>,
     /// The aligned sources running here; the heartbeat exchanges their watermarks.
     pub alignments: Alignments,
+    /// Where subtasks and their outgoing data channels run: a runtime of their own, so a busy
+    /// task can never hold up the heartbeat and the control RPCs on the caller's runtime.
+    tasks_rt: tokio::runtime::Handle,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,7 +80,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl TaskManagerState {
-    pub fn new(cfg: TaskManagerConfig, address: String) -> Self {
+    /// `tasks_rt`: the runtime subtasks run on; keep it apart from the one that serves the
+    /// control traffic (see [`crate::TaskRuntime`]).
+    pub fn new(cfg: TaskManagerConfig, address: String, tasks_rt: tokio::runtime::Handle) -> Self {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         Self {
             cfg,
@@ -89,6 +94,7 @@ impl TaskManagerState {
             events_tx,
             events_rx: Mutex::new(Some(events_rx)),
             alignments: Alignments::default(),
+            tasks_rt,
         }
     }
 
@@ -347,7 +353,7 @@ impl TaskManagerState {
                             from_subtask: ch.from_subtask,
                             to_subtask: ch.to_subtask,
                         };
-                        tokio::spawn(pump(addr, header, rx));
+                        self.tasks_rt.spawn(pump(addr, header, rx));
                         senders.push(tx);
                     }
                 }
@@ -380,7 +386,7 @@ impl TaskManagerState {
             // The task counts as running until its future is gone (ended, or dropped when
             // aborted); its blocking calls count on their own.
             let running = job.inflight.enter();
-            let handle = tokio::spawn(async move {
+            let handle = self.tasks_rt.spawn(async move {
                 let _running = running;
                 run_task(setup).await
             });

@@ -64,8 +64,10 @@ enum Command {
         /// Folder (or URL) for job records and default checkpoints.
         #[arg(long, env = "WEIR_STATE_DIR", default_value = "weir-data")]
         state_dir: String,
-        /// Milliseconds without a heartbeat before a task manager counts as lost.
-        #[arg(long, default_value_t = 2000)]
+        /// Milliseconds without a heartbeat before a task manager counts as lost (as Flink's
+        /// heartbeat.timeout). A killed task manager is found at once, by its broken
+        /// connection; this only bounds how long a frozen or cut-off one goes unnoticed.
+        #[arg(long, env = "WEIR_HEARTBEAT_TIMEOUT_MS", default_value_t = 50_000)]
         heartbeat_timeout_ms: u64,
     },
     /// Start a task manager that offers slots to a job manager.

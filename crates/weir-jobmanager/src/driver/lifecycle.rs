@@ -560,6 +560,7 @@ impl Driver {
             return;
         }
         let discard = a.coordinator.complete(id, now_ms());
+        self.stalled = 0;
         info!(
             checkpoint = id,
             savepoint,
@@ -627,18 +628,33 @@ impl Driver {
         // attempt checks again before it deploys.
         self.stop_failed_attempt(&reason).await;
         self.failures_ms.push(now_ms().max(0) as u64);
-        let Some(delay) = self
-            .spec
-            .restart
-            .delay_after(self.record.restarts, &self.failures_ms)
-        else {
+        self.stalled += 1;
+        let Some(delay) = self.spec.restart.delay_after_stalls(
+            self.record.restarts,
+            &self.failures_ms,
+            self.stalled,
+        ) else {
             self.terminate(JobState::Failed, format!("{reason} (no restarts left)"))
                 .await;
             return false;
         };
         self.record.restarts += 1;
         self.record.state = JobState::Restarting;
-        self.record.failure = reason;
+        // `weir status` shows this as the last failure: say why the job keeps restarting.
+        self.record.failure = if self.stalled > 1 {
+            warn!(
+                stalled = self.stalled,
+                delay_ms = delay,
+                "the job keeps failing before it completes a checkpoint; backing off"
+            );
+            format!(
+                "{reason} ({} attempts in a row failed before completing a checkpoint; next attempt in {:.1} s)",
+                self.stalled,
+                delay as f64 / 1000.0
+            )
+        } else {
+            reason
+        };
         self.persist().await;
         let wake = tokio::time::Instant::now() + Duration::from_millis(delay);
         loop {
