@@ -112,6 +112,11 @@ async fn bad_jobs_are_refused_and_the_job_manager_keeps_running() {
         ),
         ("too-big.json", good.replace(r#""count":1000"#, r#""count":1000,"parallelism":3"#).replace(r#""type":"blackhole_sink","#, r#""type":"blackhole_sink","parallelism":3,"#), "needs 3 slots; the cluster has 2"),
         ("unwritable.json", good.replace(r#""name":"ok","#, r#""name":"ok","checkpoint":{"interval_ms":1000,"storage":"/proc/weir-no"},"#), "checkpoint storage"),
+        (
+            "missing-input.json",
+            r#"{"name":"missing","operators":[{"id":"f","type":"file_source","path":"/tmp/weir-no-such-input/x.csv","format":"lines"},{"id":"o","type":"blackhole_sink","inputs":[{"from":"f"}]}]}"#.to_string(),
+            "operator \"f\": the source path \"/tmp/weir-no-such-input/x.csv\" does not exist",
+        ),
         // At-most-once needs a source that leases positions; a file source would re-emit.
         (
             "amo-file.json",

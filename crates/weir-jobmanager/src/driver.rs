@@ -213,6 +213,7 @@ impl JobManager {
             JobSpec::from_json(job_json).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
         weir_runtime::planner::validate(&spec)
             .map_err(|e| JmError::InvalidRequest(e.to_string()))?;
+        check_source_paths(&spec).await?;
         let needed = spec.slots_needed();
         let total = self.cluster.total_slots();
         if needed > total {
@@ -412,3 +413,27 @@ struct Driver {
 }
 
 mod lifecycle;
+
+/// A file source's path must name something when the job is submitted (as Flink's
+/// enumerator lists it on the job manager), so a typo fails the submit, naming the path,
+/// instead of a deployed job. Storage that cannot be reached now is left to the task
+/// managers, which retry.
+async fn check_source_paths(spec: &JobSpec) -> Result<()> {
+    for op in &spec.operators {
+        if let weir_types::OperatorKind::FileSource(f) = &op.kind {
+            match weir_storage::SourcePath::open(&f.path, f.monitor_interval_ms.is_some()).await {
+                Ok(_) => {}
+                Err(e @ weir_storage::StorageError::MissingSource { .. }) => {
+                    return Err(JmError::InvalidRequest(format!(
+                        "operator {:?}: {e}",
+                        op.id
+                    )))
+                }
+                Err(e) => {
+                    tracing::warn!(operator = %op.id, error = %e, "cannot check the file source's path now")
+                }
+            }
+        }
+    }
+    Ok(())
+}

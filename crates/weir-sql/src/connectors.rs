@@ -116,9 +116,27 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
         "s" | "sec" | "secs" | "second" | "seconds" => 1000,
         "min" | "mins" | "minute" | "minutes" => 60_000,
         "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
         _ => return None,
     };
     n.checked_mul(factor)
+}
+
+/// A size in bytes as Flink's `MemorySize` reads it: `64mb`, `64 mb`, `1g`, `4096`.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kibibytes" => 10,
+        "m" | "mb" | "mebibytes" => 20,
+        "g" | "gb" | "gibibytes" => 30,
+        "t" | "tb" | "tebibytes" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
 }
 
 /// A column type as the file and Kafka sources name it.
@@ -262,7 +280,23 @@ pub fn source(
                 "path": o.required("path")?,
                 "format": format,
             });
-            if format != "lines" {
+            if format == "parquet" || format == "jsonl" {
+                // Self-describing rows: read only the columns the query uses (Parquet then
+                // fetches only their column chunks).
+                let read: Vec<_> = table
+                    .schema
+                    .fields()
+                    .iter()
+                    .filter(|f| columns.contains(f.name()))
+                    .cloned()
+                    .collect();
+                let by_query: Vec<_> = columns
+                    .iter()
+                    .filter_map(|c| read.iter().find(|f| f.name() == c).cloned())
+                    .collect();
+                let projected = Schema::new(by_query);
+                spec["schema"] = Value::Array(schema_pairs(&o, &projected, "filesystem")?);
+            } else if format != "lines" {
                 spec["schema"] = Value::Array(schema_pairs(&o, &table.schema, "filesystem")?);
             }
             if format == "csv" && o.boolean("csv.header")? == Some(true) {
@@ -272,6 +306,23 @@ pub fn source(
                 if let Some(n) = o.get("csv.null-literal") {
                     spec["null_literal"] = json!(n);
                 }
+            }
+            if let Some(ms) = o.duration_ms("source.monitor-interval")? {
+                if ms == 0 {
+                    return Err(o.err("option 'source.monitor-interval' must be above 0 (leave it out to read the files once)"));
+                }
+                spec["monitor_interval_ms"] = json!(ms);
+            }
+            if let Some(ms) = o.duration_ms("source.forget-after")? {
+                spec["forget_after_ms"] = json!(ms);
+            }
+            if let Some(v) = o.get("source.split-size") {
+                let n = parse_bytes(v).ok_or_else(|| {
+                    o.err(format!(
+                        "option 'source.split-size': '{v}' is not a size (e.g. 64mb, 1gb, 0 to read each file whole)"
+                    ))
+                })?;
+                spec["split_bytes"] = json!(n);
             }
             decode(&o, spec)?
         }

@@ -1607,7 +1607,14 @@ impl<'a> Translator<'a> {
             columns
         };
         let (kind, alignment) = connectors::source(table, &columns)?;
-        let projects_itself = matches!(kind, OperatorKind::Nexmark(_));
+        let projects_itself = match &kind {
+            OperatorKind::Nexmark(_) => true,
+            OperatorKind::FileSource(f) => matches!(
+                f.format,
+                weir_types::FileFormat::Parquet | weir_types::FileFormat::Jsonl
+            ),
+            _ => false,
+        };
         let id = self.fresh(name);
         // The table's watermark, when the source reads its column.
         let watermark = table

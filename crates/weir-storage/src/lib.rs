@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    #[error("the source path {path:?} does not exist (give a file or a folder)")]
+    MissingSource { path: String },
     #[error("invalid storage URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("cannot use folder {path}: {source}")]
@@ -43,6 +45,15 @@ impl StorageError {
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// An object's path (relative to its [`Storage`]), size and modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub rel: String,
+    pub size: u64,
+    /// Milliseconds since the epoch.
+    pub modified_ms: i64,
+}
 
 /// A folder in an object store.
 #[derive(Debug, Clone)]
@@ -213,6 +224,48 @@ impl Storage {
         r.bytes().await.map_err(|e| self.err("read", rel, e))
     }
 
+    /// Bytes `range` of an object (a ranged GET on S3, a positioned read on a local folder).
+    /// A range past the object's end is cut at its end.
+    pub async fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.store
+            .get_range(&self.path(rel), range)
+            .await
+            .map_err(|e| self.err("read", rel, e))
+    }
+
+    /// An object's size and modification time.
+    pub async fn head(&self, rel: &str) -> Result<ObjectInfo> {
+        let m = self
+            .store
+            .head(&self.path(rel))
+            .await
+            .map_err(|e| self.err("stat", rel, e))?;
+        Ok(ObjectInfo {
+            rel: rel.to_string(),
+            size: m.size,
+            modified_ms: m.last_modified.timestamp_millis(),
+        })
+    }
+
+    /// All objects below `prefix` (recursively) with their sizes and modification times,
+    /// sorted by path.
+    pub async fn list_info(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let p = self.path(prefix);
+        let mut out: Vec<ObjectInfo> = self
+            .store
+            .list(Some(&p))
+            .map_ok(|m| ObjectInfo {
+                rel: self.rel(&m.location),
+                size: m.size,
+                modified_ms: m.last_modified.timestamp_millis(),
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.err("list", prefix, e))?;
+        out.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
+    }
+
     pub async fn exists(&self, rel: &str) -> Result<bool> {
         match self.store.head(&self.path(rel)).await {
             Ok(_) => Ok(true),
@@ -348,6 +401,97 @@ impl Storage {
     }
 }
 
+/// What a source's `path` names: every object below a folder (names starting with `_` or `.`
+/// skipped, as Hadoop-style tools do), or one object (Flink's filesystem source takes
+/// either).
+#[derive(Debug, Clone)]
+pub struct SourcePath {
+    pub storage: Storage,
+    /// The one object the path names, relative to `storage`; `None` for a folder.
+    pub file: Option<String>,
+}
+
+impl SourcePath {
+    /// Resolves `path`. A path that names nothing is an error, as in Flink, not an empty
+    /// input; with `allow_empty`, an S3 prefix with no objects below it is an empty folder
+    /// (a monitored source waits for files to appear there).
+    pub async fn open(path: &str, allow_empty: bool) -> Result<Self> {
+        let trimmed = path.trim();
+        let missing = || StorageError::MissingSource {
+            path: trimmed.to_string(),
+        };
+        if !trimmed.contains("://") || trimmed.starts_with("file://") {
+            let local = std::path::Path::new(trimmed.strip_prefix("file://").unwrap_or(trimmed));
+            let meta = std::fs::metadata(local).map_err(|_| missing())?;
+            if meta.is_file() {
+                let name = local
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(missing)?;
+                let parent = match local.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => std::path::PathBuf::from("."),
+                };
+                let storage = Storage::open(&parent.to_string_lossy())?;
+                return Ok(Self {
+                    storage,
+                    file: Some(name),
+                });
+            }
+            return Ok(Self {
+                storage: Storage::open(trimmed)?,
+                file: None,
+            });
+        }
+        let storage = Storage::open(trimmed)?;
+        let folder = Self {
+            storage,
+            file: None,
+        };
+        if !folder.list().await?.is_empty() {
+            return Ok(folder);
+        }
+        // An object store has no folders: the path may name one object.
+        if let Some((parent, name)) = trimmed.trim_end_matches('/').rsplit_once('/') {
+            let bucket_and_more = parent
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.is_empty());
+            if bucket_and_more && !name.is_empty() {
+                let parent_storage = Storage::open(parent)?;
+                if parent_storage.exists(name).await? {
+                    return Ok(Self {
+                        storage: parent_storage,
+                        file: Some(name.to_string()),
+                    });
+                }
+            }
+        }
+        if allow_empty {
+            Ok(folder)
+        } else {
+            Err(missing())
+        }
+    }
+
+    /// The files the path names now, sorted, with sizes and modification times.
+    pub async fn list(&self) -> Result<Vec<ObjectInfo>> {
+        if let Some(f) = &self.file {
+            return Ok(vec![self.storage.head(f).await?]);
+        }
+        Ok(self
+            .storage
+            .list_info("")
+            .await?
+            .into_iter()
+            .filter(|f| {
+                !f.rel
+                    .split('/')
+                    .any(|part| part.starts_with('_') || part.starts_with('.'))
+            })
+            .collect())
+    }
+}
+
 /// An object being written in parts (see [`Storage::writer`]). At most two parts upload at
 /// once; a writer dropped without `finish` leaves an incomplete upload that the store never
 /// shows (S3 keeps its parts until aborted or a lifecycle rule removes them).
@@ -413,6 +557,12 @@ mod tests {
         assert!(c.get("nope").await.unwrap_err().is_not_found());
         c.copy("b", "c").await.unwrap();
         assert!(c.exists("c").await.unwrap());
+        assert_eq!(&c.get_range("b", 0..1).await.unwrap()[..], b"2");
+        let info = c.list_info("").await.unwrap();
+        assert_eq!(info.len(), 3);
+        assert_eq!((info[0].rel.as_str(), info[0].size), ("a/x", 1));
+        assert_eq!(c.head("a/x").await.unwrap().size, 1);
+        assert!(info[0].modified_ms > 1_600_000_000_000);
         s.delete_prefix("job").await.unwrap();
         assert!(s.list("").await.unwrap().is_empty());
         s.check_writable().await.unwrap();
@@ -446,6 +596,40 @@ mod tests {
         left.sort();
         assert_eq!(left, vec!["keep#0", "x", "z#a"]);
         assert_eq!(s.sweep_staging("missing", |_| false).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_source_path_names_a_folder_or_one_file_or_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        std::fs::write(dir.path().join("b.csv"), b"1\n").unwrap();
+        std::fs::write(dir.path().join("_hidden"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a.csv"), b"22\n").unwrap();
+        let folder = SourcePath::open(root, false).await.unwrap();
+        assert!(folder.file.is_none());
+        let names: Vec<_> = folder
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.rel)
+            .collect();
+        assert_eq!(names, vec!["b.csv", "sub/a.csv"]);
+        let one = SourcePath::open(&format!("{root}/sub/a.csv"), false)
+            .await
+            .unwrap();
+        assert_eq!(one.file.as_deref(), Some("a.csv"));
+        assert_eq!(one.list().await.unwrap()[0].size, 3);
+        let err = SourcePath::open(&format!("{root}/nope"), true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope\" does not exist"), "{err}");
+        assert!(
+            !dir.path().join("nope").exists(),
+            "resolving creates nothing"
+        );
     }
 
     #[tokio::test]

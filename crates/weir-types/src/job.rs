@@ -548,7 +548,28 @@ pub struct FileSourceSpec {
     /// in any other; with `""`, every empty field is NULL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub null_literal: Option<String>,
+    /// CSV, JSON lines and lines: a file larger than this is read in byte ranges of this
+    /// size, cut at line boundaries, spread over the source's subtasks like whole files.
+    /// `None`: [`DEFAULT_SPLIT_BYTES`]; 0: never split (a CSV file whose quoted fields hold
+    /// line breaks needs that; SQL `'source.split-size'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_bytes: Option<u64>,
+    /// Keep watching the path and read every file that appears in it, once (Flink's
+    /// `source.monitor-interval`): the source never ends. `None`: read the files there at
+    /// the start and end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_interval_ms: Option<u64>,
+    /// While monitoring: a file whose modification time is this far behind the newest file
+    /// seen is neither read nor remembered, so the set of files seen (kept in checkpoints)
+    /// stays bounded. `None`: [`DEFAULT_FORGET_AFTER_MS`] (SQL `'source.forget-after'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_after_ms: Option<u64>,
 }
+
+/// Byte ranges a large line-oriented file is read in (as a Hadoop block).
+pub const DEFAULT_SPLIT_BYTES: u64 = 64 << 20;
+/// How far behind the newest file a monitored file may be and still be read: 7 days.
+pub const DEFAULT_FORGET_AFTER_MS: u64 = 7 * 24 * 3600 * 1000;
 
 fn default_batch() -> u32 {
     8192
@@ -943,6 +964,20 @@ impl JobSpec {
                     "operator {:?}: parallelism {} is outside 1..={} (max_parallelism)",
                     op.id, op.parallelism, self.max_parallelism
                 ));
+            }
+            if let OperatorKind::FileSource(f) = &op.kind {
+                if f.path.trim().is_empty() {
+                    return bad(format!(
+                        "operator {:?}: the file source needs a \"path\"",
+                        op.id
+                    ));
+                }
+                if f.monitor_interval_ms == Some(0) {
+                    return bad(format!(
+                        "operator {:?}: monitor_interval_ms must be at least 1 (leave it out to read the files once)",
+                        op.id
+                    ));
+                }
             }
         }
         let mut consumed: HashSet<&str> = HashSet::new();

@@ -140,6 +140,9 @@ pub struct KafkaSource {
     bad: u64,
 }
 
+/// librdkafka's prefetch bound per partition, in KiB.
+const KAFKA_PREFETCH_KB: u32 = 8 * 1024;
+
 impl KafkaSource {
     pub async fn open(
         ctx: &OperatorContext,
@@ -171,7 +174,12 @@ impl KafkaSource {
             // drains 100 000 messages in a fraction of a second idle for the rest: 2 M
             // events from 4 partitions took 13.9 s (a plain librdkafka consumer 14.1 s), and
             // take 3.1 s with 20 ms (`docs/benchmarks.md`).
-            .set("fetch.queue.backoff.ms", "20");
+            .set("fetch.queue.backoff.ms", "20")
+            // Prefetched messages are memory the task does not see: librdkafka queues up to
+            // 64 MiB per partition by default, 1 GiB for a subtask of 16 partitions. 8 MiB
+            // per partition still keeps several fetches ahead of the task (issue 22;
+            // `docs/benchmarks.md`); `properties.queued.max.messages.kbytes` overrides it.
+            .set("queued.max.messages.kbytes", KAFKA_PREFETCH_KB.to_string());
         for (k, v) in &spec.properties {
             config.set(k, v);
         }

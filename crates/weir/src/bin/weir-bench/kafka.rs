@@ -42,8 +42,9 @@ fn write_job(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().expect("utf8").to_string()
 }
 
-/// `weir run JOB` to its end; returns (wall seconds, CPU seconds of the weir process).
-fn run(job: &str, dir: &Path) -> (f64, f64) {
+/// `weir run JOB` to its end; returns (wall seconds, CPU seconds and peak RSS in MiB of the
+/// weir process).
+fn run(job: &str, dir: &Path) -> (f64, f64, f64) {
     let start = Instant::now();
     let mut child = spawn(
         &[
@@ -57,7 +58,7 @@ fn run(job: &str, dir: &Path) -> (f64, f64) {
         true,
     );
     let u = wait_sampled(&mut child);
-    (start.elapsed().as_secs_f64(), u.cpu_secs)
+    (start.elapsed().as_secs_f64(), u.cpu_secs, u.peak_rss_mb)
 }
 
 fn sink(broker: &str, topic: &str, guarantee: &str) -> String {
@@ -76,7 +77,7 @@ fn fill(broker: &str, topic: &str, events: u64, dir: &Path) {
  {{"id": "o", "inputs": [{{"from": "p"}}], {}}}]}}"#,
         sink(broker, topic, "at_least_once")
     );
-    let (wall, _) = run(&write_job(dir, "fill", &job), dir);
+    let (wall, _, _) = run(&write_job(dir, "fill", &job), dir);
     println!("filled {topic} with {events} events in {wall:.1} s");
 }
 
@@ -90,8 +91,8 @@ pub fn bench(broker: &str, events: u64, runs: usize, broker_pid: Option<u32>) {
     create_topic(broker, &input, 4);
     fill(broker, &input, events, dir.path());
     println!(
-        "{:<34} {:>12} {:>14} {:>8} {:>12}",
-        "Kafka -> Kafka", "events/s", "events/s/core", "wall s", "broker cpu s"
+        "{:<34} {:>12} {:>14} {:>8} {:>12} {:>12}",
+        "Kafka -> Kafka", "events/s", "events/s/core", "wall s", "broker cpu s", "peak RSS MiB"
     );
     for (label, guarantee, sink_guarantee) in [
         (
@@ -106,6 +107,7 @@ pub fn bench(broker: &str, events: u64, runs: usize, broker_pid: Option<u32>) {
         ),
     ] {
         let (mut walls, mut cores, mut brokers) = (vec![], vec![], vec![]);
+        let mut peak: f64 = 0.0;
         for r in 0..runs {
             let out = format!("bench-out-{tag}-{sink_guarantee}-{r}");
             create_topic(broker, &out, 4);
@@ -121,7 +123,8 @@ pub fn bench(broker: &str, events: u64, runs: usize, broker_pid: Option<u32>) {
                 .and_then(usage)
                 .map(|u| u.cpu_secs)
                 .unwrap_or(0.0);
-            let (wall, cpu) = run(&write_job(dir.path(), "k2k", &job), dir.path());
+            let (wall, cpu, rss) = run(&write_job(dir.path(), "k2k", &job), dir.path());
+            peak = peak.max(rss);
             let after = broker_pid
                 .and_then(usage)
                 .map(|u| u.cpu_secs)
@@ -132,12 +135,13 @@ pub fn bench(broker: &str, events: u64, runs: usize, broker_pid: Option<u32>) {
         }
         let wall = median(walls);
         println!(
-            "{:<34} {:>12.0} {:>14.0} {:>8.2} {:>12.2}",
+            "{:<34} {:>12.0} {:>14.0} {:>8.2} {:>12.2} {:>12.0}",
             label,
             events as f64 / wall,
             median(cores),
             wall,
-            median(brokers)
+            median(brokers),
+            peak
         );
     }
     for (label, guarantee) in [
