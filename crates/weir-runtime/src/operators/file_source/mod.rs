@@ -486,3 +486,52 @@ fn project_to(
         .collect::<std::result::Result<Vec<_>, _>>()?;
     RecordBatch::try_new(schema.clone(), cols)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn strings(values: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(StringArray::from(values.to_vec())) as arrow::array::ArrayRef],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_quoted_line_break_in_a_split_csv_file_is_an_error_naming_the_fix() {
+        let at = |row: usize| format!("f.csv, record {} of the range from byte 64", row + 1);
+        assert!(check_no_line_breaks(&strings(&["a", "b c", ""]), &at).is_ok());
+        let err = check_no_line_breaks(&strings(&["a", "two\nlines"]), &at)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("f.csv, record 2 of the range from byte 64"), "{err}");
+        assert!(err.contains("'source.split-size' = '0'"), "{err}");
+    }
+
+    #[test]
+    fn empty_csv_fields_are_empty_strings_or_an_error_with_the_line() {
+        let at = |row: usize| format!("f.csv, line {}", row + 3);
+        let b = csv_empty_fields(
+            &RecordBatch::try_new(
+                Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)])),
+                vec![Arc::new(StringArray::from(vec![Some("x"), None]))],
+            )
+            .unwrap(),
+            &at,
+        )
+        .unwrap();
+        let s = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!((s.value(1), s.null_count()), ("", 0));
+        let ints = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)])),
+            vec![Arc::new(arrow::array::Int64Array::from(vec![Some(1), None]))],
+        )
+        .unwrap();
+        let err = csv_empty_fields(&ints, &at).unwrap_err().to_string();
+        assert!(err.contains("f.csv, line 4: column n"), "{err}");
+    }
+}
