@@ -508,7 +508,10 @@ mod tests {
         let err = check_no_line_breaks(&strings(&["a", "two\nlines"]), &at)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("f.csv, record 2 of the range from byte 64"), "{err}");
+        assert!(
+            err.contains("f.csv, record 2 of the range from byte 64"),
+            "{err}"
+        );
         assert!(err.contains("'source.split-size' = '0'"), "{err}");
     }
 
@@ -528,7 +531,10 @@ mod tests {
         assert_eq!((s.value(1), s.null_count()), ("", 0));
         let ints = RecordBatch::try_new(
             Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)])),
-            vec![Arc::new(arrow::array::Int64Array::from(vec![Some(1), None]))],
+            vec![Arc::new(arrow::array::Int64Array::from(vec![
+                Some(1),
+                None,
+            ]))],
         )
         .unwrap();
         let err = csv_empty_fields(&ints, &at).unwrap_err().to_string();
