@@ -24,7 +24,6 @@ use arrow::array::{Array, StringArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use bytes::Bytes;
 use decode::{RangeReader, RowDecoder, Step};
 use splits::{Layout, Listed, Progress, Split, Splits};
 use std::sync::Arc;
@@ -51,6 +50,11 @@ pub struct FileSource {
     name: String,
 }
 
+type Prefetch = (
+    u64,
+    tokio::task::JoinHandle<std::result::Result<Vec<u8>, StorageError>>,
+);
+
 /// The split being read.
 struct Reading {
     split: Split,
@@ -65,10 +69,9 @@ enum ReadingKind {
     Lines {
         reader: RangeReader,
         /// The next chunk, fetched while the current one is decoded.
-        prefetch: Option<(
-            u64,
-            tokio::task::JoinHandle<std::result::Result<Bytes, StorageError>>,
-        )>,
+        prefetch: Option<Prefetch>,
+        /// Chunk buffers to read into again (two at most: the one decoded, the one fetched).
+        spare: Vec<Vec<u8>>,
     },
     #[cfg(feature = "parquet")]
     Parquet(parquet_reader::ParquetSplit),
@@ -198,6 +201,7 @@ impl FileSource {
                     CHUNK,
                 ),
                 prefetch: None,
+                spare: Vec::new(),
             }
         };
         self.current = Some(Reading {
@@ -217,7 +221,11 @@ impl FileSource {
         let storage = &self.path.storage;
         let file = cur.split.file.clone();
         match &mut cur.kind {
-            ReadingKind::Lines { reader, prefetch } => loop {
+            ReadingKind::Lines {
+                reader,
+                prefetch,
+                spare,
+            } => loop {
                 let step = reader
                     .next()
                     .map_err(|e| input_error(&file, reader.position(), e))?;
@@ -225,22 +233,30 @@ impl FileSource {
                     Step::Batch(b) => return Ok(Some(b)),
                     Step::Done => return Ok(None),
                     Step::Fetch(from, to) => {
-                        let bytes = match prefetch.take() {
+                        let data = match prefetch.take() {
                             Some((at, h)) if at == from => h.await.map_err(|e| {
                                 RuntimeError::Internal(format!("file read task: {e}"))
                             })??,
-                            _ => storage.get_range(&file, from..to).await?,
+                            _ => {
+                                let buf = spare.pop().unwrap_or_default();
+                                storage.read_range_into(&file, from..to, buf).await?
+                            }
                         };
-                        cur.bytes += bytes.len() as u64;
-                        reader.push(&bytes);
+                        cur.bytes += data.len() as u64;
+                        reader.push(&data);
+                        let next = from + data.len() as u64;
+                        let fetched_any = !data.is_empty();
+                        spare.push(data);
                         // Read ahead within the split (past its end only on demand).
-                        let next = from + bytes.len() as u64;
-                        if !bytes.is_empty() && next < cur.split.end {
+                        if fetched_any && next < cur.split.end {
                             let (s, f) = (storage.clone(), file.clone());
                             let to = (next + CHUNK).min(cur.split.size);
+                            let buf = spare.pop().unwrap_or_default();
                             prefetch.replace((
                                 next,
-                                tokio::spawn(async move { s.get_range(&f, next..to).await }),
+                                tokio::spawn(
+                                    async move { s.read_range_into(&f, next..to, buf).await },
+                                ),
                             ));
                         }
                     }
