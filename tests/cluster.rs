@@ -48,17 +48,7 @@ where
     let id = client.submit_json(&job, None).await.expect("submit");
     let cluster = disrupt(cluster, client, id.clone()).await;
     let client = cluster.client().await;
-    let status = match client.wait(&id, Some(Duration::from_secs(240))).await {
-        Ok(s) => s,
-        Err(e) => {
-            cluster.dump_logs();
-            panic!("job did not end: {e}");
-        }
-    };
-    if status.state != "FINISHED" {
-        cluster.dump_logs();
-        panic!("job ended {}: {}", status.state, status.failure);
-    }
+    let status = wait_finished(&cluster, &client, &id, 240).await;
     let rows = read_committed(&out);
     let check = check_output(&rows, count, keys, SEED);
     if check.duplicated > 0 || check.missing > 0 {

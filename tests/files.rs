@@ -96,20 +96,6 @@ fn job(name: &str, source: &str, out: &Path, parallelism: u32, interval_ms: u64)
     )
 }
 
-async fn finished(cluster: &TestCluster, client: &weir_client::Client, id: &str, secs: u64) {
-    let s = match client.wait(id, Some(Duration::from_secs(secs))).await {
-        Ok(s) => s,
-        Err(e) => {
-            cluster.dump_logs();
-            panic!("job did not end: {e}");
-        }
-    };
-    if s.state != "FINISHED" {
-        cluster.dump_logs();
-        panic!("job ended {}: {}", s.state, s.failure);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_mid_file_resumes_at_the_recorded_byte_offset() {
     let mut cluster = TestCluster::new();
@@ -130,7 +116,7 @@ async fn a_kill_mid_file_resumes_at_the_recorded_byte_offset() {
         .await
         .expect("submit");
     kill_tm_mid_run(&mut cluster, &client, &id, 3, 0, 1).await;
-    finished(&cluster, &client, &id, 120).await;
+    wait_finished(&cluster, &client, &id, 120).await;
     assert_each_once(&committed_ids(&out), 0..n);
 
     // tm-2 ran the restored attempt: it opened the file at a record offset past the start
@@ -169,17 +155,15 @@ async fn one_file_read_by_three_subtasks_then_rescaled_to_two_reads_every_row_on
     let n = 600_000;
     let size = write_jsonl(&input, 0, n);
     let out = cluster.path("out");
-    let source = |p: u32| {
-        let _ = p;
-        format!(
-            r#""type": "file_source", "path": "{}", "format": "jsonl", "batch_size": 1000,
+    // The same source at both parallelisms: its splits are the file's, not the subtasks'.
+    let source = format!(
+        r#""type": "file_source", "path": "{}", "format": "jsonl", "batch_size": 1000,
    "split_bytes": {}, "schema": [["id", "int64"], ["pad", "utf8"]]"#,
-            input.display(),
-            size / 3 + 1
-        )
-    };
+        input.display(),
+        size / 3 + 1
+    );
     let id = client
-        .submit_json(&job("split", &source(3), &out, 3, 300), None)
+        .submit_json(&job("split", &source, &out, 3, 300), None)
         .await
         .expect("submit");
     wait_until(&client, &id, 60, "checkpoints", |s| {
@@ -194,7 +178,7 @@ async fn one_file_read_by_three_subtasks_then_rescaled_to_two_reads_every_row_on
         )
         .await
         .expect("stop with savepoint");
-    finished(&cluster, &client, &id, 60).await;
+    wait_finished(&cluster, &client, &id, 60).await;
     let opened = log_events(cluster.dir.path(), "reading file split");
     let mut splits: Vec<(u64, u64)> = opened
         .iter()
@@ -214,10 +198,10 @@ async fn one_file_read_by_three_subtasks_then_rescaled_to_two_reads_every_row_on
     assert!(before > 0 && before < n, "stopped mid-way ({before} rows)");
 
     let id2 = client
-        .submit_json(&job("split", &source(2), &out, 2, 300), Some(&savepoint))
+        .submit_json(&job("split", &source, &out, 2, 300), Some(&savepoint))
         .await
         .expect("submit from savepoint");
-    finished(&cluster, &client, &id2, 120).await;
+    wait_finished(&cluster, &client, &id2, 120).await;
     let resumed = log_events(cluster.dir.path(), "reading file split").len() - opened.len();
     eprintln!("split-rescale: {size} bytes in 3 splits, {before} rows before the savepoint, {resumed} splits resumed by 2 subtasks");
     assert_eq!(resumed, 3, "every unfinished split resumed once");
@@ -299,7 +283,7 @@ async fn files_added_while_the_job_runs_are_read_once_also_across_a_kill() {
         )
         .await
         .expect("stop with savepoint");
-    finished(&cluster, &client, &id, 60).await;
+    wait_finished(&cluster, &client, &id, 60).await;
     let ids = committed_ids(&out);
     eprintln!(
         "watch: {} rows from 6 files added in 3 rounds, {} restarts",
@@ -364,7 +348,7 @@ async fn a_parquet_source_fetches_only_the_declared_columns() {
         .submit_json(&job("wide", &source, &out, 1, 1000), None)
         .await
         .expect("submit");
-    finished(&cluster, &client, &id, 60).await;
+    wait_finished(&cluster, &client, &id, 60).await;
     let lines = committed_lines(&out);
     assert_eq!(lines.len(), rows as usize);
     for l in lines.iter().step_by(997) {

@@ -228,6 +228,28 @@ impl TestCluster {
     }
 }
 
+/// Waits until job `id` ends and asserts it FINISHED; otherwise prints every process's log
+/// and panics with the state and failure.
+pub async fn wait_finished(
+    cluster: &TestCluster,
+    client: &Client,
+    id: &str,
+    secs: u64,
+) -> weir_client::JobStatus {
+    let s = match client.wait(id, Some(Duration::from_secs(secs))).await {
+        Ok(s) => s,
+        Err(e) => {
+            cluster.dump_logs();
+            panic!("job did not end: {e}");
+        }
+    };
+    if s.state != "FINISHED" {
+        cluster.dump_logs();
+        panic!("job ended {}: {}", s.state, s.failure);
+    }
+    s
+}
+
 /// Polls the job's status until `pred` holds (or panics after `secs`).
 pub async fn wait_until(
     client: &Client,

@@ -109,16 +109,13 @@ impl RowDecoder for Lines {
                 self.partial.extend_from_slice(&buf[used..]);
                 return Ok(buf.len());
             };
-            let mut line = &buf[used..used + i];
-            let joined;
-            if !self.partial.is_empty() {
-                self.partial.extend_from_slice(line);
-                joined = std::mem::take(&mut self.partial);
-                line = &joined;
-                let l = line.strip_suffix(b"\r").unwrap_or(line);
-                self.push(l)?;
+            let rest = &buf[used..used + i];
+            if self.partial.is_empty() {
+                self.push(rest.strip_suffix(b"\r").unwrap_or(rest))?;
             } else {
-                self.push(line.strip_suffix(b"\r").unwrap_or(line))?;
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(rest);
+                self.push(line.strip_suffix(b"\r").unwrap_or(&line))?;
             }
             used += i + 1;
         }
@@ -349,6 +346,34 @@ mod tests {
     use arrow::array::{Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
 
+    /// Runs `r` to its end over `data`; returns its batches and where each fetch started
+    /// (no fetch may be empty).
+    fn drive(r: &mut RangeReader, data: &[u8]) -> (Vec<RecordBatch>, Vec<u64>) {
+        let (mut batches, mut fetches) = (Vec::new(), Vec::new());
+        loop {
+            match r.next().unwrap() {
+                Step::Batch(b) => batches.push(b),
+                Step::Fetch(f, t) => {
+                    assert!(f < t, "an empty fetch {f}..{t}");
+                    fetches.push(f);
+                    r.push(&data[f as usize..t as usize]);
+                }
+                Step::Done => return (batches, fetches),
+            }
+        }
+    }
+
+    /// The first column of `batches`, as integers.
+    fn ints(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                c.iter().map(|v| v.unwrap()).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     fn lines_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)]))
     }
@@ -367,17 +392,14 @@ mod tests {
             },
             chunk,
         );
-        let mut out = Vec::new();
-        loop {
-            match r.next().unwrap() {
-                Step::Batch(b) => {
-                    let c = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-                    out.extend(c.iter().map(|v| v.unwrap().to_string()));
-                }
-                Step::Fetch(from, to) => r.push(&data[from as usize..to as usize]),
-                Step::Done => return out,
-            }
-        }
+        let (batches, _) = drive(&mut r, data);
+        batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+                c.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     #[test]
@@ -441,22 +463,8 @@ mod tests {
         let at = r.progress();
         assert_eq!(at, Progress::At { offset: 8, rows: 2 });
         let mut r = RangeReader::new(csv(&schema), 0, 16, 16, at, 4);
-        let mut ns = Vec::new();
-        let mut fetched = Vec::new();
-        loop {
-            match r.next().unwrap() {
-                Step::Batch(b) => {
-                    let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                    ns.extend(c.iter().map(|v| v.unwrap()));
-                }
-                Step::Fetch(f, t) => {
-                    fetched.push(f);
-                    r.push(&data[f as usize..t as usize]);
-                }
-                Step::Done => break,
-            }
-        }
-        assert_eq!(ns, vec![3, 4]);
+        let (batches, fetched) = drive(&mut r, data);
+        assert_eq!(ints(&batches), vec![3, 4]);
         assert_eq!(fetched[0], 8, "the resumed reader fetches from its offset");
         assert_eq!(r.progress(), Progress::Done);
         assert_eq!(r.rows(), 4);
@@ -477,21 +485,7 @@ mod tests {
             Progress::At { offset: 0, rows: 0 },
             3,
         );
-        let mut ns = Vec::new();
-        loop {
-            match r.next().unwrap() {
-                Step::Batch(b) => {
-                    let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                    ns.extend(c.iter().map(|v| v.unwrap()));
-                }
-                Step::Fetch(f, t) => {
-                    assert!(f < t, "an empty fetch {f}..{t}");
-                    r.push(&data[f as usize..t as usize]);
-                }
-                Step::Done => break,
-            }
-        }
-        assert_eq!(ns, vec![1, 2, 3]);
+        assert_eq!(ints(&drive(&mut r, data).0), vec![1, 2, 3]);
     }
 
     #[test]
@@ -505,15 +499,8 @@ mod tests {
             Progress::SkipRows(1),
             100,
         );
-        let mut out = Vec::new();
-        loop {
-            match r.next().unwrap() {
-                Step::Batch(b) => out.push(b.column(0).len()),
-                Step::Fetch(f, t) => r.push(&data[f as usize..t as usize]),
-                Step::Done => break,
-            }
-        }
-        assert_eq!(out.iter().sum::<usize>(), 2);
+        let rows: usize = drive(&mut r, data).0.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 2);
     }
 
     #[test]
@@ -542,16 +529,7 @@ mod tests {
                     Progress::At { offset: s, rows: 0 },
                     5,
                 );
-                loop {
-                    match r.next().unwrap() {
-                        Step::Batch(b) => {
-                            let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                            got.extend(c.iter().map(|v| v.unwrap()));
-                        }
-                        Step::Fetch(f, t) => r.push(&data[f as usize..t as usize]),
-                        Step::Done => break,
-                    }
-                }
+                got.extend(ints(&drive(&mut r, &data).0));
                 s = e;
             }
             assert_eq!(got, (0..50).collect::<Vec<i64>>(), "split {split}");

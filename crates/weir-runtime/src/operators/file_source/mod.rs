@@ -291,12 +291,7 @@ impl FileSource {
             return Ok(batch);
         };
         let (file, start) = (&cur.split.file, cur.split.start);
-        let rows = match &cur.kind {
-            ReadingKind::Lines { reader, .. } => reader.rows(),
-            #[cfg(feature = "parquet")]
-            ReadingKind::Parquet(p) => p.rows(),
-        };
-        let first = rows.saturating_sub(batch.num_rows() as u64);
+        let first = cur.rows().saturating_sub(batch.num_rows() as u64);
         let header = u64::from(self.header);
         let at = |row: usize| {
             if start == 0 {
@@ -319,11 +314,7 @@ impl FileSource {
 
     fn finish_current(&mut self) {
         if let Some(cur) = self.current.take() {
-            let rows = match &cur.kind {
-                ReadingKind::Lines { reader, .. } => reader.rows(),
-                #[cfg(feature = "parquet")]
-                ReadingKind::Parquet(p) => p.rows(),
-            };
+            let rows = cur.rows();
             info!(
                 source = %self.name, file = %cur.split.file, split = cur.split.index,
                 from = cur.from, bytes_read = cur.bytes, rows, "file split read"
@@ -354,6 +345,17 @@ fn check_no_line_breaks(batch: &RecordBatch, at: &dyn Fn(usize) -> String) -> Re
         )));
     }
     Ok(())
+}
+
+impl Reading {
+    /// Rows of the split read so far.
+    fn rows(&self) -> u64 {
+        match &self.kind {
+            ReadingKind::Lines { reader, .. } => reader.rows(),
+            #[cfg(feature = "parquet")]
+            ReadingKind::Parquet(p) => p.rows(),
+        }
+    }
 }
 
 fn source_path_error(e: StorageError) -> RuntimeError {

@@ -23,7 +23,7 @@
 //! and forgotten by their owners).
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How far one split is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +154,8 @@ pub struct Splits {
     files: BTreeMap<String, FileEntry>,
     horizon_ms: Option<i64>,
     newest_ms: Option<i64>,
-    queue: VecDeque<(String, u32)>,
+    /// Owned splits to read, in file and split order (a set: queueing twice is a no-op).
+    queue: BTreeSet<(String, u32)>,
 }
 
 impl Splits {
@@ -164,7 +165,7 @@ impl Splits {
             files: BTreeMap::new(),
             horizon_ms: None,
             newest_ms: None,
-            queue: VecDeque::new(),
+            queue: BTreeSet::new(),
         }
     }
 
@@ -311,15 +312,13 @@ impl Splits {
                     );
                 }
             }
-            if !self.queue.iter().any(|(p, i)| *p == path && *i == k) {
-                self.queue.push_back((path, k));
-            }
+            self.queue.insert((path, k));
         }
     }
 
     /// The next split to read, or `None` when every owned split is done.
     pub fn next(&mut self) -> Option<Split> {
-        while let Some((path, k)) = self.queue.pop_front() {
+        while let Some((path, k)) = self.queue.pop_first() {
             let Some(e) = self.files.get(&path) else {
                 continue;
             };
