@@ -85,6 +85,20 @@ fn unreachable_job_manager_is_a_clear_error() {
     let (ok, text) = weir_cmd(&["list", "--jobmanager", &format!("http://127.0.0.1:{port}")]);
     assert!(!ok);
     assert!(text.contains("cannot reach the job manager"), "{text}");
+
+    // A list of job managers none of which answers: every address and the flag are named.
+    let other = free_port();
+    let list = format!("127.0.0.1:{port},127.0.0.1:{other}");
+    let (ok, text) = weir_cmd(&["list", "--jobmanager", &list]);
+    assert!(!ok);
+    assert!(text.contains("no leading job manager"), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{other}")), "{text}");
+    assert!(text.contains("--jobmanager"), "{text}");
+
+    // A lease of 0 ms is refused before anything starts.
+    let (ok, text) = weir_cmd(&["jobmanager", "--lease-ms", "0", "--bind", "127.0.0.1:0"]);
+    assert!(!ok);
+    assert!(text.contains("--lease-ms 0"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,9 @@ pub fn weir() -> &'static str {
     })
 }
 
+/// The leader lease of the job managers tests start (`--lease-ms`).
+pub const TEST_LEASE_MS: &str = "3000";
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -139,6 +142,9 @@ impl TestCluster {
                 &format!("127.0.0.1:{port}"),
                 "--state-dir",
                 state.to_str().expect("utf8"),
+                // A restarted job manager waits out its predecessor's lease: short in tests.
+                "--lease-ms",
+                TEST_LEASE_MS,
             ],
             &log,
             &env,

@@ -5,12 +5,17 @@
 //! * [`coordinator`]: the job manager's bookkeeping of triggered, acknowledged, completed,
 //!   aborted and retained checkpoints;
 //! * [`metadata`]: the checkpoint's `_metadata` document, written last, which makes it complete;
+//! * [`leader`]: which job manager leads, through a lease in the shared object store;
+//! * [`lineage`]: the fencing of attempts and checkpoint completions between job managers,
+//!   and the checkpoint a new attempt restores from;
 //! * [`twophase`]: which sink transactions to commit when, and which to abort on recovery.
 //!
 //! Architecture invariant: no async, no storage, no gRPC here.
 
 pub mod aligner;
 pub mod coordinator;
+pub mod leader;
+pub mod lineage;
 pub mod metadata;
 pub mod twophase;
 

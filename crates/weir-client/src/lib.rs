@@ -21,6 +21,9 @@ pub enum ClientError {
     Refused(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Several job managers were given and none leads (or none answers).
+    #[error("no leading job manager: {0}")]
+    NoLeader(String),
 }
 
 impl From<tonic::Status> for ClientError {
@@ -38,6 +41,9 @@ impl From<tonic::Status> for ClientError {
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
+/// How long [`Client::connect`] waits for a job manager to say whether it leads.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Terminal job states.
 pub fn is_terminal(state: &str) -> bool {
     matches!(state, "FINISHED" | "CANCELED" | "FAILED")
@@ -49,18 +55,88 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to a job manager, e.g. `http://127.0.0.1:6123` (a bare `host:port` works too).
-    pub async fn connect(addr: &str) -> Result<Self> {
-        let url = if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("http://{addr}")
-        };
+    /// Connects to the leading job manager: `addrs` is one address, e.g.
+    /// `http://127.0.0.1:6123` (a bare `host:port` works too), or a comma list of them (a
+    /// leader and its standbys). Each is asked in turn; a standby answers UNAVAILABLE with
+    /// the leader's address, which is tried next.
+    pub async fn connect(addrs: &str) -> Result<Self> {
+        let mut queue: Vec<String> = addrs
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                if a.contains("://") {
+                    a.to_string()
+                } else {
+                    format!("http://{a}")
+                }
+            })
+            .collect();
+        if queue.is_empty() {
+            return Err(ClientError::Unreachable {
+                addr: addrs.to_string(),
+                reason: "no job manager address given".into(),
+            });
+        }
+        let mut reasons: Vec<ClientError> = Vec::new();
+        let mut i = 0;
+        while i < queue.len() && i < 8 {
+            let url = queue[i].clone();
+            i += 1;
+            let client = match Self::connect_one(&url).await {
+                Ok(c) => c,
+                Err(e) => {
+                    reasons.push(e);
+                    continue;
+                }
+            };
+            // A frozen job manager accepts connections but answers nothing: bounded.
+            let mut inner = client.inner.clone();
+            let probe = inner.cluster_info(pb::ClusterInfoRequest {});
+            let answer = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+                Ok(a) => a,
+                Err(_) => {
+                    reasons.push(ClientError::Unreachable {
+                        addr: url.clone(),
+                        reason: format!("no answer within {PROBE_TIMEOUT:?}"),
+                    });
+                    continue;
+                }
+            };
+            match answer {
+                Ok(_) => return Ok(client),
+                Err(s) if s.code() == tonic::Code::Unavailable => {
+                    reasons.push(ClientError::Unreachable {
+                        addr: url.clone(),
+                        reason: s.message().to_string(),
+                    });
+                    let leader = s
+                        .metadata()
+                        .get("weir-leader")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    if let Some(leader) = leader {
+                        if !queue.contains(&leader) {
+                            queue.push(leader);
+                        }
+                    }
+                }
+                Err(s) => return Err(s.into()),
+            }
+        }
+        if reasons.len() == 1 {
+            return Err(reasons.remove(0));
+        }
+        let reasons: Vec<String> = reasons.iter().map(|e| e.to_string()).collect();
+        Err(ClientError::NoLeader(reasons.join("; ")))
+    }
+
+    async fn connect_one(url: &str) -> Result<Self> {
         let unreachable = |reason: String| ClientError::Unreachable {
-            addr: url.clone(),
+            addr: url.to_string(),
             reason,
         };
-        let endpoint = Endpoint::from_shared(url.clone())
+        let endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| unreachable(e.to_string()))?
             .connect_timeout(Duration::from_secs(3));
         let channel = endpoint.connect().await.map_err(|e| {

@@ -7,6 +7,7 @@
 
 use crate::alignment::AlignmentTable;
 use crate::cluster::Cluster;
+use crate::leader::Term;
 use crate::store::{JobRecord, JobState, JobStore};
 use crate::{JmError, JobManagerConfig, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -16,6 +17,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
+use weir_checkpoint::lineage::{self, AttemptFence, AttemptRestore, RestorePoint};
 use weir_checkpoint::metadata::{
     checkpoint_dir_name, parse_checkpoint_dir_name, FORMAT_VERSION, METADATA_FILE,
 };
@@ -71,6 +73,8 @@ struct JobHandle {
 
 pub struct JobManager {
     pub cfg: JobManagerConfig,
+    /// The leadership term this job manager drives jobs in.
+    pub term: Term,
     pub cluster: Arc<Cluster>,
     /// The aligned sources' watermarks, as the heartbeats report them.
     pub alignment: Arc<Mutex<AlignmentTable>>,
@@ -84,19 +88,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// What a job's checkpoint folder holds.
 pub struct CheckpointListing {
-    /// The newest completed checkpoint: (folder URL, metadata JSON).
-    pub latest: Option<(String, String)>,
-    /// Every completed checkpoint, oldest first: (id, folder URL).
-    pub completed: Vec<(CheckpointId, String)>,
+    /// Every completed checkpoint, oldest first: (id, folder URL, the attempt that wrote it).
+    pub completed: Vec<(CheckpointId, String, u64)>,
+    /// The metadata JSON of each completed checkpoint.
+    pub metadata: HashMap<CheckpointId, String>,
     /// Folders of checkpoints that never completed and are older than the newest completed
     /// one: safe to delete.
     pub abandoned: Vec<String>,
     pub max_id: CheckpointId,
 }
 
-/// Lists a job's checkpoint folder. The newest completed checkpoint is the highest `chk-N`
-/// with a `_metadata`. A metadata file that exists but cannot be read is an error, not a
-/// reason to fall back to an older checkpoint (whose output sinks may already have replaced).
+impl CheckpointListing {
+    /// The folder URL and metadata of completed checkpoint `id`.
+    pub fn get(&self, id: CheckpointId) -> Option<(String, String)> {
+        let url = self.completed.iter().find(|c| c.0 == id)?.1.clone();
+        Some((url, self.metadata.get(&id)?.clone()))
+    }
+}
+
+/// Lists a job's checkpoint folder: a checkpoint is complete when its `chk-N` folder has a
+/// `_metadata`. A metadata file that exists but cannot be read is an error, not something to
+/// skip (restoring an older checkpoint than one whose output sinks committed would duplicate
+/// it).
 pub async fn list_checkpoints(dir: &str) -> Result<CheckpointListing> {
     let storage = Storage::open(dir)?;
     let mut ids: Vec<CheckpointId> = storage
@@ -107,8 +120,8 @@ pub async fn list_checkpoints(dir: &str) -> Result<CheckpointListing> {
         .collect();
     ids.sort_unstable();
     let mut listing = CheckpointListing {
-        latest: None,
         completed: vec![],
+        metadata: HashMap::new(),
         abandoned: vec![],
         max_id: ids.last().copied().unwrap_or(0),
     };
@@ -118,16 +131,15 @@ pub async fn list_checkpoints(dir: &str) -> Result<CheckpointListing> {
         let url = format!("{}/{name}", storage.url());
         match storage.get(&format!("{name}/{METADATA_FILE}")).await {
             Ok(bytes) => {
-                if listing.latest.is_none() {
-                    CheckpointMetadata::from_json(&bytes)
-                        .map_err(|e| JmError::Unavailable(format!("checkpoint {url}: {e}")))?;
-                    listing.latest =
-                        Some((url.clone(), String::from_utf8_lossy(&bytes).into_owned()));
-                }
-                listing.completed.push((*id, url));
+                let meta = CheckpointMetadata::from_json(&bytes)
+                    .map_err(|e| JmError::Unavailable(format!("checkpoint {url}: {e}")))?;
+                listing
+                    .metadata
+                    .insert(*id, String::from_utf8_lossy(&bytes).into_owned());
+                listing.completed.push((*id, url, meta.attempt));
             }
             Err(e) if e.is_not_found() => {
-                if listing.latest.is_some() {
+                if !listing.completed.is_empty() {
                     incomplete.push(url);
                 }
             }
@@ -153,10 +165,11 @@ pub async fn read_metadata(dir: &str) -> Result<String> {
 }
 
 impl JobManager {
-    pub async fn new(cfg: JobManagerConfig) -> Result<Self> {
+    pub async fn new(cfg: JobManagerConfig, term: Term) -> Result<Self> {
         let store = JobStore::open(&cfg.state_dir)?;
         Ok(Self {
             cfg,
+            term,
             cluster: Arc::new(Cluster::default()),
             alignment: Arc::new(Mutex::new(AlignmentTable::default())),
             store,
@@ -288,6 +301,7 @@ impl JobManager {
         };
         let driver = Driver {
             cfg: self.cfg.clone(),
+            term: self.term.clone(),
             cluster: self.cluster.clone(),
             alignment: self.alignment.clone(),
             store: self.store.clone(),
@@ -300,9 +314,21 @@ impl JobManager {
             next_checkpoint_id: 1,
             failures_ms: Vec::new(),
             stalled: 0,
+            superseded: None,
         };
         let span = info_span!("job", job = %id);
-        tokio::spawn(driver.run().instrument(span));
+        let token = self.term.token().clone();
+        tokio::spawn(
+            async move {
+                tokio::select! {
+                    _ = driver.run() => {}
+                    // Another job manager leads now: it drives the job from here. Nothing is
+                    // written on the way out (its writes would be fenced anyway).
+                    _ = token.cancelled() => info!("no longer the leader; stopped driving the job"),
+                }
+            }
+            .instrument(span),
+        );
     }
 
     pub fn views(&self) -> Vec<JobView> {
@@ -392,10 +418,15 @@ enum Outcome {
     Failed(String),
     /// A task failed in a way a restart would repeat (bad data, a bad expression).
     FailedForGood(String),
+    /// Another job manager started a later attempt of this job (this one was deposed, or
+    /// the two overlapped for an instant): stop this attempt, and start a new one only if
+    /// this job manager still leads.
+    Superseded(String),
 }
 
 struct Driver {
     cfg: JobManagerConfig,
+    term: Term,
     cluster: Arc<Cluster>,
     alignment: Arc<Mutex<AlignmentTable>>,
     store: JobStore,
@@ -410,6 +441,8 @@ struct Driver {
     failures_ms: Vec<u64>,
     /// Failed attempts in a row that completed no checkpoint (restarts back off on them).
     stalled: u32,
+    /// Set when a later attempt of another job manager was found: the attempt stops.
+    superseded: Option<String>,
 }
 
 mod lifecycle;

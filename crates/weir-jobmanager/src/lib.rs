@@ -5,7 +5,9 @@
 //! * [`alignment`]: the aligned sources' watermarks across task managers (watermark
 //!   alignment);
 //! * [`store`]: job records persisted in object storage, so a restarted job manager resumes
-//!   the jobs it was running;
+//!   the jobs it was running, and the create-if-absent records that fence attempts;
+//! * [`leader`]: the leader lease in the state dir, so that of several job managers sharing
+//!   one state dir exactly one drives jobs and the others stand by;
 //! * [`driver`]: one task per job that owns its lifecycle (scheduling, running, checkpointing,
 //!   failing over, finishing), built around `weir_checkpoint::CheckpointCoordinator`;
 //! * [`service`]: the thin tonic layers (client API and cluster API);
@@ -17,6 +19,7 @@
 pub mod alignment;
 pub mod cluster;
 pub mod driver;
+pub mod leader;
 pub mod service;
 pub mod store;
 
@@ -80,6 +83,15 @@ pub struct JobManagerConfig {
     /// work they started (a sink's commit), before it gives the attempt up as failed to start
     /// (Flink's `task.cancellation.timeout`, 180 s).
     pub cancel_timeout: Duration,
+    /// The leader lease (`--lease-ms`, 15 s as Flink's Kubernetes HA): job managers sharing
+    /// a state dir elect one leader through it. None: no election (an embedded job manager,
+    /// which drives only the job it was started with and resumes nothing).
+    pub lease: Option<Duration>,
+    /// This process's id in leader claims.
+    pub id: String,
+    /// The address clients and task managers reach this job manager at, as standbys tell
+    /// them (default: `http://` and the listener's address).
+    pub advertise: Option<String>,
 }
 
 impl JobManagerConfig {
@@ -92,23 +104,92 @@ impl JobManagerConfig {
             slot_wait: Duration::from_secs(60),
             resume: true,
             cancel_timeout: Duration::from_secs(180),
+            lease: None,
+            id: format!(
+                "jm-{}-{}",
+                std::process::id(),
+                weir_types::JobId::generate().0.trim_start_matches("j-")
+            ),
+            advertise: None,
         }
     }
 }
 
 /// Runs a job manager until `shutdown` fires. The client API and the cluster API are both
-/// served on `listener`, which the caller has bound (tests bind 127.0.0.1:0).
+/// served on `listener`, which the caller has bound (tests bind 127.0.0.1:0). With a lease,
+/// it drives jobs only while it leads its state dir; as a standby it answers every call with
+/// the leader's address.
 pub async fn run(
     cfg: JobManagerConfig,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let jm = Arc::new(driver::JobManager::new(cfg).await?);
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, state_dir = %jm.cfg.state_dir, "job manager starting");
-    jm.clone().start_background(shutdown.clone());
-    if jm.cfg.resume {
-        jm.resume_jobs().await;
+    tracing::info!(%addr, state_dir = %cfg.state_dir, id = %cfg.id, "job manager starting");
+    let (tx, rx) = tokio::sync::watch::channel(leader::Current::Standby(None));
+    let election = match cfg.lease {
+        None => {
+            tx.send_replace(leader::Current::Leading(leader::Term::unelected(
+                &cfg.id,
+                shutdown.child_token(),
+            )));
+            None
+        }
+        Some(lease) => {
+            let store = weir_storage::Storage::open(&cfg.state_dir)?.child("leader");
+            let lcfg = leader::LeaderConfig {
+                lease: weir_checkpoint::leader::LeaseConfig::new(lease.as_millis() as u64),
+                id: cfg.id.clone(),
+                address: cfg
+                    .advertise
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+            };
+            Some(tokio::spawn(leader::run_election(
+                store,
+                lcfg,
+                tx.clone(),
+                shutdown.clone(),
+            )))
+        }
+    };
+    let front = Arc::new(service::Front::new(&cfg.state_dir));
+    tokio::spawn(follow_terms(cfg, rx, front.clone()));
+    let served = service::serve(front, listener, shutdown).await;
+    // A leader gives its lease up on the way out, so that a standby takes over at once.
+    if let Some(election) = election {
+        let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
     }
-    service::serve(jm, listener, shutdown).await
+    served
+}
+
+/// Starts a job manager for every term won (resuming the jobs in the state dir) and drops it
+/// when the term ends (its drivers stop with the term's token).
+async fn follow_terms(
+    cfg: JobManagerConfig,
+    mut rx: tokio::sync::watch::Receiver<leader::Current>,
+    front: Arc<service::Front>,
+) {
+    loop {
+        let current = rx.borrow_and_update().clone();
+        match current {
+            leader::Current::Leading(term) => {
+                match driver::JobManager::new(cfg.clone(), term.clone()).await {
+                    Ok(jm) => {
+                        let jm = Arc::new(jm);
+                        jm.clone().start_background(term.token().clone());
+                        front.set(service::FrontState::Leading(jm.clone()));
+                        if cfg.resume {
+                            jm.resume_jobs().await;
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot start driving jobs"),
+                }
+            }
+            leader::Current::Standby(leader) => front.set(service::FrontState::Standby(leader)),
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
 }

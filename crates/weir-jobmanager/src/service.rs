@@ -12,12 +12,68 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
+use weir_checkpoint::leader::Claim;
 use weir_checkpoint::SubtaskHandle;
 use weir_proto as pb;
 use weir_types::TaskKey;
 
+/// The gRPC metadata key under which a standby names the leader's address.
+pub const LEADER_METADATA: &str = "weir-leader";
+
+/// What the services answer with: the job manager of the current term, or, on a standby,
+/// where the leader is.
+pub enum FrontState {
+    Standby(Option<Claim>),
+    Leading(Arc<JobManager>),
+}
+
+pub struct Front {
+    state_dir: String,
+    state: std::sync::Mutex<FrontState>,
+}
+
+impl Front {
+    pub fn new(state_dir: &str) -> Self {
+        Self {
+            state_dir: state_dir.to_string(),
+            state: std::sync::Mutex::new(FrontState::Standby(None)),
+        }
+    }
+
+    pub fn set(&self, s: FrontState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// The leading job manager, or UNAVAILABLE naming the leader (clients and task managers
+    /// given several addresses try the next one on UNAVAILABLE).
+    pub fn jm(&self) -> Result<Arc<JobManager>, Status> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match &*state {
+            FrontState::Leading(jm) if jm.term.is_valid() => Ok(jm.clone()),
+            FrontState::Leading(jm) => Err(Status::unavailable(format!(
+                "standby: this job manager lost the leadership of {} (epoch {})",
+                self.state_dir, jm.term.epoch
+            ))),
+            FrontState::Standby(Some(c)) => {
+                let mut status = Status::unavailable(format!(
+                    "standby for {}: the leader is {} at {} (epoch {})",
+                    self.state_dir, c.holder, c.address, c.epoch
+                ));
+                if let Ok(v) = c.address.parse() {
+                    status.metadata_mut().insert(LEADER_METADATA, v);
+                }
+                Err(status)
+            }
+            FrontState::Standby(None) => Err(Status::unavailable(format!(
+                "standby for {}: no leader yet",
+                self.state_dir
+            ))),
+        }
+    }
+}
+
 pub async fn serve(
-    jm: Arc<JobManager>,
+    front: Arc<Front>,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> crate::Result<()> {
@@ -25,12 +81,12 @@ pub async fn serve(
         .tcp_nodelay(true)
         .add_service(
             pb::job_manager_service_server::JobManagerServiceServer::new(ClientApi {
-                jm: jm.clone(),
+                front: front.clone(),
             }),
         )
         .add_service(pb::cluster_service_server::ClusterServiceServer::new(
             ClusterApi {
-                jm,
+                front,
                 shutdown: shutdown.clone(),
             },
         ))
@@ -40,7 +96,7 @@ pub async fn serve(
 }
 
 pub struct ClientApi {
-    jm: Arc<JobManager>,
+    front: Arc<Front>,
 }
 
 fn status_of(jm: &JobManager, v: JobView) -> pb::JobStatus {
@@ -106,7 +162,11 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
         req: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
         let r = req.into_inner();
-        let id = self.jm.submit(&r.job_json, r.restore_from.trim()).await?;
+        let id = self
+            .front
+            .jm()?
+            .submit(&r.job_json, r.restore_from.trim())
+            .await?;
         Ok(Response::new(pb::SubmitJobResponse { job_id: id.0 }))
     }
 
@@ -115,7 +175,8 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
         _: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
         let jobs = self
-            .jm
+            .front
+            .jm()?
             .views()
             .into_iter()
             .map(|v| pb::JobSummary {
@@ -133,15 +194,16 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
         &self,
         req: Request<pb::GetJobStatusRequest>,
     ) -> Result<Response<pb::JobStatus>, Status> {
-        let v = self.jm.view(&req.into_inner().job_id)?;
-        Ok(Response::new(status_of(&self.jm, v)))
+        let jm = self.front.jm()?;
+        let v = jm.view(&req.into_inner().job_id)?;
+        Ok(Response::new(status_of(&jm, v)))
     }
 
     async fn cancel_job(
         &self,
         req: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::CancelJobResponse>, Status> {
-        self.jm.cancel(&req.into_inner().job_id).await?;
+        self.front.jm()?.cancel(&req.into_inner().job_id).await?;
         Ok(Response::new(pb::CancelJobResponse {}))
     }
 
@@ -151,7 +213,11 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
     ) -> Result<Response<pb::TriggerSavepointResponse>, Status> {
         let r = req.into_inner();
         let target = (!r.target_dir.is_empty()).then_some(r.target_dir);
-        let (location, checkpoint_id) = self.jm.savepoint(&r.job_id, target, r.stop).await?;
+        let (location, checkpoint_id) = self
+            .front
+            .jm()?
+            .savepoint(&r.job_id, target, r.stop)
+            .await?;
         Ok(Response::new(pb::TriggerSavepointResponse {
             location,
             checkpoint_id,
@@ -162,13 +228,13 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
         &self,
         _: Request<pb::ClusterInfoRequest>,
     ) -> Result<Response<pb::ClusterInfoResponse>, Status> {
-        let task_managers = self
-            .jm
+        let jm = self.front.jm()?;
+        let task_managers = jm
             .cluster
             .list()
             .into_iter()
             .map(|t| pb::TaskManagerInfo {
-                free_slots: self.jm.cluster.free_slots(&t.id),
+                free_slots: jm.cluster.free_slots(&t.id),
                 id: t.id,
                 address: t.address,
                 slots: t.slots,
@@ -179,7 +245,7 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
 }
 
 pub struct ClusterApi {
-    jm: Arc<JobManager>,
+    front: Arc<Front>,
     /// The job manager's own shutdown: task managers leaving then are expected.
     shutdown: CancellationToken,
 }
@@ -242,18 +308,19 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
                 "a task manager needs at least one slot",
             ));
         }
-        let (session, replaced) = self
-            .jm
+        let jm = self.front.jm()?;
+        let (session, replaced) = jm
             .cluster
             .register(&r.tm_id, &r.address, r.slots)
             .map_err(Status::invalid_argument)?;
         info!(tm = %r.tm_id, address = %r.address, slots = r.slots, "task manager registered");
         if replaced {
-            self.jm.task_manager_lost(&r.tm_id);
+            jm.task_manager_lost(&r.tm_id);
         }
         Ok(Response::new(pb::RegisterTaskManagerResponse {
             jm_session: session.to_string(),
             heartbeat_interval_ms: 300,
+            leader_epoch: jm.term.epoch,
         }))
     }
 
@@ -264,7 +331,7 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
         req: Request<Streaming<pb::HeartbeatRequest>>,
     ) -> Result<Response<Self::HeartbeatStream>, Status> {
         let mut inbound = req.into_inner();
-        let jm = self.jm.clone();
+        let jm = self.front.jm()?;
         let shutdown = self.shutdown.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
@@ -279,9 +346,12 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
                         .map(|t| (t.id, t.session));
                 }
                 let watermarks = std::mem::take(&mut hb.watermarks);
-                let known = session
-                    .as_ref()
-                    .is_some_and(|(id, s)| jm.cluster.heartbeat(id, *s, hb.metrics));
+                // A term that ended sends its task managers away: they cancel their tasks and
+                // register with whoever leads now.
+                let known = jm.term.is_valid()
+                    && session
+                        .as_ref()
+                        .is_some_and(|(id, s)| jm.cluster.heartbeat(id, *s, hb.metrics));
                 let alignment = if known {
                     aligned_minima(&jm, &hb.tm_id, watermarks)
                 } else {
@@ -322,7 +392,7 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         let (job, attempt, task) = task_key(r.task)?;
-        self.jm.route(
+        self.front.jm()?.route(
             &job,
             JobEvent::TaskState {
                 attempt,
@@ -354,7 +424,7 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
                 )
             })
             .collect();
-        self.jm.route(
+        self.front.jm()?.route(
             &job,
             JobEvent::Ack {
                 attempt,
@@ -372,7 +442,7 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         let (job, attempt, _) = task_key(r.task)?;
-        self.jm.route(
+        self.front.jm()?.route(
             &job,
             JobEvent::Decline {
                 attempt,

@@ -1,10 +1,13 @@
 //! Job records in object storage: `<state_dir>/jobs/<job id>/job.json`, rewritten whenever a
-//! job's state, attempt or restart count changes. The attempt number is persisted *before*
-//! each deployment, so attempts never repeat, even across job-manager restarts (sinks rely
-//! on that to tell their own files from earlier attempts').
+//! job's state, attempt or restart count changes, and beside it the create-if-absent records
+//! of each attempt (`attempts/<n>.fence`, `attempts/<n>.restore`; see
+//! `weir_checkpoint::lineage`). An attempt is fenced *before* it is deployed, so attempts
+//! never repeat, even across job-manager restarts and between two job managers on one state
+//! dir (sinks rely on that to tell their own files from earlier attempts').
 
-use crate::Result;
+use crate::{JmError, Result};
 use serde::{Deserialize, Serialize};
+use weir_checkpoint::lineage::{AttemptFence, AttemptRestore};
 use weir_storage::Storage;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +76,63 @@ impl JobStore {
             .put(&format!("{}/job.json", r.job_id), bytes)
             .await?;
         Ok(())
+    }
+
+    fn attempt_file(job_id: &str, attempt: u64, kind: &str) -> String {
+        format!("{job_id}/attempts/{attempt:012}.{kind}")
+    }
+
+    /// Creates the fence of `fence.attempt`: false if it exists (another job manager started
+    /// that attempt).
+    pub async fn fence_attempt(&self, job_id: &str, fence: &AttemptFence) -> Result<bool> {
+        let bytes = serde_json::to_vec(fence).map_err(|e| JmError::Internal(e.to_string()))?;
+        Ok(self
+            .storage
+            .put_if_absent(&Self::attempt_file(job_id, fence.attempt, "fence"), bytes)
+            .await?)
+    }
+
+    pub async fn fence_exists(&self, job_id: &str, attempt: u64) -> Result<bool> {
+        Ok(self
+            .storage
+            .exists(&Self::attempt_file(job_id, attempt, "fence"))
+            .await?)
+    }
+
+    /// Records where a fenced attempt restores from; false if that was recorded already.
+    pub async fn record_restore(&self, job_id: &str, r: &AttemptRestore) -> Result<bool> {
+        let bytes = serde_json::to_vec(r).map_err(|e| JmError::Internal(e.to_string()))?;
+        Ok(self
+            .storage
+            .put_if_absent(&Self::attempt_file(job_id, r.attempt, "restore"), bytes)
+            .await?)
+    }
+
+    /// The numbers of every fenced attempt, and the restore records, of a job. A restore
+    /// record that cannot be parsed is an error: guessing the lineage could restore a
+    /// checkpoint whose output was replaced.
+    pub async fn attempts(&self, job_id: &str) -> Result<(Vec<u64>, Vec<AttemptRestore>)> {
+        let mut fences = Vec::new();
+        let mut restores = Vec::new();
+        for name in self.storage.list(&format!("{job_id}/attempts")).await? {
+            let file = name.rsplit('/').next().unwrap_or_default();
+            let Some((n, kind)) = file.split_once('.') else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match kind {
+                "fence" => fences.push(n),
+                "restore" => {
+                    let bytes = self.storage.get(&name).await?;
+                    let r: AttemptRestore = serde_json::from_slice(&bytes).map_err(|e| {
+                        JmError::Unavailable(format!("unreadable attempt record {name}: {e}"))
+                    })?;
+                    restores.push(r);
+                }
+                _ => {}
+            }
+        }
+        Ok((fences, restores))
     }
 
     /// All records; unreadable ones are reported and skipped (they are never deleted).

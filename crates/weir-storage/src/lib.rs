@@ -198,6 +198,25 @@ impl Storage {
             .map_err(|e| self.err("write", rel, e))
     }
 
+    /// Writes an object only if none exists under `rel` (a hard link on a local folder,
+    /// `If-None-Match: *` on S3): `Ok(false)` if one does. Of two writers racing on one name
+    /// exactly one gets `Ok(true)`; this is what fences job managers (`weir_checkpoint::leader`).
+    pub async fn put_if_absent(&self, rel: &str, bytes: impl Into<Bytes>) -> Result<bool> {
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes.into()), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.err("create", rel, e)),
+        }
+    }
+
     /// Starts a multipart upload of `rel` in parts of `part_bytes` (S3 needs at least 5 MiB for
     /// every part but the last). Nothing is visible under `rel` until [`PartWriter::finish`].
     pub async fn writer(&self, rel: &str, part_bytes: usize) -> Result<PartWriter> {
@@ -626,6 +645,30 @@ mod tests {
         assert!(s.list("").await.unwrap().is_empty());
         s.check_writable().await.unwrap();
         assert!(Storage::open("ftp://x").is_err());
+    }
+
+    #[tokio::test]
+    async fn of_many_racing_creates_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        let mut racers = Vec::new();
+        for i in 0..16u8 {
+            let s = s.clone();
+            racers.push(tokio::spawn(async move {
+                (i, s.put_if_absent("leader/claim-1", vec![i]).await.unwrap())
+            }));
+        }
+        let mut winners = Vec::new();
+        for r in racers {
+            let (i, won) = r.await.unwrap();
+            if won {
+                winners.push(i);
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        assert_eq!(&s.get("leader/claim-1").await.unwrap()[..], &[winners[0]]);
+        assert!(!s.put_if_absent("leader/claim-1", vec![99]).await.unwrap());
+        assert_eq!(&s.get("leader/claim-1").await.unwrap()[..], &[winners[0]]);
     }
 
     #[tokio::test]

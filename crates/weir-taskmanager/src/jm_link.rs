@@ -26,13 +26,35 @@ pub async fn run(state: Arc<TaskManagerState>, shutdown: CancellationToken) {
             shutdown.clone(),
         ));
     }
+    // `--jobmanager` may list several job managers (a leader and standbys): a standby refuses
+    // the registration (UNAVAILABLE), and the next address is tried.
+    let addresses: Vec<String> = state
+        .cfg
+        .jobmanager
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            if a.contains("://") {
+                a.to_string()
+            } else {
+                format!("http://{a}")
+            }
+        })
+        .collect();
+    let mut next = 0;
     let mut logged_unreachable = false;
     while !shutdown.is_cancelled() {
-        match session(&state, &client, &shutdown).await {
-            Ok(()) => {}
+        let address = addresses
+            .get(next % addresses.len().max(1))
+            .cloned()
+            .unwrap_or_default();
+        match session(&state, &address, &client, &shutdown).await {
+            Ok(()) => logged_unreachable = false,
             Err(e) => {
-                if !logged_unreachable {
-                    warn!(jobmanager = %state.cfg.jobmanager, error = %e, "job manager unreachable; retrying");
+                next += 1;
+                if !logged_unreachable && next % addresses.len().max(1) == 0 {
+                    warn!(jobmanager = %state.cfg.jobmanager, error = %e, "no job manager accepts this task manager; retrying");
                     logged_unreachable = true;
                 }
             }
@@ -49,22 +71,25 @@ pub async fn run(state: Arc<TaskManagerState>, shutdown: CancellationToken) {
 /// One registration and heartbeat stream; returns when the stream ends.
 async fn session(
     state: &Arc<TaskManagerState>,
+    address: &str,
     shared: &Arc<Mutex<Option<Client>>>,
     shutdown: &CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(state.cfg.jobmanager.clone())?
+    let endpoint = tonic::transport::Endpoint::from_shared(address.to_string())?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true);
     let channel = endpoint.connect().await?;
     let mut client = ClusterServiceClient::new(channel);
-    client
+    let registered = client
         .register_task_manager(pb::RegisterTaskManagerRequest {
             tm_id: state.cfg.id.clone(),
             address: state.address.clone(),
             slots: state.cfg.slots,
         })
-        .await?;
-    info!(jobmanager = %state.cfg.jobmanager, "registered with the job manager");
+        .await?
+        .into_inner();
+    state.registered_under(registered.leader_epoch);
+    info!(jobmanager = %address, leader_epoch = registered.leader_epoch, "registered with the job manager");
     *shared.lock().await = Some(client.clone());
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::HeartbeatRequest>(4);
     let id = state.cfg.id.clone();
@@ -100,9 +125,15 @@ async fn session(
             .heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await?
             .into_inner();
+        let timeout = state.cfg.jm_timeout;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
+                // A frozen or cut-off job manager keeps the stream open but answers nothing:
+                // after `jm_timeout` this one looks for whoever leads now.
+                _ = tokio::time::sleep(timeout) => {
+                    return Err(format!("the job manager answered no heartbeat for {timeout:?}").into())
+                }
                 r = responses.message() => match r? {
                     Some(resp) if resp.reregister => return Ok(()),
                     Some(resp) => {

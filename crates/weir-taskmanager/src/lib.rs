@@ -40,9 +40,15 @@ pub const EXCHANGE_CONNECTION_WINDOW: u32 = 32 << 20;
 
 pub type Result<T, E = TmError> = std::result::Result<T, E>;
 
+/// See [`TaskManagerConfig::jm_timeout`]: short enough that task managers follow a new
+/// leader soon after it takes over from a frozen one (a lease, 15 s by default), long
+/// enough that a loaded job manager is not taken for a dead one (it answers every 300 ms).
+pub const DEFAULT_JM_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct TaskManagerConfig {
-    /// The job manager's cluster endpoint, e.g. `http://127.0.0.1:6123`.
+    /// The job manager's cluster endpoint, e.g. `http://127.0.0.1:6123`, or a comma list of
+    /// them (a leader and its standbys; the one that accepts the registration is used).
     pub jobmanager: String,
     pub slots: u32,
     /// Stable id; a restarted process with the same id replaces the old registration.
@@ -50,6 +56,10 @@ pub struct TaskManagerConfig {
     /// Address other processes reach this one at; defaults to the listener's address.
     pub advertise: Option<String>,
     pub heartbeat_interval: Duration,
+    /// A job manager that answers no heartbeat for this long is lost: the task manager
+    /// cancels its tasks and registers with the next address of `jobmanager` (a frozen
+    /// leader keeps its connections open; its standby has taken over after one lease).
+    pub jm_timeout: Duration,
     /// Capacity, in batches, of each channel between subtasks (the backpressure buffer).
     pub channel_capacity: usize,
 }
@@ -66,6 +76,7 @@ impl TaskManagerConfig {
             ),
             advertise: None,
             heartbeat_interval: Duration::from_millis(300),
+            jm_timeout: DEFAULT_JM_TIMEOUT,
             channel_capacity: 16,
         }
     }

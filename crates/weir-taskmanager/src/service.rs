@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::debug;
+use tracing::{debug, warn};
 use weir_proto as pb;
 use weir_runtime::exchange::decode_batch;
 use weir_runtime::task::TaskControl;
@@ -42,6 +42,15 @@ pub async fn serve(
     Ok(())
 }
 
+impl Service {
+    fn fenced(&self, epoch: u64) -> Result<(), Status> {
+        self.state.check_epoch(epoch).map_err(|m| {
+            warn!("{m}");
+            Status::failed_precondition(m)
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl pb::task_manager_service_server::TaskManagerService for Service {
     async fn deploy_tasks(
@@ -49,6 +58,7 @@ impl pb::task_manager_service_server::TaskManagerService for Service {
         req: Request<pb::DeployTasksRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
+        self.fenced(r.leader_epoch)?;
         let placement: HashMap<TaskKey, String> = r
             .placement
             .into_iter()
@@ -100,6 +110,7 @@ impl pb::task_manager_service_server::TaskManagerService for Service {
         req: Request<pb::CancelTasksRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
+        self.fenced(r.leader_epoch)?;
         let job = JobId(r.job_id);
         self.state.cancel_job(&job, Some(r.attempt));
         if r.wait_ms > 0 {
@@ -116,6 +127,7 @@ impl pb::task_manager_service_server::TaskManagerService for Service {
         req: Request<pb::TriggerCheckpointRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
+        self.fenced(r.leader_epoch)?;
         let barrier = barrier_from_proto(pb::Barrier {
             checkpoint_id: r.checkpoint_id,
             timestamp_ms: r.timestamp_ms,
@@ -139,6 +151,7 @@ impl pb::task_manager_service_server::TaskManagerService for Service {
         req: Request<pb::NotifyCheckpointCompleteRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
+        self.fenced(r.leader_epoch)?;
         self.state.control(
             &JobId(r.job_id),
             r.attempt,

@@ -73,6 +73,9 @@ pub struct TaskManagerState {
     /// Where subtasks and their outgoing data channels run: a runtime of their own, so a busy
     /// task can never hold up the heartbeat and the control RPCs on the caller's runtime.
     tasks_rt: tokio::runtime::Handle,
+    /// The highest leader epoch of a job manager this one registered with: calls of a lower
+    /// epoch come from a deposed job manager and are refused ([`Self::check_epoch`]).
+    leader_epoch: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -80,6 +83,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl TaskManagerState {
+    /// Records the leader epoch a registration was accepted under.
+    pub fn registered_under(&self, epoch: u64) {
+        self.leader_epoch
+            .fetch_max(epoch, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Refuses a call from a job manager whose leader epoch is lower than the one this task
+    /// manager registered under: it was deposed, and must neither deploy, trigger, commit nor
+    /// cancel here.
+    pub fn check_epoch(&self, epoch: u64) -> Result<(), String> {
+        let current = self.leader_epoch.load(std::sync::atomic::Ordering::SeqCst);
+        if epoch < current {
+            Err(format!(
+                "fenced: the call comes from leader epoch {epoch}, this task manager follows \
+                 epoch {current}"
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// `tasks_rt`: the runtime subtasks run on; keep it apart from the one that serves the
     /// control traffic (see [`crate::TaskRuntime`]).
     pub fn new(cfg: TaskManagerConfig, address: String, tasks_rt: tokio::runtime::Handle) -> Self {
@@ -95,6 +119,7 @@ impl TaskManagerState {
             events_rx: Mutex::new(Some(events_rx)),
             alignments: Alignments::default(),
             tasks_rt,
+            leader_epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

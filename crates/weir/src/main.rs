@@ -27,7 +27,8 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct JmAddr {
-    /// The job manager's address.
+    /// The job manager's address, or a comma list of them (a leader and its standbys: the
+    /// one that leads is used).
     #[arg(
         long = "jobmanager",
         short = 'm',
@@ -69,6 +70,18 @@ enum Command {
         /// connection; this only bounds how long a frozen or cut-off one goes unnoticed.
         #[arg(long, env = "WEIR_HEARTBEAT_TIMEOUT_MS", default_value_t = 50_000)]
         heartbeat_timeout_ms: u64,
+        /// Leader lease in milliseconds (as Flink's Kubernetes HA, 15 s). Job managers sharing
+        /// a state dir elect one leader; the others stand by and take over when its lease
+        /// runs out. A leader renews three times per lease.
+        #[arg(long, env = "WEIR_LEASE_MS", default_value_t = 15_000)]
+        lease_ms: u64,
+        /// Address that clients and task managers reach this job manager at, which standbys
+        /// tell them (default: http:// and the bound address).
+        #[arg(long, env = "WEIR_ADVERTISE")]
+        advertise: Option<String>,
+        /// This job manager's id in leader claims (default: unique per process).
+        #[arg(long)]
+        id: Option<String>,
     },
     /// Start a task manager that offers slots to a job manager.
     Taskmanager {
@@ -245,7 +258,13 @@ fn status_json(s: &weir_client::JobStatus) -> serde_json::Value {
 }
 
 async fn connect(jm: &JmAddr) -> anyhow::Result<Client> {
-    Ok(Client::connect(&jm.jobmanager).await?)
+    Client::connect(&jm.jobmanager).await.map_err(|e| match e {
+        weir_client::ClientError::NoLeader(_) => anyhow::anyhow!(
+            "{e}\n(--jobmanager / WEIR_JOBMANAGER is {:?}: is any of them running and leading?)",
+            jm.jobmanager
+        ),
+        other => other.into(),
+    })
 }
 
 async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -265,14 +284,27 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             bind,
             state_dir,
             heartbeat_timeout_ms,
+            lease_ms,
+            advertise,
+            id,
         } => {
             init_logging("info");
+            if lease_ms < 30 {
+                anyhow::bail!(
+                    "--lease-ms {lease_ms}: the leader lease must be at least 30 ms (15000 is the default)"
+                );
+            }
             let listener = TcpListener::bind(&bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
             println!("job manager listening on http://{}", listener.local_addr()?);
             let mut cfg = weir_jobmanager::JobManagerConfig::new(&state_dir);
             cfg.heartbeat_timeout = Duration::from_millis(heartbeat_timeout_ms);
+            cfg.lease = Some(Duration::from_millis(lease_ms));
+            cfg.advertise = advertise;
+            if let Some(id) = id {
+                cfg.id = id;
+            }
             let shutdown = shutdown_on_signal();
             weir_jobmanager::run(cfg, listener, shutdown).await?;
             Ok(ExitCode::SUCCESS)

@@ -8,6 +8,8 @@ enum StartError {
     /// Pointless to retry (the checkpoint to restore is corrupt).
     Fatal(String),
     Canceled,
+    /// This job manager no longer leads: stop driving, write nothing.
+    Deposed,
 }
 
 impl Driver {
@@ -19,6 +21,10 @@ impl Driver {
                     return self.terminate(JobState::Canceled, String::new()).await
                 }
                 Err(StartError::Fatal(msg)) => return self.terminate(JobState::Failed, msg).await,
+                Err(StartError::Deposed) => {
+                    info!("no longer the leader; stopped driving the job");
+                    return;
+                }
                 Err(StartError::Retry(msg)) => {
                     if !self.restart_or_fail(msg).await {
                         return;
@@ -37,6 +43,17 @@ impl Driver {
                     if !self.restart_or_fail(msg).await {
                         return;
                     }
+                }
+                Outcome::Superseded(msg) => {
+                    self.stop_failed_attempt(&msg).await;
+                    if !self.term.is_valid() {
+                        info!("no longer the leader; stopped driving the job");
+                        return;
+                    }
+                    // Still the leader: the other job manager's term is over, or ends within
+                    // its renew deadline. Start a new attempt (not a restart: nothing failed).
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
                 }
                 Outcome::FailedForGood(msg) => {
                     self.stop_failed_attempt(&msg).await;
@@ -60,6 +77,13 @@ impl Driver {
     }
 
     async fn persist(&self) {
+        if !self.term.is_valid() {
+            warn!(
+                state = self.record.state.as_str(),
+                "not the leader any more; the job record is left as it is"
+            );
+            return;
+        }
         if let Err(e) = self.store.save(&self.record).await {
             error!(error = %e, "cannot persist the job record");
         }
@@ -95,6 +119,7 @@ impl Driver {
                 job_id: self.record.job_id.clone(),
                 attempt,
                 wait_ms: wait.as_millis() as u64,
+                leader_epoch: self.term.epoch,
             };
             match tokio::time::timeout(wait + Duration::from_secs(5), client.cancel_job(req)).await
             {
@@ -144,33 +169,75 @@ impl Driver {
                 }
             }
         };
+        // Fence the attempt before listing the checkpoints (weir_checkpoint::lineage): a
+        // checkpoint another job manager completes after this cannot be committed.
+        let attempt = self.fence_next_attempt().await?;
         let listing = list_checkpoints(&self.record.checkpoint_dir)
             .await
             .map_err(|e| StartError::Fatal(format!("cannot restore: {e}")))?;
+        let (_, restores) = self
+            .store
+            .attempts(&self.record.job_id)
+            .await
+            .map_err(|e| StartError::Retry(format!("cannot read the attempt records: {e}")))?;
         self.next_checkpoint_id = self.next_checkpoint_id.max(listing.max_id + 1);
         for url in &listing.abandoned {
             if let Ok(s) = Storage::open(url) {
                 let _ = s.delete_prefix("").await;
             }
         }
-        let restore = match listing.latest.clone() {
-            Some(found) => Some(found),
-            None if !self.record.restore_from.is_empty() => {
-                let meta = read_metadata(&self.record.restore_from)
-                    .await
-                    .map_err(|e| StartError::Fatal(e.to_string()))?;
-                Some((self.record.restore_from.clone(), meta))
-            }
-            None => None,
+        let completed: Vec<(CheckpointId, u64)> =
+            listing.completed.iter().map(|c| (c.0, c.2)).collect();
+        let external = |loc: String| async move {
+            let meta = read_metadata(&loc)
+                .await
+                .map_err(|e| StartError::Fatal(e.to_string()))?;
+            Ok::<_, StartError>(Some((loc, meta)))
         };
-        // The attempt number is durable before anything runs under it.
-        self.record.attempt += 1;
+        let (restore, checkpoint) = match lineage::restore_point(&restores, &completed) {
+            RestorePoint::Checkpoint(id) => {
+                let found = listing.get(id).ok_or_else(|| {
+                    StartError::Fatal(format!(
+                        "cannot restore: checkpoint {id}, which the last attempt restored from, is gone from {}",
+                        self.record.checkpoint_dir
+                    ))
+                })?;
+                (Some(found), Some(id))
+            }
+            RestorePoint::External(loc) => (external(loc).await?, None),
+            RestorePoint::Fresh if !self.record.restore_from.is_empty() => {
+                (external(self.record.restore_from.clone()).await?, None)
+            }
+            RestorePoint::Fresh => (None, None),
+        };
+        let record = AttemptRestore {
+            attempt,
+            checkpoint,
+            location: restore.as_ref().map(|r| r.0.clone()).unwrap_or_default(),
+        };
+        match self
+            .store
+            .record_restore(&self.record.job_id, &record)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(StartError::Retry(format!(
+                    "attempt {attempt} was recorded by another job manager"
+                )))
+            }
+            Err(e) => {
+                return Err(StartError::Retry(format!(
+                    "cannot record attempt {attempt}: {e}"
+                )))
+            }
+        }
+        self.record.attempt = attempt;
         self.record.state = JobState::Running;
         self.persist().await;
-        self.cancel_tasks_up_to(self.record.attempt - 1)
+        self.cancel_tasks_up_to(attempt - 1)
             .await
             .map_err(StartError::Retry)?;
-        let attempt = self.record.attempt;
 
         let mut placement = HashMap::new();
         let mut by_tm: BTreeMap<String, Vec<TaskKey>> = BTreeMap::new();
@@ -233,6 +300,7 @@ impl Driver {
                 restore_checkpoint: restore_dir.clone(),
                 restore_metadata_json: restore_meta.clone(),
                 checkpoint_dir: self.record.checkpoint_dir.clone(),
+                leader_epoch: self.term.epoch,
             };
             match tokio::time::timeout(Duration::from_secs(10), client.deploy_tasks(req)).await {
                 Ok(Ok(_)) => {}
@@ -259,9 +327,17 @@ impl Driver {
             self.spec.checkpoint.retained as usize,
         );
         // Retention counts the checkpoints already there, so older ones get deleted too.
+        // Those newer than the restore point are orphans (weir_checkpoint::lineage): a
+        // deposed job manager completed them after a later attempt was fenced, and nothing
+        // of theirs was committed. They must not push the restore point out of retention.
         let mut discard = Vec::new();
-        for (id, url) in listing.completed {
-            discard.extend(coordinator.adopt_completed(id, url));
+        for (id, url, by) in listing.completed {
+            if checkpoint.is_some_and(|r| id <= r) {
+                discard.extend(coordinator.adopt_completed(id, url));
+            } else {
+                warn!(checkpoint = id, attempt = by, "checkpoint {id} of attempt {by} was completed by a deposed job manager after a later attempt was fenced; it was never committed; deleting it");
+                discard.push(url);
+            }
         }
         delete_folders(discard);
         let sources = tasks
@@ -283,6 +359,46 @@ impl Driver {
         });
         self.publish();
         Ok(())
+    }
+
+    /// Creates the fence of the next attempt number, past every fence there is. Another job
+    /// manager's fence of the same number means it started that attempt: the next number is
+    /// tried while this job manager leads.
+    async fn fence_next_attempt(&mut self) -> std::result::Result<u64, StartError> {
+        let job_id = self.record.job_id.clone();
+        for _ in 0..10 {
+            if !self.term.is_valid() {
+                return Err(StartError::Deposed);
+            }
+            let (fences, _) =
+                self.store.attempts(&job_id).await.map_err(|e| {
+                    StartError::Retry(format!("cannot read the attempt records: {e}"))
+                })?;
+            let attempt = lineage::next_attempt(fences, self.record.attempt);
+            let fence = AttemptFence {
+                attempt,
+                epoch: self.term.epoch,
+                holder: self.term.holder.clone(),
+                created_at_ms: now_ms(),
+            };
+            match self.store.fence_attempt(&job_id, &fence).await {
+                Ok(true) => return Ok(attempt),
+                Ok(false) => {
+                    warn!(
+                        attempt,
+                        "another job manager fenced this attempt first; trying the next"
+                    )
+                }
+                Err(e) => {
+                    return Err(StartError::Retry(format!(
+                        "cannot fence attempt {attempt}: {e}"
+                    )))
+                }
+            }
+        }
+        Err(StartError::Retry(
+            "no attempt could be fenced: another job manager keeps starting them".into(),
+        ))
     }
 
     async fn run_attempt(&mut self) -> Outcome {
@@ -313,6 +429,9 @@ impl Driver {
                     self.expire_checkpoints();
                     self.publish();
                 }
+            }
+            if let Some(msg) = self.superseded.take() {
+                return Outcome::Superseded(msg);
             }
         }
     }
@@ -418,6 +537,7 @@ impl Driver {
             savepoint: is_savepoint,
             target_dir,
             stop,
+            leader_epoch: self.term.epoch,
         };
         for tm in &a.tms {
             if let Some(mut c) = self.cluster.client(tm) {
@@ -533,6 +653,39 @@ impl Driver {
         let Some(a) = self.attempt.as_mut() else {
             return;
         };
+        // A job manager that no longer leads, or whose attempt another one has superseded,
+        // completes nothing: no `_metadata` of a deposed job manager appears after the
+        // takeover (the check after the write covers the race with this one).
+        let next = a.number + 1;
+        let gone = if !self.term.is_valid() {
+            Some(Ok("this job manager no longer leads".to_string()))
+        } else {
+            match self.store.fence_exists(&self.record.job_id, next).await {
+                Ok(true) => Some(Ok(format!(
+                    "attempt {next} was started by another job manager"
+                ))),
+                Ok(false) => None,
+                Err(e) => Some(Err(e.to_string())),
+            }
+        };
+        if let Some(why) = gone {
+            let reason = match &why {
+                Ok(m) => m.clone(),
+                Err(e) => format!("cannot check for a later attempt: {e}"),
+            };
+            warn!(checkpoint = id, %reason, "checkpoint not completed");
+            a.coordinator.abort(id, &reason, now_ms());
+            if a.final_checkpoint == Some(id) {
+                a.final_checkpoint = None;
+            }
+            if let Some((reply, _)) = a.savepoints.remove(&id) {
+                let _ = reply.send(Err(format!("savepoint {id} failed: {reason}")));
+            }
+            if why.is_ok() {
+                self.superseded = Some(format!("attempt {} stopped: {reason}", next - 1));
+            }
+            return;
+        }
         let metadata = CheckpointMetadata {
             version: FORMAT_VERSION,
             job_id: self.record.job_id.clone(),
@@ -543,9 +696,17 @@ impl Driver {
             max_parallelism: self.spec.max_parallelism,
             operators,
         };
+        // Written once, never overwritten: of two job managers completing one id (one of them
+        // deposed), one fails here.
         let written = match Storage::open(&location) {
-            Ok(s) => s.put(METADATA_FILE, metadata.to_json()).await,
-            Err(e) => Err(e),
+            Ok(s) => match s.put_if_absent(METADATA_FILE, metadata.to_json()).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(format!(
+                    "{location}/{METADATA_FILE} exists: another job manager completed checkpoint {id}"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
         };
         if let Err(e) = written {
             warn!(checkpoint = id, error = %e, "cannot write checkpoint metadata; aborted");
@@ -559,6 +720,42 @@ impl Driver {
             }
             return;
         }
+        // Sinks may commit only if no later attempt was fenced before the metadata landed
+        // (weir_checkpoint::lineage): one that listed the checkpoints without this one.
+        match self.store.fence_exists(&self.record.job_id, next).await {
+            Ok(false) => {}
+            Ok(true) => {
+                warn!(checkpoint = id, attempt = a.number, "attempt {next} was started by another job manager: this checkpoint is not committed; stopping this attempt");
+                a.coordinator
+                    .abort(id, "superseded by a later attempt", now_ms());
+                if let Some((reply, _)) = a.savepoints.remove(&id) {
+                    let _ = reply.send(Err(format!(
+                        "savepoint {id} failed: another job manager drives the job"
+                    )));
+                }
+                self.superseded = Some(format!(
+                    "attempt {} was superseded by attempt {next} of another job manager",
+                    a.number
+                ));
+                return;
+            }
+            Err(e) => {
+                // Unknown: do not commit now; the next checkpoint's commit covers this one.
+                warn!(checkpoint = id, error = %e, "cannot check for a later attempt; not committing this checkpoint now");
+                a.coordinator.abort(
+                    id,
+                    &format!("cannot check for a later attempt: {e}"),
+                    now_ms(),
+                );
+                if a.final_checkpoint == Some(id) {
+                    a.final_checkpoint = None;
+                }
+                if let Some((reply, _)) = a.savepoints.remove(&id) {
+                    let _ = reply.send(Err(format!("savepoint {id} failed: {e}")));
+                }
+                return;
+            }
+        }
         let discard = a.coordinator.complete(id, now_ms());
         self.stalled = 0;
         info!(
@@ -571,6 +768,7 @@ impl Driver {
             job_id: self.record.job_id.clone(),
             attempt: a.number,
             checkpoint_id: id,
+            leader_epoch: self.term.epoch,
         };
         let is_final = a.final_checkpoint == Some(id);
         for tm in &a.tms {

@@ -143,6 +143,16 @@ struct Snapshot<K> {
     windows: Vec<(u32, K, i64, Accs)>,
 }
 
+/// What [`Snapshot`] decodes, written from references into the state: a snapshot costs one
+/// reference per entry, not a copy of every key and accumulator.
+#[derive(Serialize)]
+struct SnapshotRef<'a, K> {
+    watermark: i64,
+    late: u64,
+    panes: bool,
+    windows: Vec<(u32, &'a K, i64, &'a Accs)>,
+}
+
 /// The start of the first window (starts are multiples of `slide`) that a firing at watermark
 /// `w` leaves open: the first whose end plus `lateness` is after `w`.
 fn first_open(w: i64, size: i64, slide: i64, lateness: i64) -> i64 {
@@ -320,10 +330,7 @@ impl<R: KeyReader> WindowAggregate<R> {
             done.iter().map(|(_, s, _)| *s + size),
         )));
         for (i, a) in self.aggs.iter().enumerate() {
-            cols.push(a.output(done.iter().map(|(_, _, accs)| match accs {
-                Accs::One(x) => *x,
-                Accs::Many(xs) => xs[i],
-            })));
+            cols.push(a.output(done.iter().map(|(_, _, accs)| accs.slice()[i])));
         }
         Ok(Some(RecordBatch::try_new(self.output.clone(), cols)?))
     }
@@ -419,17 +426,14 @@ impl<R: KeyReader> Operator for WindowAggregate<R> {
     }
 
     async fn snapshot(&mut self, _barrier: &Barrier) -> Result<Option<Vec<u8>>> {
-        let snap = Snapshot {
+        let snap = SnapshotRef {
             watermark: self.watermark,
             late: self.late.count,
             panes: self.panes,
             windows: self
                 .windows
                 .iter()
-                .flat_map(|(s, keys)| {
-                    keys.iter()
-                        .map(move |(k, (kg, accs))| (*kg, k.clone(), *s, accs.clone()))
-                })
+                .flat_map(|(s, keys)| keys.iter().map(move |(k, (kg, accs))| (*kg, k, *s, accs)))
                 .collect(),
         };
         Ok(Some(weir_state::encode(&snap)?))

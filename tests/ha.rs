@@ -1,0 +1,412 @@
+//! Several job managers on one state dir (issue 17): exactly one leads and drives the jobs,
+//! the others stand by and take over when the leader dies or freezes; the output stays
+//! exactly-once throughout. Real `weir` processes on 127.0.0.1, killed with SIGKILL and
+//! frozen with SIGSTOP.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use weir_client::Client;
+
+const SEED: u64 = 42;
+const KEYS: u64 = 10_000;
+
+/// Job managers sharing `state`, and task managers.
+struct Ha {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    jms: Vec<Option<Proc>>,
+    tms: Vec<Proc>,
+    starts: usize,
+}
+
+impl Ha {
+    fn new(jms: usize) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            ports: (0..jms).map(|_| free_port()).collect(),
+            jms: (0..jms).map(|_| None).collect(),
+            tms: Vec::new(),
+            starts: 0,
+        }
+    }
+
+    fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    /// Every job manager's address, as a comma list (what a Service of several pods is).
+    fn urls(&self) -> String {
+        (0..self.ports.len())
+            .map(|i| self.url(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    fn start_jm(&mut self, i: usize) {
+        self.starts += 1;
+        let log = self.log_path(&format!("jm{i}-{}", self.starts));
+        let state = self.dir.path().join("state");
+        let bind = format!("127.0.0.1:{}", self.ports[i]);
+        let id = format!("jm{i}-{}", self.starts);
+        self.jms[i] = Some(Proc::spawn(
+            &id,
+            &[
+                "jobmanager",
+                "--bind",
+                &bind,
+                "--state-dir",
+                state.to_str().expect("utf8"),
+                "--lease-ms",
+                TEST_LEASE_MS,
+                "--id",
+                &id,
+            ],
+            &log,
+        ));
+    }
+
+    fn start_tm(&mut self, jobmanager: &str, slots: u32) {
+        let id = format!("tm-{}", self.tms.len());
+        let log = self.log_path(&id);
+        self.tms.push(Proc::spawn(
+            &id,
+            &[
+                "taskmanager",
+                "--jobmanager",
+                jobmanager,
+                "--slots",
+                &slots.to_string(),
+                "--id",
+                &id,
+            ],
+            &log,
+        ));
+    }
+
+    fn pid(&self, i: usize) -> u32 {
+        self.jms[i].as_ref().expect("running").child.id()
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.pid(i).to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Everything job manager `i`'s processes logged, across restarts.
+    fn jm_log(&self, i: usize) -> String {
+        let mut text = String::new();
+        for e in std::fs::read_dir(self.dir.path()).expect("dir").flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&format!("jm{i}-")) && name.ends_with(".log") {
+                text += &strip_ansi(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    fn dump_logs(&self) {
+        for e in std::fs::read_dir(self.dir.path()).expect("dir").flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(60).collect();
+                eprintln!("==== {} (last 60 lines)", p.display());
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+
+    /// A client of whichever job manager leads (retrying until one does).
+    async fn client(&self, addrs: &str, secs: u64) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            match Client::connect(addrs).await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => {
+                    self.dump_logs();
+                    panic!("no job manager leads at {addrs}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    async fn wait_slots(&self, addrs: &str, slots: u32) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let c = self.client(addrs, 30).await;
+            if let Ok(tms) = c.cluster().await {
+                if tms.iter().map(|t| t.slots).sum::<u32>() >= slots {
+                    return c;
+                }
+            }
+            assert!(Instant::now() < deadline, "task managers did not register");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// Waits for the job to finish (asking whoever leads), then checks the output record by
+    /// record.
+    async fn finish_and_check(&self, id: &str, count: u64) -> weir_client::JobStatus {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let status = loop {
+            let c = self.client(&self.urls(), 60).await;
+            if let Ok(s) = c.status(id).await {
+                if weir_client::is_terminal(&s.state) {
+                    break s;
+                }
+            }
+            if Instant::now() > deadline {
+                self.dump_logs();
+                panic!("job {id} did not end");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if status.state != "FINISHED" {
+            self.dump_logs();
+            panic!("job ended {}: {}", status.state, status.failure);
+        }
+        let rows = read_committed(&self.out());
+        let check = check_output(&rows, count, KEYS, SEED);
+        eprintln!(
+            "{} rows, {} distinct ids of {count}, {} missing, {} duplicated, {} bad counts, attempt {}",
+            check.rows,
+            check.distinct_ids,
+            check.missing,
+            check.duplicated,
+            check.bad_counts,
+            status.attempt
+        );
+        if check.duplicated > 0 || check.missing > 0 || check.bad_counts > 0 {
+            self.dump_logs();
+        }
+        check.assert_exact(count);
+        status
+    }
+}
+
+/// Waits until the job has completed `n` more checkpoints.
+async fn checkpoints_pass(client: &Client, id: &str, n: usize) {
+    let now = client
+        .status(id)
+        .await
+        .map(|s| completed_checkpoints(&s))
+        .unwrap_or(0);
+    wait_until(client, id, 60, "checkpoints", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= now + n
+    })
+    .await;
+}
+
+/// The scenario of the issue: a second job manager started on the same state dir while the
+/// first runs a job, each with a task manager of its own (what a Deployment's rolling update
+/// does). Before leader election both drove the job and 2 249 250 of 3 000 000 ids were
+/// committed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_job_manager_on_the_same_state_dir_stands_by() {
+    let count = 3_000_000;
+    let mut ha = Ha::new(2);
+    ha.start_jm(0);
+    ha.start_tm(&ha.url(0), 4);
+    let client = ha.wait_slots(&ha.url(0), 4).await;
+    let job = count_job(
+        "second-jm",
+        "exactly_once",
+        count,
+        KEYS,
+        250_000,
+        &ha.out(),
+        2,
+    );
+    let id = client.submit_json(&job, None).await.expect("submit");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ha.start_jm(1);
+    ha.start_tm(&ha.url(1), 4);
+
+    // The second one stands by, naming the leader; a client given only the standby is sent
+    // on to the leader.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ha.jm_log(1).contains("standby for") {
+        assert!(
+            Instant::now() < deadline,
+            "the second job manager never stood by"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let standby = ha.jm_log(1);
+    assert!(standby.contains("leader jm0-1 epoch 1"), "{standby}");
+    let via_standby = ha.client(&ha.url(1), 10).await;
+    assert!(
+        via_standby.status(&id).await.is_ok(),
+        "the standby points at the leader"
+    );
+
+    let status = ha.finish_and_check(&id, count).await;
+    assert_eq!(status.attempt, 1, "the job was never restarted");
+    let standby = ha.jm_log(1);
+    assert!(standby.contains("standby for"), "{standby}");
+    assert!(
+        !standby.contains("leader for"),
+        "the second job manager must not lead"
+    );
+}
+
+/// kill -9 of the leader mid-run: the standby takes over within the lease, the task
+/// managers follow it, and the job resumes from its last checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_leader_is_killed() {
+    let count = 3_000_000;
+    let mut ha = Ha::new(2);
+    ha.start_jm(0);
+    ha.client(&ha.url(0), 30).await;
+    ha.start_jm(1);
+    let urls = ha.urls();
+    ha.start_tm(&urls, 2);
+    ha.start_tm(&urls, 2);
+    let client = ha.wait_slots(&urls, 4).await;
+    let job = count_job(
+        "leader-kill",
+        "exactly_once",
+        count,
+        KEYS,
+        200_000,
+        &ha.out(),
+        2,
+    );
+    let id = client.submit_json(&job, None).await.expect("submit");
+    checkpoints_pass(&client, &id, 3).await;
+
+    let killed = Instant::now();
+    ha.jms[0].take().expect("leader").kill9();
+    let client = ha.client(&ha.url(1), 30).await;
+    let new_leader = killed.elapsed();
+    wait_until(&client, &id, 60, "resumed", |s| {
+        s.state == "RUNNING" && s.attempt >= 2
+    })
+    .await;
+    let running = killed.elapsed();
+    eprintln!("new leader after {new_leader:?}, job running again after {running:?}");
+    let status = ha.finish_and_check(&id, count).await;
+    assert!(status.attempt >= 2);
+    assert!(ha.jm_log(1).contains("leader for"));
+}
+
+/// SIGSTOP of the leader for longer than its lease, then SIGCONT: the standby has taken over
+/// meanwhile, and the old leader steps down on waking instead of driving the job again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_frozen_past_its_lease_steps_down() {
+    let count = 3_000_000;
+    let mut ha = Ha::new(2);
+    ha.start_jm(0);
+    ha.client(&ha.url(0), 30).await;
+    ha.start_jm(1);
+    let urls = ha.urls();
+    ha.start_tm(&urls, 2);
+    ha.start_tm(&urls, 2);
+    let client = ha.wait_slots(&urls, 4).await;
+    let job = count_job(
+        "leader-freeze",
+        "exactly_once",
+        count,
+        KEYS,
+        200_000,
+        &ha.out(),
+        2,
+    );
+    let id = client.submit_json(&job, None).await.expect("submit");
+    checkpoints_pass(&client, &id, 3).await;
+
+    ha.signal(0, "-STOP");
+    let client = ha.client(&ha.url(1), 30).await;
+    wait_until(&client, &id, 60, "resumed", |s| {
+        s.state == "RUNNING" && s.attempt >= 2
+    })
+    .await;
+    ha.signal(0, "-CONT");
+    let status = ha.finish_and_check(&id, count).await;
+    assert!(status.attempt >= 2);
+    let old = ha.jm_log(0);
+    assert!(old.contains("lost the leadership"), "{old}");
+
+    // Nothing the frozen job manager had in flight completed after the takeover: every
+    // `_metadata` of its attempt is at or below the checkpoint the next attempt restored.
+    let state = ha.dir.path().join("state");
+    let attempts = state.join(format!("jobs/{id}/attempts"));
+    let mut restores: Vec<(u64, Option<u64>)> = std::fs::read_dir(&attempts)
+        .expect("attempt records")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".restore"))
+        .map(|e| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).expect("read")).expect("json");
+            (
+                v["attempt"].as_u64().expect("attempt"),
+                v["checkpoint"].as_u64(),
+            )
+        })
+        .collect();
+    restores.sort();
+    let takeover = restores
+        .iter()
+        .find(|r| r.0 >= 2)
+        .and_then(|r| r.1)
+        .expect("the takeover restored a checkpoint");
+    let mut seen = 0;
+    for e in std::fs::read_dir(state.join(format!("checkpoints/{id}")))
+        .expect("checkpoints")
+        .flatten()
+    {
+        let Ok(bytes) = std::fs::read(e.path().join("_metadata")) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("metadata");
+        if v["attempt"].as_u64() == Some(1) {
+            seen += 1;
+            let n = v["checkpoint_id"].as_u64().expect("id");
+            assert!(
+                n <= takeover,
+                "checkpoint {n} of the deposed attempt completed after the takeover from {takeover}"
+            );
+        }
+    }
+    eprintln!("takeover restored checkpoint {takeover}; {seen} checkpoints of attempt 1 remain");
+}
+
+/// Two job managers started at the same instant on an empty state dir: exactly one leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_job_managers_started_at_once_exactly_one_leads() {
+    let mut ha = Ha::new(2);
+    ha.start_jm(0);
+    ha.start_jm(1);
+    ha.client(&ha.urls(), 30).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leaders: Vec<usize> = (0..2)
+        .filter(|i| ha.jm_log(*i).contains("leader for"))
+        .collect();
+    let standbys: Vec<usize> = (0..2)
+        .filter(|i| ha.jm_log(*i).contains("standby for"))
+        .collect();
+    if leaders.len() != 1 || standbys.len() != 1 {
+        ha.dump_logs();
+    }
+    assert_eq!(leaders.len(), 1, "leaders: {leaders:?}");
+    assert_eq!(standbys.len(), 1, "standbys: {standbys:?}");
+    assert_ne!(leaders, standbys);
+}
