@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use weir_client::Client;
 
 const SEED: u64 = 42;
+/// The lease of the job managers here: short, so failovers are quick, but with room for a
+/// loaded machine (a leader steps down two thirds of a lease after its last renewal).
+const LEASE_MS: &str = "4500";
 const KEYS: u64 = 10_000;
 
 /// Job managers sharing `state`, and task managers.
@@ -64,7 +67,7 @@ impl Ha {
                 "--state-dir",
                 state.to_str().expect("utf8"),
                 "--lease-ms",
-                TEST_LEASE_MS,
+                LEASE_MS,
                 "--id",
                 &id,
             ],
@@ -409,4 +412,68 @@ async fn of_two_job_managers_started_at_once_exactly_one_leads() {
     assert_eq!(leaders.len(), 1, "leaders: {leaders:?}");
     assert_eq!(standbys.len(), 1, "standbys: {standbys:?}");
     assert_ne!(leaders, standbys);
+}
+
+/// The leader's state dir stops taking writes (the `FailingStore`, injected into a job
+/// manager running in this process): it stops leading before its lease can expire, says so,
+/// and leads again once the storage is back and the lease has run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_storage_fails_steps_down_before_its_lease_expires() {
+    let lease = Duration::from_millis(6000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (storage, switch) =
+        weir_storage::Storage::open_failing(dir.path().to_str().expect("utf8")).expect("store");
+    let mut cfg = weir_jobmanager::JobManagerConfig::new(dir.path().to_str().expect("utf8"));
+    cfg.lease = Some(lease);
+    cfg.state_store = Some(storage);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let jm = tokio::spawn(weir_jobmanager::run(cfg, listener, shutdown.clone()));
+
+    let leads = |addr: String| async move {
+        match Client::connect(&addr).await {
+            Ok(c) => c.list().await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leads(addr.clone()).await.is_err() {
+        assert!(Instant::now() < deadline, "the job manager never led");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    switch.fail_writes("leader/");
+    let failed = Instant::now();
+    let refusal = loop {
+        if let Err(e) = leads(addr.clone()).await {
+            break e;
+        }
+        assert!(
+            failed.elapsed() < lease,
+            "still leading a whole lease after its storage failed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stepped_down = failed.elapsed();
+    assert!(
+        refusal.contains("lost the leadership") || refusal.contains("standby"),
+        "{refusal}"
+    );
+    eprintln!("stepped down {stepped_down:?} after its storage failed (lease {lease:?})");
+
+    switch.disarm();
+    let deadline = Instant::now() + lease * 3;
+    while leads(addr.clone()).await.is_err() {
+        assert!(Instant::now() < deadline, "never led again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "led again {:?} after the storage came back",
+        failed.elapsed() - stepped_down
+    );
+    shutdown.cancel();
+    let _ = jm.await;
 }

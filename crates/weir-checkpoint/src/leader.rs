@@ -73,6 +73,10 @@ pub struct Claim {
     /// Where its gRPC API answers, for standbys to point clients at.
     pub address: String,
     pub claimed_at_ms: i64,
+    /// Random per process (unlike `holder`, which a user may set twice by mistake): a job
+    /// manager that finds its own claim newest knows nobody else leads.
+    #[serde(default)]
+    pub nonce: String,
 }
 
 /// What one read of the store found: the newest claim and its lease (None before the
@@ -90,8 +94,11 @@ pub enum Action {
     Observe,
     /// Create the claim record of `epoch` if absent, then call [`Election::claimed`].
     Claim { epoch: u64 },
-    /// Write the lease of `epoch`, then call [`Election::renewed`].
-    Renew(Lease),
+    /// Write the lease of `epoch`, then call [`Election::renewed`]. With `check_newer`
+    /// (once per lease period), then also look for a claim of `epoch + 1` and call
+    /// [`Election::superseded`] if there is one: a leader whose clock stood still (a
+    /// suspended machine) or whose records were deleted finds out that it was replaced.
+    Renew { lease: Lease, check_newer: bool },
     /// Nothing until this time.
     WaitUntil(u64),
 }
@@ -133,13 +140,16 @@ enum State {
 #[derive(Debug, Clone)]
 pub struct Election {
     cfg: LeaseConfig,
+    /// This process's [`Claim::nonce`].
+    nonce: String,
     state: State,
 }
 
 impl Election {
-    pub fn new(cfg: LeaseConfig) -> Self {
+    pub fn new(cfg: LeaseConfig, nonce: impl Into<String>) -> Self {
         Self {
             cfg,
+            nonce: nonce.into(),
             state: State::Standby {
                 seen: None,
                 since: 0,
@@ -212,12 +222,15 @@ impl Election {
                 }
                 if now >= *next_renew {
                     *renewing = Some(now);
-                    Action::Renew(Lease {
-                        epoch: *epoch,
-                        renewal: *renewal + 1,
-                        released: false,
-                        written_at_ms: wall_ms,
-                    })
+                    Action::Renew {
+                        lease: Lease {
+                            epoch: *epoch,
+                            renewal: *renewal + 1,
+                            released: false,
+                            written_at_ms: wall_ms,
+                        },
+                        check_newer: (*renewal + 1) % 3 == 0,
+                    }
                 } else {
                     Action::WaitUntil((*next_renew).min(*valid_from + self.cfg.renew_deadline_ms()))
                 }
@@ -225,15 +238,10 @@ impl Election {
         }
     }
 
-    /// The result of an [`Action::Observe`] started at `started`: `None` if the store holds
+    /// The result of an [`Action::Observe`] that ended at `now`: `None` if the store holds
     /// no claim at all, `Err` if the read failed. Returns the action to take now (a claim, or
     /// nothing).
-    pub fn observed(
-        &mut self,
-        started: u64,
-        now: u64,
-        found: Result<Option<Observation>, ()>,
-    ) -> Option<Action> {
+    pub fn observed(&mut self, now: u64, found: Result<Option<Observation>, ()>) -> Option<Action> {
         let State::Standby {
             seen,
             since,
@@ -261,12 +269,15 @@ impl Election {
         });
         if !same {
             *seen = Some(value.clone());
-            // The value may have been written any time up to the read's start: counting from
-            // the start keeps a standby from claiming early.
-            *since = started;
+            // The value may have landed any time up to the end of the read (a listing and
+            // two reads): counting from the end keeps a standby from claiming early.
+            *since = now;
         }
         let expired = now >= *since + self.cfg.lease_ms;
-        if value.2 || expired {
+        // Its own claim, newest, while it stands by: it stepped down itself (a renewal came
+        // too late) and nobody claimed since, so nobody leads; no need to wait a lease.
+        let own = !self.nonce.is_empty() && value.0.nonce == self.nonce;
+        if value.2 || expired || own {
             return self.claim(value.0.epoch + 1, now);
         }
         None
@@ -305,7 +316,9 @@ impl Election {
         self.role(now)
     }
 
-    /// The result of an [`Action::Renew`] started at `started`.
+    /// The result of an [`Action::Renew`] started at `started`. A result that comes after
+    /// the renew deadline changes nothing: the term is over (a standby may have claimed by
+    /// now, having seen nothing of this write), and an ended term never comes back.
     pub fn renewed(&mut self, started: u64, now: u64, ok: bool) -> Role {
         if let State::Leader {
             renewal,
@@ -315,6 +328,14 @@ impl Election {
             ..
         } = &mut self.state
         {
+            if now >= *valid_from + self.cfg.renew_deadline_ms() {
+                self.state = State::Standby {
+                    seen: None,
+                    since: now,
+                    next_poll: now,
+                };
+                return self.role(now);
+            }
             if *renewing == Some(started) {
                 *renewing = None;
                 if ok {
@@ -325,6 +346,18 @@ impl Election {
                     *next_renew = now + self.cfg.retry_ms();
                 }
             }
+        }
+        self.role(now)
+    }
+
+    /// A claim of a later epoch exists: another job manager leads. Stand by at once.
+    pub fn superseded(&mut self, now: u64) -> Role {
+        if matches!(self.state, State::Leader { .. }) {
+            self.state = State::Standby {
+                seen: None,
+                since: now,
+                next_poll: now,
+            };
         }
         self.role(now)
     }
@@ -363,6 +396,7 @@ mod tests {
             holder: holder.into(),
             address: format!("http://{holder}"),
             claimed_at_ms: 0,
+            nonce: format!("nonce-{holder}"),
         }
     }
 
@@ -381,7 +415,7 @@ mod tests {
     /// Drives `e` to leadership of `epoch` at `now` (observing `found` first).
     fn lead(e: &mut Election, now: u64, found: Option<Observation>) -> u64 {
         assert_eq!(e.next(now, 0), Action::Observe);
-        let Some(Action::Claim { epoch }) = e.observed(now, now, Ok(found)) else {
+        let Some(Action::Claim { epoch }) = e.observed(now, Ok(found)) else {
             panic!("no claim");
         };
         assert_eq!(e.claimed(now, Ok(true)), Role::Leader { epoch });
@@ -391,22 +425,26 @@ mod tests {
 
     #[test]
     fn the_first_job_manager_claims_epoch_one_at_once() {
-        let mut e = Election::new(LeaseConfig::new(LEASE));
+        let mut e = Election::new(LeaseConfig::new(LEASE), "me");
         assert_eq!(lead(&mut e, 0, None), 1);
     }
 
     #[test]
     fn a_leader_renews_three_times_per_lease_and_stays_leader() {
         let cfg = LeaseConfig::new(LEASE);
-        let mut e = Election::new(cfg);
+        let mut e = Election::new(cfg, "me");
         lead(&mut e, 0, None);
         let mut writes = 0;
         let mut now = 0;
         while now < 10 * LEASE {
             match e.next(now, 0) {
-                Action::Renew(l) => {
+                Action::Renew {
+                    lease: l,
+                    check_newer,
+                } => {
                     writes += 1;
                     assert_eq!(l.renewal, writes);
+                    assert_eq!(check_newer, writes % 3 == 0, "one check per lease period");
                     assert!(matches!(
                         e.renewed(now, now + 50, true),
                         Role::Leader { .. }
@@ -426,13 +464,13 @@ mod tests {
     #[test]
     fn a_leader_that_cannot_renew_steps_down_before_its_lease_can_expire() {
         let cfg = LeaseConfig::new(LEASE);
-        let mut e = Election::new(cfg);
+        let mut e = Election::new(cfg, "me");
         lead(&mut e, 0, None);
         let mut now = 0;
         let mut last_leader = 0;
         loop {
             match e.next(now, 0) {
-                Action::Renew(_) => {
+                Action::Renew { .. } => {
                     e.renewed(now, now + 10, false);
                 }
                 Action::WaitUntil(t) => now = t.max(now + 1),
@@ -453,7 +491,7 @@ mod tests {
     #[test]
     fn a_frozen_leader_is_no_leader_when_it_wakes_up() {
         // SIGSTOP: nothing runs between 1 s and 20 s; at 20 s the role is read first.
-        let mut e = Election::new(LeaseConfig::new(LEASE));
+        let mut e = Election::new(LeaseConfig::new(LEASE), "me");
         lead(&mut e, 0, None);
         assert_eq!(e.role(1000), Role::Leader { epoch: 1 });
         assert!(matches!(e.role(20_000), Role::Standby(_)));
@@ -462,11 +500,11 @@ mod tests {
 
     #[test]
     fn a_standby_waits_one_whole_lease_from_its_own_observation() {
-        let mut e = Election::new(LeaseConfig::new(LEASE));
+        let mut e = Election::new(LeaseConfig::new(LEASE), "me");
         // The leader's lease says it was written long ago by a wall clock: ignored.
         let mut now = 100_000;
         assert_eq!(e.next(now, 0), Action::Observe);
-        assert_eq!(e.observed(now, now + 5, Ok(obs(4, "a", 7))), None);
+        assert_eq!(e.observed(now + 5, Ok(obs(4, "a", 7))), None);
         assert_eq!(
             e.role(now),
             Role::Standby(Some(claim(4, "a"))),
@@ -477,7 +515,7 @@ mod tests {
         loop {
             match e.next(now, 0) {
                 Action::Observe => {
-                    if let Some(a) = e.observed(now, now + 5, Ok(obs(4, "a", 7))) {
+                    if let Some(a) = e.observed(now + 5, Ok(obs(4, "a", 7))) {
                         assert_eq!(a, Action::Claim { epoch: 5 });
                         break;
                     }
@@ -494,7 +532,7 @@ mod tests {
 
     #[test]
     fn a_renewal_seen_restarts_the_standbys_count() {
-        let mut e = Election::new(LeaseConfig::new(LEASE));
+        let mut e = Election::new(LeaseConfig::new(LEASE), "me");
         let mut now = 0;
         let mut renewal = 1;
         for _ in 0..100 {
@@ -502,7 +540,7 @@ mod tests {
                 Action::Observe => {
                     // The leader renews every second.
                     renewal = 1 + now / 1000;
-                    assert_eq!(e.observed(now, now, Ok(obs(1, "a", renewal))), None);
+                    assert_eq!(e.observed(now, Ok(obs(1, "a", renewal))), None);
                 }
                 Action::WaitUntil(t) => now = t,
                 other => panic!("{other:?}"),
@@ -513,52 +551,86 @@ mod tests {
 
     #[test]
     fn a_released_lease_is_claimed_at_once() {
-        let mut leader = Election::new(LeaseConfig::new(LEASE));
+        let mut leader = Election::new(LeaseConfig::new(LEASE), "me");
         lead(&mut leader, 0, None);
         let lease = leader.release(0).unwrap();
         assert!(lease.released);
         assert!(matches!(leader.role(1), Role::Standby(_)));
         assert_eq!(leader.next(1, 0), Action::Observe);
 
-        let mut standby = Election::new(LeaseConfig::new(LEASE));
+        let mut standby = Election::new(LeaseConfig::new(LEASE), "me");
         assert_eq!(standby.next(0, 0), Action::Observe);
         let found = Some(Observation {
             claim: claim(1, "a"),
             lease: Some(lease),
         });
         assert_eq!(
-            standby.observed(0, 1, Ok(found)),
+            standby.observed(1, Ok(found)),
             Some(Action::Claim { epoch: 2 })
         );
     }
 
     #[test]
     fn of_two_racing_claims_the_loser_stays_standby_and_waits_for_the_winner() {
-        let mut a = Election::new(LeaseConfig::new(LEASE));
-        let mut b = Election::new(LeaseConfig::new(LEASE));
+        let mut a = Election::new(LeaseConfig::new(LEASE), "me");
+        let mut b = Election::new(LeaseConfig::new(LEASE), "me");
         for e in [&mut a, &mut b] {
             assert_eq!(e.next(0, 0), Action::Observe);
-            assert_eq!(e.observed(0, 1, Ok(None)), Some(Action::Claim { epoch: 1 }));
+            assert_eq!(e.observed(1, Ok(None)), Some(Action::Claim { epoch: 1 }));
         }
         assert_eq!(a.claimed(2, Ok(true)), Role::Leader { epoch: 1 });
         assert!(matches!(b.claimed(2, Ok(false)), Role::Standby(_)));
         // b now sees a's claim without a lease yet and does not claim epoch 2 before a lease.
         assert_eq!(b.next(2, 0), Action::Observe);
-        assert_eq!(b.observed(2, 3, Ok(obs(1, "a", 0))), None);
+        assert_eq!(b.observed(3, Ok(obs(1, "a", 0))), None);
         assert_eq!(b.role(3), Role::Standby(Some(claim(1, "a"))));
     }
 
     #[test]
-    fn a_failed_read_or_claim_changes_nothing_but_the_next_poll() {
-        let mut e = Election::new(LeaseConfig::new(LEASE));
+    fn a_renewal_that_succeeds_after_the_deadline_does_not_bring_the_term_back() {
+        let cfg = LeaseConfig::new(LEASE);
+        let mut e = Election::new(cfg, "me");
+        lead(&mut e, 0, None);
+        // The renewal at 1 s hangs until 2.5 s, past the deadline at 2 s.
+        let Action::Renew { .. } = e.next(1000, 0) else {
+            panic!("no renewal at 1 s")
+        };
+        assert!(matches!(e.renewed(1000, 2500, true), Role::Standby(_)));
+        assert_eq!(e.valid_until(), None);
+        assert_eq!(e.next(2500, 0), Action::Observe);
+    }
+
+    #[test]
+    fn a_leader_that_finds_a_later_claim_stands_by() {
+        let mut e = Election::new(LeaseConfig::new(LEASE), "me");
+        lead(&mut e, 0, None);
+        assert!(matches!(e.superseded(100), Role::Standby(_)));
+        assert_eq!(e.next(100, 0), Action::Observe);
+    }
+
+    #[test]
+    fn its_own_stale_claim_is_claimed_again_at_once() {
+        // It led epoch 3, stepped down (a renewal too late), and nobody claimed since.
+        let mut e = Election::new(LeaseConfig::new(LEASE), "nonce-me");
         assert_eq!(e.next(0, 0), Action::Observe);
-        assert_eq!(e.observed(0, 1, Err(())), None);
+        assert_eq!(
+            e.observed(1, Ok(obs(3, "me", 9))),
+            Some(Action::Claim { epoch: 4 })
+        );
+        // Another process with the same holder name but another nonce is not "its own".
+        let mut twin = Election::new(LeaseConfig::new(LEASE), "nonce-twin");
+        assert_eq!(twin.next(0, 0), Action::Observe);
+        assert_eq!(twin.observed(1, Ok(obs(3, "me", 9))), None);
+    }
+
+    #[test]
+    fn a_failed_read_or_claim_changes_nothing_but_the_next_poll() {
+        let mut e = Election::new(LeaseConfig::new(LEASE), "me");
+        assert_eq!(e.next(0, 0), Action::Observe);
+        assert_eq!(e.observed(1, Err(())), None);
         assert!(matches!(e.next(1, 0), Action::WaitUntil(t) if t == 1 + LEASE / 5));
         assert_eq!(e.next(1 + LEASE / 5, 0), Action::Observe);
-        assert_eq!(
-            e.observed(700, 700, Ok(None)),
-            Some(Action::Claim { epoch: 1 })
-        );
+        assert_eq!(e.observed(700, Ok(None)), Some(Action::Claim { epoch: 1 }));
         assert!(matches!(e.claimed(701, Err(())), Role::Standby(None)));
         assert_eq!(e.next(701, 0), Action::Observe);
     }

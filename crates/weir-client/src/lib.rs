@@ -41,6 +41,10 @@ impl From<tonic::Status> for ClientError {
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
+/// How long [`Client::wait`] keeps looking for a leading job manager (a failover takes about
+/// one lease, 15 s by default).
+pub const FAILOVER_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How long [`Client::connect`] waits for a job manager to say whether it leads.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -52,6 +56,8 @@ pub fn is_terminal(state: &str) -> bool {
 #[derive(Clone)]
 pub struct Client {
     inner: JobManagerServiceClient<Channel>,
+    /// The addresses it was given, to find the leader again after a failover.
+    addrs: String,
 }
 
 impl Client {
@@ -83,7 +89,7 @@ impl Client {
         while i < queue.len() && i < 8 {
             let url = queue[i].clone();
             i += 1;
-            let client = match Self::connect_one(&url).await {
+            let client = match Self::connect_one(&url, addrs).await {
                 Ok(c) => c,
                 Err(e) => {
                     reasons.push(e);
@@ -131,7 +137,7 @@ impl Client {
         Err(ClientError::NoLeader(reasons.join("; ")))
     }
 
-    async fn connect_one(url: &str) -> Result<Self> {
+    async fn connect_one(url: &str, addrs: &str) -> Result<Self> {
         let unreachable = |reason: String| ClientError::Unreachable {
             addr: url.to_string(),
             reason,
@@ -150,6 +156,7 @@ impl Client {
         })?;
         Ok(Self {
             inner: JobManagerServiceClient::new(channel),
+            addrs: addrs.to_string(),
         })
     }
 
@@ -232,12 +239,27 @@ impl Client {
     }
 
     /// Polls until the job reaches a terminal state (or the timeout passes).
+    /// Polls the job's status until it ends. Through a failover (the job manager gone or
+    /// standing by) it finds the leader again among the addresses it was given, for up to
+    /// [`FAILOVER_PATIENCE`] without an answer.
     pub async fn wait(&self, job_id: &str, timeout: Option<Duration>) -> Result<JobStatus> {
         let start = std::time::Instant::now();
+        let mut client = self.clone();
+        let mut unanswered: Option<std::time::Instant> = None;
         loop {
-            let s = self.status(job_id).await?;
-            if is_terminal(&s.state) {
-                return Ok(s);
+            match client.status(job_id).await {
+                Ok(s) if is_terminal(&s.state) => return Ok(s),
+                Ok(_) => unanswered = None,
+                Err(e @ (ClientError::Unreachable { .. } | ClientError::NoLeader(_))) => {
+                    let since = *unanswered.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() > FAILOVER_PATIENCE {
+                        return Err(e);
+                    }
+                    if let Ok(c) = Client::connect(&self.addrs).await {
+                        client = c;
+                    }
+                }
+                Err(e) => return Err(e),
             }
             if let Some(t) = timeout {
                 if start.elapsed() > t {

@@ -130,14 +130,22 @@ pub async fn list_checkpoints(dir: &str) -> Result<CheckpointListing> {
         let name = checkpoint_dir_name(*id);
         let url = format!("{}/{name}", storage.url());
         match storage.get(&format!("{name}/{METADATA_FILE}")).await {
-            Ok(bytes) => {
-                let meta = CheckpointMetadata::from_json(&bytes)
-                    .map_err(|e| JmError::Unavailable(format!("checkpoint {url}: {e}")))?;
-                listing
-                    .metadata
-                    .insert(*id, String::from_utf8_lossy(&bytes).into_owned());
-                listing.completed.push((*id, url, meta.attempt));
-            }
+            Ok(bytes) => match CheckpointMetadata::from_json(&bytes) {
+                Ok(meta) => {
+                    listing
+                        .metadata
+                        .insert(*id, String::from_utf8_lossy(&bytes).into_owned());
+                    listing.completed.push((*id, url, meta.attempt));
+                }
+                // The newest one is what a restart would restore: refuse, as always.
+                Err(e) if listing.completed.is_empty() => {
+                    return Err(JmError::Unavailable(format!("checkpoint {url}: {e}")))
+                }
+                // An older one is never restored from: skip it, say so.
+                Err(e) => {
+                    warn!(checkpoint = %url, error = %e, "unreadable metadata of an older checkpoint; ignored")
+                }
+            },
             Err(e) if e.is_not_found() => {
                 if !listing.completed.is_empty() {
                     incomplete.push(url);
@@ -166,7 +174,7 @@ pub async fn read_metadata(dir: &str) -> Result<String> {
 
 impl JobManager {
     pub async fn new(cfg: JobManagerConfig, term: Term) -> Result<Self> {
-        let store = JobStore::open(&cfg.state_dir)?;
+        let store = JobStore::new(&cfg.state_storage()?);
         Ok(Self {
             cfg,
             term,
@@ -198,11 +206,18 @@ impl JobManager {
 
     /// Restarts the drivers of every job that was not finished when the job manager stopped.
     pub async fn resume_jobs(&self) {
-        let records = match self.store.load_all().await {
-            Ok(r) => r,
-            Err(e) => {
-                error!(error = %e, "cannot read job records; no jobs resumed");
-                return;
+        // Storage trouble is what makes leaders change: keep trying while this term lasts.
+        let records = loop {
+            match self.store.load_all().await {
+                Ok(r) => break r,
+                Err(e) if self.term.is_valid() => {
+                    error!(error = %e, "cannot read job records; trying again in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot read job records, and no longer the leader");
+                    return;
+                }
             }
         };
         for r in records {

@@ -121,7 +121,8 @@ pub async fn run_election(
 ) {
     let clock = Instant::now();
     let now = || clock.elapsed().as_millis() as u64;
-    let mut election = Election::new(cfg.lease);
+    let nonce = weir_types::JobId::generate().0;
+    let mut election = Election::new(cfg.lease, nonce.clone());
     let mut term: Option<Term> = None;
     let mut last_standby_log: Option<(u64, String)> = None;
     let dir = store.url().trim_end_matches("/leader").to_string();
@@ -131,6 +132,12 @@ pub async fn run_election(
             Role::Leader { epoch } => {
                 let valid_until = election.valid_until().unwrap_or(0);
                 if term.as_ref().is_none_or(|t| t.epoch != epoch) {
+                    // A term of an older epoch ended when its deadline passed, even if this
+                    // job manager claimed again at once: its drivers stop before new ones start.
+                    if let Some(old) = term.take() {
+                        error!(%dir, epoch = old.epoch, "lost the leadership of {dir} (epoch {}): the lease could not be renewed in time; no longer driving jobs", old.epoch);
+                        old.token.cancel();
+                    }
                     let t = Term {
                         epoch,
                         holder: cfg.id.clone(),
@@ -169,19 +176,19 @@ pub async fn run_election(
         let action = election.next(now(), now_ms());
         match action {
             Action::Observe => {
-                let started = now();
                 let found = observe(&store).await;
                 if let Err(e) = &found {
                     warn!(%dir, error = %e, "cannot read the leader records");
                 }
                 if let Some(Action::Claim { epoch }) =
-                    election.observed(started, now(), found.map_err(|_| ()))
+                    election.observed(now(), found.map_err(|_| ()))
                 {
                     let claim = Claim {
                         epoch,
                         holder: cfg.id.clone(),
                         address: cfg.address.clone(),
                         claimed_at_ms: now_ms(),
+                        nonce: nonce.clone(),
                     };
                     let bytes = serde_json::to_vec(&claim).unwrap_or_default();
                     let won = store.put_if_absent(&claim_name(epoch), bytes).await;
@@ -206,17 +213,44 @@ pub async fn run_election(
                     }
                 }
             }
-            Action::Renew(lease) => {
+            Action::Renew { lease, check_newer } => {
                 let started = now();
                 let bytes = serde_json::to_vec(&lease).unwrap_or_default();
-                let ok = match store.put(&lease_name(lease.epoch), bytes).await {
-                    Ok(()) => true,
-                    Err(e) => {
+                // Bounded by the deadline: a write that lands later is of no use (the term
+                // ends then whatever its result).
+                let left = election
+                    .valid_until()
+                    .unwrap_or(started)
+                    .saturating_sub(started)
+                    .max(1);
+                let name = lease_name(lease.epoch);
+                let write = store.put(&name, bytes);
+                let ok = match tokio::time::timeout(Duration::from_millis(left), write).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => {
                         warn!(%dir, epoch = lease.epoch, error = %e, "cannot renew the leader lease");
                         false
                     }
+                    Err(_) => {
+                        warn!(%dir, epoch = lease.epoch, "renewing the leader lease did not finish before its deadline");
+                        false
+                    }
                 };
+                let took = now() - started;
+                if took > cfg.lease.renew_every_ms() {
+                    warn!(%dir, took_ms = took, lease_ms = cfg.lease.lease_ms, "renewing the leader lease took longer than a third of the lease");
+                }
                 election.renewed(started, now(), ok);
+                if ok && check_newer {
+                    match store.exists(&claim_name(lease.epoch + 1)).await {
+                        Ok(true) => {
+                            error!(%dir, epoch = lease.epoch, "another job manager claimed epoch {} of {dir}: standing by", lease.epoch + 1);
+                            election.superseded(now());
+                        }
+                        Ok(false) => {}
+                        Err(e) => warn!(%dir, error = %e, "cannot look for a later leader claim"),
+                    }
+                }
                 if let (Some(t), Some(until)) = (&term, election.valid_until()) {
                     t.valid_until.store(until, Ordering::SeqCst);
                 }

@@ -89,12 +89,23 @@ pub struct JobManagerConfig {
     pub lease: Option<Duration>,
     /// This process's id in leader claims.
     pub id: String,
+    /// The state dir as an already opened storage (tests inject a failing one); None opens
+    /// `state_dir`. Job records and leader records go through it.
+    pub state_store: Option<weir_storage::Storage>,
     /// The address clients and task managers reach this job manager at, as standbys tell
     /// them (default: `http://` and the listener's address).
     pub advertise: Option<String>,
 }
 
 impl JobManagerConfig {
+    /// The state dir's storage: the injected one, or `state_dir` opened.
+    pub fn state_storage(&self) -> Result<weir_storage::Storage> {
+        match &self.state_store {
+            Some(s) => Ok(s.clone()),
+            None => Ok(weir_storage::Storage::open(&self.state_dir)?),
+        }
+    }
+
     pub fn new(state_dir: &str) -> Self {
         let base = state_dir.trim_end_matches('/');
         Self {
@@ -111,6 +122,7 @@ impl JobManagerConfig {
                 weir_types::JobId::generate().0.trim_start_matches("j-")
             ),
             advertise: None,
+            state_store: None,
         }
     }
 }
@@ -136,7 +148,7 @@ pub async fn run(
             None
         }
         Some(lease) => {
-            let store = weir_storage::Storage::open(&cfg.state_dir)?.child("leader");
+            let store = cfg.state_storage()?.child("leader");
             let lcfg = leader::LeaderConfig {
                 lease: weir_checkpoint::leader::LeaseConfig::new(lease.as_millis() as u64),
                 id: cfg.id.clone(),

@@ -63,10 +63,11 @@ pub struct JobStore {
 }
 
 impl JobStore {
-    pub fn open(state_dir: &str) -> Result<Self> {
-        Ok(Self {
-            storage: Storage::open(state_dir)?.child("jobs"),
-        })
+    /// The job records under `state` (the state dir).
+    pub fn new(state: &Storage) -> Self {
+        Self {
+            storage: state.child("jobs"),
+        }
     }
 
     pub async fn save(&self, r: &JobRecord) -> Result<()> {

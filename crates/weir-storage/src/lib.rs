@@ -136,6 +136,21 @@ impl Storage {
         Ok(Self { store, root, url })
     }
 
+    /// Opens a folder URL through a [`failing::FailingStore`]: the switch makes its reads or
+    /// writes fail on demand (fault-injection tests of whoever is given this storage).
+    pub fn open_failing(url: &str) -> Result<(Self, failing::FaultSwitch)> {
+        let (store, root, url) = open_store(url.trim())?;
+        let (store, switch) = failing::FailingStore::new(store);
+        Ok((
+            Self {
+                store: Arc::new(store),
+                root,
+                url,
+            },
+            switch,
+        ))
+    }
+
     /// Wraps an existing store (tests: a failing store, an S3 client with custom settings).
     pub fn from_store(store: Arc<dyn ObjectStore>, root: &str, url: &str) -> Self {
         Self {

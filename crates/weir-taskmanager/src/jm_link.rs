@@ -68,6 +68,24 @@ pub async fn run(state: Arc<TaskManagerState>, shutdown: CancellationToken) {
     }
 }
 
+/// The longest a call to the job manager may take (registration, opening the heartbeat
+/// stream, a report): a frozen one must not hold the task manager.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A call to the job manager, bounded by [`CALL_TIMEOUT`]: one report stuck on a frozen job
+/// manager would hold up every later one (they go out in order), the next attempt's too.
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(format!(
+                "no answer within {CALL_TIMEOUT:?}"
+            )))
+        })
+}
+
 /// One registration and heartbeat stream; returns when the stream ends.
 async fn session(
     state: &Arc<TaskManagerState>,
@@ -75,18 +93,24 @@ async fn session(
     shared: &Arc<Mutex<Option<Client>>>,
     shutdown: &CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // A frozen job manager accepts connections (the kernel does) but answers nothing: every
+    // call here is bounded, and HTTP/2 keepalives find a dead connection.
     let endpoint = tonic::transport::Endpoint::from_shared(address.to_string())?
         .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     let channel = endpoint.connect().await?;
     let mut client = ClusterServiceClient::new(channel);
-    let registered = client
-        .register_task_manager(pb::RegisterTaskManagerRequest {
-            tm_id: state.cfg.id.clone(),
-            address: state.address.clone(),
-            slots: state.cfg.slots,
-        })
-        .await?
+    let register = client.register_task_manager(pb::RegisterTaskManagerRequest {
+        tm_id: state.cfg.id.clone(),
+        address: state.address.clone(),
+        slots: state.cfg.slots,
+    });
+    let registered = tokio::time::timeout(CALL_TIMEOUT, register)
+        .await
+        .map_err(|_| format!("{address} did not answer the registration within {CALL_TIMEOUT:?}"))??
         .into_inner();
     state.registered_under(registered.leader_epoch);
     info!(jobmanager = %address, leader_epoch = registered.leader_epoch, "registered with the job manager");
@@ -121,9 +145,10 @@ async fn session(
         }
     });
     let result = async {
-        let mut responses = client
-            .heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await?
+        let open = client.heartbeat(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let mut responses = tokio::time::timeout(CALL_TIMEOUT, open)
+            .await
+            .map_err(|_| format!("the heartbeat stream did not open within {CALL_TIMEOUT:?}"))??
             .into_inner();
         let timeout = state.cfg.jm_timeout;
         loop {
@@ -201,8 +226,8 @@ async fn forward_events(
             TaskEventKind::Acknowledged {
                 checkpoint,
                 handles,
-            } => c
-                .acknowledge_checkpoint(pb::CheckpointAck {
+            } => bounded(
+                c.acknowledge_checkpoint(pb::CheckpointAck {
                     task,
                     checkpoint_id: checkpoint,
                     handles: handles
@@ -213,17 +238,19 @@ async fn forward_events(
                             size: h.size,
                         })
                         .collect(),
-                })
-                .await
-                .map(|_| ()),
-            TaskEventKind::Declined { checkpoint, reason } => c
-                .decline_checkpoint(pb::CheckpointDecline {
+                }),
+            )
+            .await
+            .map(|_| ()),
+            TaskEventKind::Declined { checkpoint, reason } => {
+                bounded(c.decline_checkpoint(pb::CheckpointDecline {
                     task,
                     checkpoint_id: checkpoint,
                     reason,
-                })
+                }))
                 .await
-                .map(|_| ()),
+                .map(|_| ())
+            }
             kind => {
                 let (state, failure, deterministic) = match kind {
                     TaskEventKind::Running => ("RUNNING", String::new(), false),
@@ -235,12 +262,12 @@ async fn forward_events(
                     } => ("FAILED", message, deterministic),
                     _ => continue,
                 };
-                c.report_task_state(pb::TaskStateReport {
+                bounded(c.report_task_state(pb::TaskStateReport {
                     task,
                     state: state.into(),
                     failure,
                     deterministic,
-                })
+                }))
                 .await
                 .map(|_| ())
             }

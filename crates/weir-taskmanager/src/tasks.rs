@@ -73,7 +73,7 @@ pub struct TaskManagerState {
     /// Where subtasks and their outgoing data channels run: a runtime of their own, so a busy
     /// task can never hold up the heartbeat and the control RPCs on the caller's runtime.
     tasks_rt: tokio::runtime::Handle,
-    /// The highest leader epoch of a job manager this one registered with: calls of a lower
+    /// The leader epoch of the job manager this one last registered with: calls of a lower
     /// epoch come from a deposed job manager and are refused ([`Self::check_epoch`]).
     leader_epoch: std::sync::atomic::AtomicU64,
 }
@@ -83,10 +83,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl TaskManagerState {
-    /// Records the leader epoch a registration was accepted under.
+    /// Records the leader epoch a registration was accepted under. Set, not raised: a job
+    /// manager started on a fresh state dir counts epochs from 1 again.
     pub fn registered_under(&self, epoch: u64) {
         self.leader_epoch
-            .fetch_max(epoch, std::sync::atomic::Ordering::SeqCst);
+            .store(epoch, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Refuses a call from a job manager whose leader epoch is lower than the one this task

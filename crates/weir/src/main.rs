@@ -301,6 +301,9 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut cfg = weir_jobmanager::JobManagerConfig::new(&state_dir);
             cfg.heartbeat_timeout = Duration::from_millis(heartbeat_timeout_ms);
             cfg.lease = Some(Duration::from_millis(lease_ms));
+            if advertise.is_none() && bind.starts_with("0.0.0.0") {
+                tracing::warn!(%bind, "no --advertise: standbys will point clients at an address of all interfaces; give the address others reach this job manager at (e.g. http://$(POD_IP):6123)");
+            }
             cfg.advertise = advertise;
             if let Some(id) = id {
                 cfg.id = id;
