@@ -457,3 +457,133 @@ async fn a_large_csv_object_is_read_in_ranges_by_two_subtasks() {
     assert_eq!(ids.len() as u64, n);
     assert!(ids.values().all(|c| *c == 1), "duplicates");
 }
+
+/// Two job managers on one state dir on S3 (issue 17): the claim is a conditional PUT
+/// (`If-None-Match: *`), which the server honours, so of two started at once exactly one
+/// leads; killing it hands the job to the other, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_job_managers_on_s3_elect_one_and_fail_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(root.join("weir")).unwrap();
+    let (endpoint, _) = start_s3(&root).await;
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let ports = [free_port(), free_port()];
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let both = urls.join(",");
+    let log = |name: &str| dir.path().join(format!("{name}.log"));
+    let mut jms: Vec<Option<Proc>> = (0..2)
+        .map(|i| {
+            let bind = format!("127.0.0.1:{}", ports[i]);
+            let id = format!("jm{i}");
+            Some(Proc::spawn_env(
+                &id,
+                &[
+                    "jobmanager",
+                    "--bind",
+                    &bind,
+                    "--state-dir",
+                    "s3://weir/ha-state",
+                    "--lease-ms",
+                    "4500",
+                    "--id",
+                    &id,
+                ],
+                &log(&id),
+                &env,
+            ))
+        })
+        .collect();
+    let read_log = |name: &str| strip_ansi(&std::fs::read_to_string(log(name)).unwrap_or_default());
+    let _tms: Vec<Proc> = (0..2)
+        .map(|i| {
+            let id = format!("tm{i}");
+            Proc::spawn_env(
+                &id,
+                &[
+                    "taskmanager",
+                    "--jobmanager",
+                    &both,
+                    "--slots",
+                    "2",
+                    "--id",
+                    &id,
+                ],
+                &log(&id),
+                &env,
+            )
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let client = loop {
+        if let Ok(c) = weir_client::Client::connect(&both).await {
+            if c.cluster()
+                .await
+                .is_ok_and(|t| t.iter().map(|t| t.slots).sum::<u32>() >= 4)
+            {
+                break c;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no leader with 4 slots"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let leaders: Vec<usize> = (0..2)
+        .filter(|i| read_log(&format!("jm{i}")).contains("leader for"))
+        .collect();
+    assert_eq!(leaders.len(), 1, "exactly one leads: {leaders:?}");
+    let leader = leaders[0];
+
+    let count = 2_000_000;
+    let job = count_job(
+        "s3-ha",
+        "exactly_once",
+        count,
+        10_000,
+        200_000,
+        Path::new("s3://weir/ha-out"),
+        2,
+    )
+    .replace(
+        r#""interval_ms": 1000 }"#,
+        r#""interval_ms": 1000, "storage": "s3://weir/ha-checkpoints" }"#,
+    );
+    let id = client.submit_json(&job, None).await.expect("submit");
+    wait_until(&client, &id, 60, "checkpoints", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= 3
+    })
+    .await;
+    let standby = read_log(&format!("jm{}", 1 - leader));
+    assert!(standby.contains("standby for"), "{standby}");
+    jms[leader].take().expect("leader").kill9();
+    let status = client
+        .wait(&id, Some(std::time::Duration::from_secs(240)))
+        .await
+        .expect("the job ends under the new leader");
+    assert_eq!(status.state, "FINISHED", "{}", status.failure);
+    assert!(status.attempt >= 2, "the new leader restarted the job");
+    assert!(read_log(&format!("jm{}", 1 - leader)).contains("leader for"));
+    let check = check_output(
+        &read_committed(&root.join("weir/ha-out")),
+        count,
+        10_000,
+        42,
+    );
+    eprintln!(
+        "s3-ha: {} rows, {} missing, {} duplicated, attempt {}",
+        check.rows, check.missing, check.duplicated, status.attempt
+    );
+    check.assert_exact(count);
+    drop(jms);
+}

@@ -138,16 +138,21 @@ pub async fn run(
 ) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, state_dir = %cfg.state_dir, id = %cfg.id, "job manager starting");
-    let (tx, rx) = tokio::sync::watch::channel(leader::Current::Standby(None));
+    let front = Arc::new(service::Front::new(&cfg.state_dir));
     let election = match cfg.lease {
         None => {
-            tx.send_replace(leader::Current::Leading(leader::Term::unelected(
-                &cfg.id,
-                shutdown.child_token(),
-            )));
+            // No election: one term from the start, in place before the first call is served.
+            let term = leader::Term::unelected(&cfg.id, shutdown.child_token());
+            let jm = Arc::new(driver::JobManager::new(cfg.clone(), term.clone()).await?);
+            jm.clone().start_background(term.token().clone());
+            front.set(service::FrontState::Leading(jm.clone()));
+            if cfg.resume {
+                jm.resume_jobs().await;
+            }
             None
         }
         Some(lease) => {
+            let (tx, rx) = tokio::sync::watch::channel(leader::Current::Standby(None));
             let store = cfg.state_storage()?.child("leader");
             let lcfg = leader::LeaderConfig {
                 lease: weir_checkpoint::leader::LeaseConfig::new(lease.as_millis() as u64),
@@ -157,16 +162,15 @@ pub async fn run(
                     .clone()
                     .unwrap_or_else(|| format!("http://{addr}")),
             };
+            tokio::spawn(follow_terms(cfg, rx, front.clone()));
             Some(tokio::spawn(leader::run_election(
                 store,
                 lcfg,
-                tx.clone(),
+                tx,
                 shutdown.clone(),
             )))
         }
     };
-    let front = Arc::new(service::Front::new(&cfg.state_dir));
-    tokio::spawn(follow_terms(cfg, rx, front.clone()));
     let served = service::serve(front, listener, shutdown).await;
     // A leader gives its lease up on the way out, so that a standby takes over at once.
     if let Some(election) = election {
