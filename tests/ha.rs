@@ -392,6 +392,79 @@ async fn a_leader_frozen_past_its_lease_steps_down() {
     eprintln!("takeover restored checkpoint {takeover}; {seen} checkpoints of attempt 1 remain");
 }
 
+/// Waits up to `secs` for a process to exit; its exit code.
+fn exit_code(p: &mut Proc, secs: u64) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// SIGTERM of the leader (what a rolling update does first): it gives its lease up on the way
+/// out, so the standby leads at its next read instead of after a whole lease; a task manager
+/// told SIGTERM cancels its tasks and exits 0 within 10 s. The job goes on, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_the_lead_over_at_once() {
+    let count = 3_000_000;
+    let mut ha = Ha::new(2);
+    ha.start_jm(0);
+    ha.client(&ha.url(0), 30).await;
+    ha.start_jm(1);
+    let urls = ha.urls();
+    for _ in 0..3 {
+        ha.start_tm(&urls, 2);
+    }
+    let client = ha.wait_slots(&urls, 6).await;
+    let job = count_job(
+        "sigterm",
+        "exactly_once",
+        count,
+        KEYS,
+        200_000,
+        &ha.out(),
+        2,
+    );
+    let id = client.submit_json(&job, None).await.expect("submit");
+    checkpoints_pass(&client, &id, 3).await;
+
+    let termed = Instant::now();
+    ha.signal(0, "-TERM");
+    let mut old = ha.jms[0].take().expect("leader");
+    let code = exit_code(&mut old, 10);
+    assert_eq!(code, Some(0), "the leader exits 0 on SIGTERM");
+    ha.client(&ha.url(1), 30).await;
+    let handed_over = termed.elapsed();
+    eprintln!("SIGTERM of the leader: the standby leads after {handed_over:?}");
+    assert!(
+        handed_over < Duration::from_millis(LEASE_MS.parse().expect("ms")),
+        "the standby waited out the lease ({handed_over:?}): it was not released"
+    );
+    assert!(ha.jm_log(0).contains("released the leadership"));
+
+    // A task manager running the job's tasks, told SIGTERM: it stops them and exits 0; the
+    // job restarts on the other two.
+    let client = ha.client(&ha.url(1), 30).await;
+    checkpoints_pass(&client, &id, 2).await;
+    let pid = ha.tms[0].child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let code = exit_code(&mut ha.tms[0], 10);
+    assert_eq!(
+        code,
+        Some(0),
+        "a task manager exits 0 within 10 s of SIGTERM"
+    );
+    let status = ha.finish_and_check(&id, count).await;
+    assert!(status.attempt >= 2);
+}
+
 /// Two job managers started at the same instant on an empty state dir: exactly one leads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_job_managers_started_at_once_exactly_one_leads() {
