@@ -65,19 +65,6 @@ where
     (check, status)
 }
 
-/// Waits until the job has completed `n` more checkpoints than now (so it is mid-run).
-async fn checkpoints_pass(client: &weir_client::Client, id: &str, n: usize) {
-    let now = client
-        .status(id)
-        .await
-        .map(|s| completed_checkpoints(&s))
-        .unwrap_or(0);
-    wait_until(client, id, 60, "checkpoints", |s| {
-        s.state == "RUNNING" && completed_checkpoints(s) >= now + n
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_survives_task_manager_kill() {
     let count = 5_000_000;

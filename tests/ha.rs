@@ -205,17 +205,23 @@ impl Ha {
     }
 }
 
-/// Waits until the job has completed `n` more checkpoints.
-async fn checkpoints_pass(client: &Client, id: &str, n: usize) {
-    let now = client
-        .status(id)
-        .await
-        .map(|s| completed_checkpoints(&s))
-        .unwrap_or(0);
-    wait_until(client, id, 60, "checkpoints", |s| {
-        s.state == "RUNNING" && completed_checkpoints(s) >= now + n
-    })
-    .await;
+/// Job manager 0 leading, job manager 1 standing by, `tms` task managers of 2 slots given
+/// both addresses, and the 3 M-event count job running with 3 checkpoints completed.
+async fn leader_standby_and_a_running_job(name: &str, tms: u32) -> (Ha, String, u64) {
+    let count = 3_000_000;
+    let mut ha = Ha::new(2);
+    ha.start_jm(0);
+    ha.client(&ha.url(0), 30).await;
+    ha.start_jm(1);
+    let urls = ha.urls();
+    for _ in 0..tms {
+        ha.start_tm(&urls, 2);
+    }
+    let client = ha.wait_slots(&urls, 2 * tms).await;
+    let job = count_job(name, "exactly_once", count, KEYS, 200_000, &ha.out(), 2);
+    let id = client.submit_json(&job, None).await.expect("submit");
+    checkpoints_pass(&client, &id, 3).await;
+    (ha, id, count)
 }
 
 /// The scenario of the issue: a second job manager started on the same state dir while the
@@ -275,26 +281,7 @@ async fn a_second_job_manager_on_the_same_state_dir_stands_by() {
 /// managers follow it, and the job resumes from its last checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_when_the_leader_is_killed() {
-    let count = 3_000_000;
-    let mut ha = Ha::new(2);
-    ha.start_jm(0);
-    ha.client(&ha.url(0), 30).await;
-    ha.start_jm(1);
-    let urls = ha.urls();
-    ha.start_tm(&urls, 2);
-    ha.start_tm(&urls, 2);
-    let client = ha.wait_slots(&urls, 4).await;
-    let job = count_job(
-        "leader-kill",
-        "exactly_once",
-        count,
-        KEYS,
-        200_000,
-        &ha.out(),
-        2,
-    );
-    let id = client.submit_json(&job, None).await.expect("submit");
-    checkpoints_pass(&client, &id, 3).await;
+    let (mut ha, id, count) = leader_standby_and_a_running_job("leader-kill", 2).await;
 
     let killed = Instant::now();
     ha.jms[0].take().expect("leader").kill9();
@@ -315,26 +302,7 @@ async fn the_standby_takes_over_when_the_leader_is_killed() {
 /// meanwhile, and the old leader steps down on waking instead of driving the job again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_frozen_past_its_lease_steps_down() {
-    let count = 3_000_000;
-    let mut ha = Ha::new(2);
-    ha.start_jm(0);
-    ha.client(&ha.url(0), 30).await;
-    ha.start_jm(1);
-    let urls = ha.urls();
-    ha.start_tm(&urls, 2);
-    ha.start_tm(&urls, 2);
-    let client = ha.wait_slots(&urls, 4).await;
-    let job = count_job(
-        "leader-freeze",
-        "exactly_once",
-        count,
-        KEYS,
-        200_000,
-        &ha.out(),
-        2,
-    );
-    let id = client.submit_json(&job, None).await.expect("submit");
-    checkpoints_pass(&client, &id, 3).await;
+    let (ha, id, count) = leader_standby_and_a_running_job("leader-freeze", 2).await;
 
     ha.signal(0, "-STOP");
     let client = ha.client(&ha.url(1), 30).await;
@@ -409,27 +377,7 @@ fn exit_code(p: &mut Proc, secs: u64) -> Option<i32> {
 /// told SIGTERM cancels its tasks and exits 0 within 10 s. The job goes on, exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_the_lead_over_at_once() {
-    let count = 3_000_000;
-    let mut ha = Ha::new(2);
-    ha.start_jm(0);
-    ha.client(&ha.url(0), 30).await;
-    ha.start_jm(1);
-    let urls = ha.urls();
-    for _ in 0..3 {
-        ha.start_tm(&urls, 2);
-    }
-    let client = ha.wait_slots(&urls, 6).await;
-    let job = count_job(
-        "sigterm",
-        "exactly_once",
-        count,
-        KEYS,
-        200_000,
-        &ha.out(),
-        2,
-    );
-    let id = client.submit_json(&job, None).await.expect("submit");
-    checkpoints_pass(&client, &id, 3).await;
+    let (mut ha, id, count) = leader_standby_and_a_running_job("sigterm", 3).await;
 
     let termed = Instant::now();
     ha.signal(0, "-TERM");

@@ -57,6 +57,17 @@ async fn start_s3(root: &Path) -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}"), parts)
 }
 
+/// What a `weir` process needs to reach the endpoint.
+fn s3_env(endpoint: &str) -> [(&'static str, &str); 5] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+    ]
+}
+
 /// `weir run JOB` against the S3 endpoint; returns what it printed, after checking it succeeded.
 async fn run_on_s3(dir: &Path, name: &str, job: String, endpoint: &str) -> String {
     let job_file = dir.join(format!("{name}.json"));
@@ -296,13 +307,7 @@ async fn file_sink_on_s3_survives_task_manager_kill() {
     let root = dir.path().join("s3");
     std::fs::create_dir_all(root.join("weir")).unwrap();
     let (endpoint, _) = start_s3(&root).await;
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    let env = s3_env(&endpoint);
     let mut cluster = TestCluster::with_env(&env);
     cluster.start_tm(2);
     cluster.start_tm(2);
@@ -467,13 +472,7 @@ async fn two_job_managers_on_s3_elect_one_and_fail_over() {
     let root = dir.path().join("s3");
     std::fs::create_dir_all(root.join("weir")).unwrap();
     let (endpoint, _) = start_s3(&root).await;
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    let env = s3_env(&endpoint);
     let ports = [free_port(), free_port()];
     let urls: Vec<String> = ports
         .iter()

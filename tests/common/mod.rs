@@ -284,6 +284,19 @@ pub async fn wait_until(
     }
 }
 
+/// Waits until the job has completed `n` more checkpoints than now (so it is mid-run).
+pub async fn checkpoints_pass(client: &Client, id: &str, n: usize) {
+    let now = client
+        .status(id)
+        .await
+        .map(|s| completed_checkpoints(&s))
+        .unwrap_or(0);
+    wait_until(client, id, 60, "checkpoints", |s| {
+        s.state == "RUNNING" && completed_checkpoints(s) >= now + n
+    })
+    .await;
+}
+
 /// The id of the job's newest completed checkpoint (0 before the first): it grows with every
 /// completed checkpoint, unlike a count over the status's history, which keeps only the
 /// newest entries and stops growing once full.

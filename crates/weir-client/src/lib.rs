@@ -66,18 +66,7 @@ impl Client {
     /// leader and its standbys). Each is asked in turn; a standby answers UNAVAILABLE with
     /// the leader's address, which is tried next.
     pub async fn connect(addrs: &str) -> Result<Self> {
-        let mut queue: Vec<String> = addrs
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                if a.contains("://") {
-                    a.to_string()
-                } else {
-                    format!("http://{a}")
-                }
-            })
-            .collect();
+        let mut queue = weir_types::endpoint_list(addrs);
         if queue.is_empty() {
             return Err(ClientError::Unreachable {
                 addr: addrs.to_string(),

@@ -28,20 +28,7 @@ pub async fn run(state: Arc<TaskManagerState>, shutdown: CancellationToken) {
     }
     // `--jobmanager` may list several job managers (a leader and standbys): a standby refuses
     // the registration (UNAVAILABLE), and the next address is tried.
-    let addresses: Vec<String> = state
-        .cfg
-        .jobmanager
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(|a| {
-            if a.contains("://") {
-                a.to_string()
-            } else {
-                format!("http://{a}")
-            }
-        })
-        .collect();
+    let addresses = weir_types::endpoint_list(&state.cfg.jobmanager);
     let mut next = 0;
     let mut logged_unreachable = false;
     while !shutdown.is_cancelled() {

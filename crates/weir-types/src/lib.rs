@@ -24,10 +24,38 @@ pub use job::{
 pub use nexmark::{NexmarkSpec, NexmarkTable};
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};
 
+/// The gRPC endpoints of a `--jobmanager` value: one address or a comma list (a leader and
+/// its standbys), trimmed, empty entries dropped, `http://` added where no scheme is given.
+pub fn endpoint_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            if a.contains("://") {
+                a.to_string()
+            } else {
+                format!("http://{a}")
+            }
+        })
+        .collect()
+}
+
 /// Milliseconds since the Unix epoch, for timestamps in records and status.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_job_manager_list_becomes_endpoints() {
+        assert_eq!(
+            super::endpoint_list(" jm-0:6123, ,https://jm-1:6123,"),
+            vec!["http://jm-0:6123", "https://jm-1:6123"]
+        );
+        assert!(super::endpoint_list(" , ").is_empty());
+    }
 }
