@@ -119,17 +119,7 @@ impl Ha {
     }
 
     fn dump_logs(&self) {
-        for e in std::fs::read_dir(self.dir.path()).expect("dir").flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "log") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(60).collect();
-                eprintln!("==== {} (last 60 lines)", p.display());
-                for l in tail.iter().rev() {
-                    eprintln!("{l}");
-                }
-            }
-        }
+        dump_logs_in(self.dir.path(), 60);
     }
 
     /// A client of whichever job manager leads (retrying until one does).

@@ -333,20 +333,7 @@ async fn file_sink_on_s3_survives_task_manager_kill() {
     .await;
     cluster.kill_tm(0);
     cluster.start_tm(2);
-    let status = match client
-        .wait(&id, Some(std::time::Duration::from_secs(240)))
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            cluster.dump_logs();
-            panic!("job did not end: {e}");
-        }
-    };
-    if status.state != "FINISHED" {
-        cluster.dump_logs();
-        panic!("job ended {}: {}", status.state, status.failure);
-    }
+    let status = wait_finished(&cluster, &client, &id, 240).await;
     let check = check_output(&read_committed(&root.join("weir/kill")), count, 10_000, 42);
     eprintln!(
         "s3-kill: {} rows, {} missing, {} duplicated, {} keys with wrong counts, {} restarts",

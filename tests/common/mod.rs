@@ -220,16 +220,21 @@ impl TestCluster {
 
     /// Prints the processes' logs (for a failing test's output).
     pub fn dump_logs(&self) {
-        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "log") {
-                    let text = std::fs::read_to_string(&p).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                    eprintln!("==== {} (last 40 lines)", p.display());
-                    for l in tail.iter().rev() {
-                        eprintln!("{l}");
-                    }
+        dump_logs_in(self.dir.path(), 40);
+    }
+}
+
+/// Prints the last `lines` lines of every `*.log` in `dir` (for a failing test's output).
+pub fn dump_logs_in(dir: &Path, lines: usize) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+                eprintln!("==== {} (last {lines} lines)", p.display());
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
                 }
             }
         }

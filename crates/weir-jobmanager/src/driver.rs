@@ -427,6 +427,21 @@ struct Attempt {
     savepoints: HashMap<CheckpointId, (SavepointReply, bool)>,
 }
 
+impl Attempt {
+    /// Aborts checkpoint `id` (declined, timed out, not completed): it is not the final one
+    /// any more, and a savepoint waiting on it gets `reason`. False if it was not pending.
+    fn give_up(&mut self, id: CheckpointId, reason: &str) -> bool {
+        let pending = self.coordinator.abort(id, reason, now_ms()).is_some();
+        if self.final_checkpoint == Some(id) {
+            self.final_checkpoint = None;
+        }
+        if let Some((reply, _)) = self.savepoints.remove(&id) {
+            let _ = reply.send(Err(format!("savepoint {id} failed: {reason}")));
+        }
+        pending
+    }
+}
+
 enum Outcome {
     Finished,
     Canceled,
@@ -460,6 +475,7 @@ struct Driver {
     superseded: Option<String>,
 }
 
+mod fencing;
 mod lifecycle;
 
 /// A file source's path must name something when the job is submitted (as Flink's

@@ -109,31 +109,48 @@ impl JobStore {
             .await?)
     }
 
-    /// The numbers of every fenced attempt, and the restore records, of a job. A restore
-    /// record that cannot be parsed is an error: guessing the lineage could restore a
-    /// checkpoint whose output was replaced.
-    pub async fn attempts(&self, job_id: &str) -> Result<(Vec<u64>, Vec<AttemptRestore>)> {
-        let mut fences = Vec::new();
+    /// The numbers of every fenced attempt of a job (a listing, no reads).
+    pub async fn fenced_attempts(&self, job_id: &str) -> Result<Vec<u64>> {
+        Ok(self
+            .attempt_files(job_id)
+            .await?
+            .into_iter()
+            .filter(|(_, _, kind)| kind == "fence")
+            .map(|(_, n, _)| n)
+            .collect())
+    }
+
+    /// The restore records of a job. One that cannot be parsed is an error: guessing the
+    /// lineage could restore a checkpoint whose output was replaced.
+    pub async fn restores(&self, job_id: &str) -> Result<Vec<AttemptRestore>> {
         let mut restores = Vec::new();
-        for name in self.storage.list(&format!("{job_id}/attempts")).await? {
-            let file = name.rsplit('/').next().unwrap_or_default();
-            let Some((n, kind)) = file.split_once('.') else {
-                continue;
-            };
-            let Ok(n) = n.parse::<u64>() else { continue };
-            match kind {
-                "fence" => fences.push(n),
-                "restore" => {
-                    let bytes = self.storage.get(&name).await?;
-                    let r: AttemptRestore = serde_json::from_slice(&bytes).map_err(|e| {
-                        JmError::Unavailable(format!("unreadable attempt record {name}: {e}"))
-                    })?;
-                    restores.push(r);
-                }
-                _ => {}
+        for (name, _, kind) in self.attempt_files(job_id).await? {
+            if kind == "restore" {
+                let bytes = self.storage.get(&name).await?;
+                let r: AttemptRestore = serde_json::from_slice(&bytes).map_err(|e| {
+                    JmError::Unavailable(format!("unreadable attempt record {name}: {e}"))
+                })?;
+                restores.push(r);
             }
         }
-        Ok((fences, restores))
+        Ok(restores)
+    }
+
+    /// The attempt records of a job: (path, attempt, "fence" or "restore").
+    async fn attempt_files(&self, job_id: &str) -> Result<Vec<(String, u64, String)>> {
+        Ok(self
+            .storage
+            .list(&format!("{job_id}/attempts"))
+            .await?
+            .into_iter()
+            .filter_map(|name| {
+                let file = name.rsplit('/').next()?;
+                let (n, kind) = file.split_once('.')?;
+                let n = n.parse::<u64>().ok()?;
+                let kind = kind.to_string();
+                Some((name, n, kind))
+            })
+            .collect())
     }
 
     /// All records; unreadable ones are reported and skipped (they are never deleted).

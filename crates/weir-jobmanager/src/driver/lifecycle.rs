@@ -2,7 +2,7 @@
 
 use super::*;
 
-enum StartError {
+pub(super) enum StartError {
     /// Worth another attempt (no slots yet, a task manager refused the deployment).
     Retry(String),
     /// Pointless to retry (the checkpoint to restore is corrupt).
@@ -175,63 +175,13 @@ impl Driver {
         let listing = list_checkpoints(&self.record.checkpoint_dir)
             .await
             .map_err(|e| StartError::Fatal(format!("cannot restore: {e}")))?;
-        let (_, restores) = self
-            .store
-            .attempts(&self.record.job_id)
-            .await
-            .map_err(|e| StartError::Retry(format!("cannot read the attempt records: {e}")))?;
         self.next_checkpoint_id = self.next_checkpoint_id.max(listing.max_id + 1);
         for url in &listing.abandoned {
             if let Ok(s) = Storage::open(url) {
                 let _ = s.delete_prefix("").await;
             }
         }
-        let completed: Vec<(CheckpointId, u64)> =
-            listing.completed.iter().map(|c| (c.0, c.2)).collect();
-        let external = |loc: String| async move {
-            let meta = read_metadata(&loc)
-                .await
-                .map_err(|e| StartError::Fatal(e.to_string()))?;
-            Ok::<_, StartError>(Some((loc, meta)))
-        };
-        let (restore, checkpoint) = match lineage::restore_point(&restores, &completed) {
-            RestorePoint::Checkpoint(id) => {
-                let found = listing.get(id).ok_or_else(|| {
-                    StartError::Fatal(format!(
-                        "cannot restore: checkpoint {id}, which the last attempt restored from, is gone from {}",
-                        self.record.checkpoint_dir
-                    ))
-                })?;
-                (Some(found), Some(id))
-            }
-            RestorePoint::External(loc) => (external(loc).await?, None),
-            RestorePoint::Fresh if !self.record.restore_from.is_empty() => {
-                (external(self.record.restore_from.clone()).await?, None)
-            }
-            RestorePoint::Fresh => (None, None),
-        };
-        let record = AttemptRestore {
-            attempt,
-            checkpoint,
-            location: restore.as_ref().map(|r| r.0.clone()).unwrap_or_default(),
-        };
-        match self
-            .store
-            .record_restore(&self.record.job_id, &record)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(StartError::Retry(format!(
-                    "attempt {attempt} was recorded by another job manager"
-                )))
-            }
-            Err(e) => {
-                return Err(StartError::Retry(format!(
-                    "cannot record attempt {attempt}: {e}"
-                )))
-            }
-        }
+        let (restore, checkpoint) = self.record_restore_point(attempt, &listing).await?;
         self.record.attempt = attempt;
         self.record.state = JobState::Running;
         self.persist().await;
@@ -361,46 +311,6 @@ impl Driver {
         Ok(())
     }
 
-    /// Creates the fence of the next attempt number, past every fence there is. Another job
-    /// manager's fence of the same number means it started that attempt: the next number is
-    /// tried while this job manager leads.
-    async fn fence_next_attempt(&mut self) -> std::result::Result<u64, StartError> {
-        let job_id = self.record.job_id.clone();
-        for _ in 0..10 {
-            if !self.term.is_valid() {
-                return Err(StartError::Deposed);
-            }
-            let (fences, _) =
-                self.store.attempts(&job_id).await.map_err(|e| {
-                    StartError::Retry(format!("cannot read the attempt records: {e}"))
-                })?;
-            let attempt = lineage::next_attempt(fences, self.record.attempt);
-            let fence = AttemptFence {
-                attempt,
-                epoch: self.term.epoch,
-                holder: self.term.holder.clone(),
-                created_at_ms: now_ms(),
-            };
-            match self.store.fence_attempt(&job_id, &fence).await {
-                Ok(true) => return Ok(attempt),
-                Ok(false) => {
-                    warn!(
-                        attempt,
-                        "another job manager fenced this attempt first; trying the next"
-                    )
-                }
-                Err(e) => {
-                    return Err(StartError::Retry(format!(
-                        "cannot fence attempt {attempt}: {e}"
-                    )))
-                }
-            }
-        }
-        Err(StartError::Retry(
-            "no attempt could be fenced: another job manager keeps starting them".into(),
-        ))
-    }
-
     async fn run_attempt(&mut self) -> Outcome {
         let interval_ms = self.spec.checkpoint.interval_ms;
         let mut checkpoint_tick = tokio::time::interval(Duration::from_millis(interval_ms.max(50)));
@@ -442,13 +352,7 @@ impl Driver {
         };
         for id in a.coordinator.expired(now_ms()) {
             warn!(checkpoint = id, "checkpoint timed out; aborted");
-            a.coordinator.abort(id, "timed out", now_ms());
-            if a.final_checkpoint == Some(id) {
-                a.final_checkpoint = None;
-            }
-            if let Some((reply, _)) = a.savepoints.remove(&id) {
-                let _ = reply.send(Err(format!("savepoint {id} timed out")));
-            }
+            a.give_up(id, "timed out");
         }
     }
 
@@ -607,14 +511,8 @@ impl Driver {
                 reason,
             } if Some(attempt) == current => {
                 let a = self.attempt.as_mut()?;
-                if a.coordinator.abort(checkpoint, &reason, now_ms()).is_some() {
+                if a.give_up(checkpoint, &reason) {
                     warn!(checkpoint, %reason, "checkpoint declined; aborted");
-                }
-                if a.final_checkpoint == Some(checkpoint) {
-                    a.final_checkpoint = None;
-                }
-                if let Some((reply, _)) = a.savepoints.remove(&checkpoint) {
-                    let _ = reply.send(Err(format!("savepoint {checkpoint} failed: {reason}")));
                 }
             }
             JobEvent::TaskManagerLost(tm)
@@ -656,36 +554,13 @@ impl Driver {
         // A job manager that no longer leads, or whose attempt another one has superseded,
         // completes nothing: no `_metadata` of a deposed job manager appears after the
         // takeover (the check after the write covers the race with this one).
-        let next = a.number + 1;
-        let gone = if !self.term.is_valid() {
-            Some(Ok("this job manager no longer leads".to_string()))
-        } else {
-            match self.store.fence_exists(&self.record.job_id, next).await {
-                Ok(true) => Some(Ok(format!(
-                    "attempt {next} was started by another job manager"
-                ))),
-                Ok(false) => None,
-                Err(e) => Some(Err(e.to_string())),
-            }
-        };
-        if let Some(why) = gone {
-            let reason = match &why {
-                Ok(m) => m.clone(),
-                Err(e) => format!("cannot check for a later attempt: {e}"),
-            };
-            warn!(checkpoint = id, %reason, "checkpoint not completed");
-            a.coordinator.abort(id, &reason, now_ms());
-            if a.final_checkpoint == Some(id) {
-                a.final_checkpoint = None;
-            }
-            if let Some((reply, _)) = a.savepoints.remove(&id) {
-                let _ = reply.send(Err(format!("savepoint {id} failed: {reason}")));
-            }
-            if why.is_ok() {
-                self.superseded = Some(format!("attempt {} stopped: {reason}", next - 1));
-            }
-            return;
+        let number = a.number;
+        if let Err(stop) = self.may_complete(number).await {
+            return self.stop_checkpoint(id, stop);
         }
+        let Some(a) = self.attempt.as_mut() else {
+            return;
+        };
         let metadata = CheckpointMetadata {
             version: FORMAT_VERSION,
             job_id: self.record.job_id.clone(),
@@ -710,52 +585,17 @@ impl Driver {
         };
         if let Err(e) = written {
             warn!(checkpoint = id, error = %e, "cannot write checkpoint metadata; aborted");
-            a.coordinator
-                .abort(id, &format!("metadata write failed: {e}"), now_ms());
-            if a.final_checkpoint == Some(id) {
-                a.final_checkpoint = None;
-            }
-            if let Some((reply, _)) = a.savepoints.remove(&id) {
-                let _ = reply.send(Err(format!("savepoint {id} failed: {e}")));
-            }
+            a.give_up(id, &format!("metadata write failed: {e}"));
             return;
         }
         // Sinks may commit only if no later attempt was fenced before the metadata landed
         // (weir_checkpoint::lineage): one that listed the checkpoints without this one.
-        match self.store.fence_exists(&self.record.job_id, next).await {
-            Ok(false) => {}
-            Ok(true) => {
-                warn!(checkpoint = id, attempt = a.number, "attempt {next} was started by another job manager: this checkpoint is not committed; stopping this attempt");
-                a.coordinator
-                    .abort(id, "superseded by a later attempt", now_ms());
-                if let Some((reply, _)) = a.savepoints.remove(&id) {
-                    let _ = reply.send(Err(format!(
-                        "savepoint {id} failed: another job manager drives the job"
-                    )));
-                }
-                self.superseded = Some(format!(
-                    "attempt {} was superseded by attempt {next} of another job manager",
-                    a.number
-                ));
-                return;
-            }
-            Err(e) => {
-                // Unknown: do not commit now; the next checkpoint's commit covers this one.
-                warn!(checkpoint = id, error = %e, "cannot check for a later attempt; not committing this checkpoint now");
-                a.coordinator.abort(
-                    id,
-                    &format!("cannot check for a later attempt: {e}"),
-                    now_ms(),
-                );
-                if a.final_checkpoint == Some(id) {
-                    a.final_checkpoint = None;
-                }
-                if let Some((reply, _)) = a.savepoints.remove(&id) {
-                    let _ = reply.send(Err(format!("savepoint {id} failed: {e}")));
-                }
-                return;
-            }
+        if let Err(stop) = self.may_complete(number).await {
+            return self.stop_checkpoint(id, stop);
         }
+        let Some(a) = self.attempt.as_mut() else {
+            return;
+        };
         let discard = a.coordinator.complete(id, now_ms());
         self.stalled = 0;
         info!(
