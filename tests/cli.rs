@@ -101,6 +101,85 @@ fn unreachable_job_manager_is_a_clear_error() {
     assert!(text.contains("--lease-ms 0"), "{text}");
 }
 
+/// The probes a kubelet calls (`--admin-bind`): a job manager is ready once it leads and has
+/// resumed its jobs; a task manager once registered, and not while its job manager is gone.
+/// A bad or taken `--admin-bind` fails at once, naming the flag.
+#[test]
+fn probes_and_bad_admin_binds() {
+    for sub in ["jobmanager", "taskmanager"] {
+        for bad in ["localhost:8081", "8081", "127.0.0.1:99999"] {
+            let (ok, text) = weir_cmd(&[sub, "--admin-bind", bad, "--bind", "127.0.0.1:0"]);
+            assert!(!ok, "{sub} --admin-bind {bad}: {text}");
+            assert!(text.contains(&format!("--admin-bind \"{bad}\"")), "{text}");
+        }
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (ok, text) = weir_cmd(&["jobmanager", "--admin-bind", &addr, "--bind", "127.0.0.1:0"]);
+    assert!(
+        !ok && text.contains("--admin-bind") && text.contains(&addr),
+        "{text}"
+    );
+    drop(taken);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (jm_port, jm_admin, tm_admin) = (free_port(), free_port(), free_port());
+    let jm_url = format!("http://127.0.0.1:{jm_port}");
+    let wait_for = |port: u16, code: u16, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let p = probe(port, "/readyz");
+            if p.as_ref().is_some_and(|p| p.0 == code) {
+                return p.map(|p| p.1).unwrap_or_default();
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: {p:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    // A task manager with no job manager yet: alive, not ready.
+    let mut tm = Proc::spawn(
+        "tm",
+        &[
+            "taskmanager",
+            "--jobmanager",
+            &jm_url,
+            "--admin-bind",
+            &format!("127.0.0.1:{tm_admin}"),
+        ],
+        &dir.path().join("tm.log"),
+    );
+    let body = wait_for(tm_admin, 503, "a task manager without a job manager");
+    assert!(body.starts_with("unregistered"), "{body}");
+    assert_eq!(probe(tm_admin, "/healthz").map(|p| p.0), Some(200));
+    assert_eq!(probe(tm_admin, "/nope").map(|p| p.0), Some(404));
+
+    let state = dir.path().join("state");
+    let mut jm = Proc::spawn(
+        "jm",
+        &[
+            "jobmanager",
+            "--bind",
+            &format!("127.0.0.1:{jm_port}"),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--lease-ms",
+            "3000",
+            "--admin-bind",
+            &format!("127.0.0.1:{jm_admin}"),
+        ],
+        &dir.path().join("jm.log"),
+    );
+    wait_for(jm_admin, 200, "the job manager leads");
+    assert_eq!(probe(jm_admin, "/healthz").map(|p| p.0), Some(200));
+    wait_for(tm_admin, 200, "the task manager registers");
+    // The job manager gone: the task manager is no longer ready, and still alive.
+    jm.kill9();
+    let body = wait_for(tm_admin, 503, "the task manager lost its job manager");
+    assert!(body.starts_with("unregistered"), "{body}");
+    assert_eq!(probe(tm_admin, "/healthz").map(|p| p.0), Some(200));
+    tm.kill9();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_jobs_are_refused_and_the_job_manager_keeps_running() {
     let mut cluster = TestCluster::new();

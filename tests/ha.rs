@@ -20,6 +20,8 @@ const KEYS: u64 = 10_000;
 struct Ha {
     dir: tempfile::TempDir,
     ports: Vec<u16>,
+    /// Each job manager's `--admin-bind` port (probes).
+    admin: Vec<u16>,
     jms: Vec<Option<Proc>>,
     tms: Vec<Proc>,
     starts: usize,
@@ -30,6 +32,7 @@ impl Ha {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
             ports: (0..jms).map(|_| free_port()).collect(),
+            admin: (0..jms).map(|_| free_port()).collect(),
             jms: (0..jms).map(|_| None).collect(),
             tms: Vec::new(),
             starts: 0,
@@ -70,9 +73,16 @@ impl Ha {
                 LEASE_MS,
                 "--id",
                 &id,
+                "--admin-bind",
+                &format!("127.0.0.1:{}", self.admin[i]),
             ],
             &log,
         ));
+    }
+
+    /// Job manager `i`'s readiness probe: its status code and body (None: no answer).
+    fn ready(&self, i: usize) -> Option<(u16, String)> {
+        probe(self.admin[i], "/readyz")
     }
 
     fn start_tm(&mut self, jobmanager: &str, slots: u32) {
@@ -273,6 +283,13 @@ async fn a_second_job_manager_on_the_same_state_dir_stands_by() {
 async fn the_standby_takes_over_when_the_leader_is_killed() {
     let (mut ha, id, count) = leader_standby_and_a_running_job("leader-kill", 2).await;
 
+    assert_eq!(ha.ready(0).map(|p| p.0), Some(200), "the leader is ready");
+    let standby = ha.ready(1).expect("the standby's probe answers");
+    assert!(
+        standby.0 == 503 && standby.1.starts_with("standby"),
+        "{standby:?}"
+    );
+
     let killed = Instant::now();
     ha.jms[0].take().expect("leader").kill9();
     let client = ha.client(&ha.url(1), 30).await;
@@ -283,6 +300,12 @@ async fn the_standby_takes_over_when_the_leader_is_killed() {
     .await;
     let running = killed.elapsed();
     eprintln!("new leader after {new_leader:?}, job running again after {running:?}");
+    // The new leader's probe turns ready once it has resumed the job.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ha.ready(1).map(|p| p.0) != Some(200) {
+        assert!(Instant::now() < deadline, "never ready: {:?}", ha.ready(1));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let status = ha.finish_and_check(&id, count).await;
     assert!(status.attempt >= 2);
     assert!(ha.jm_log(1).contains("leader for"));
@@ -411,6 +434,20 @@ async fn of_two_job_managers_started_at_once_exactly_one_leads() {
     ha.start_jm(1);
     ha.client(&ha.urls(), 30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // Exactly one is ready (what a Service routes to); the other's probe says it stands by.
+    let probes: Vec<Option<(u16, String)>> = (0..2).map(|i| ha.ready(i)).collect();
+    let ready: Vec<usize> = (0..2)
+        .filter(|i| probes[*i].as_ref().is_some_and(|p| p.0 == 200))
+        .collect();
+    assert_eq!(ready.len(), 1, "ready: {probes:?}");
+    let other = probes[1 - ready[0]].clone().expect("the standby answers");
+    assert!(
+        other.0 == 503 && other.1.starts_with("standby"),
+        "the standby's /readyz: {other:?}"
+    );
+    for i in 0..2 {
+        assert_eq!(probe(ha.admin[i], "/healthz").map(|p| p.0), Some(200));
+    }
     let leaders: Vec<usize> = (0..2)
         .filter(|i| ha.jm_log(*i).contains("leader for"))
         .collect();
@@ -423,6 +460,7 @@ async fn of_two_job_managers_started_at_once_exactly_one_leads() {
     assert_eq!(leaders.len(), 1, "leaders: {leaders:?}");
     assert_eq!(standbys.len(), 1, "standbys: {standbys:?}");
     assert_ne!(leaders, standbys);
+    assert_eq!(leaders, ready, "the ready one is the one that leads");
 }
 
 /// The leader's state dir stops taking writes (the `FailingStore`, injected into a job
@@ -442,7 +480,7 @@ async fn a_leader_whose_storage_fails_steps_down_before_its_lease_expires() {
         .expect("bind");
     let addr = format!("http://{}", listener.local_addr().expect("addr"));
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let jm = tokio::spawn(weir_jobmanager::run(cfg, listener, shutdown.clone()));
+    let jm = tokio::spawn(weir_jobmanager::run(cfg, listener, None, shutdown.clone()));
 
     let leads = |addr: String| async move {
         match Client::connect(&addr).await {

@@ -483,6 +483,8 @@ async fn two_job_managers_on_s3_elect_one_and_fail_over() {
                     "4500",
                     "--id",
                     &id,
+                    "--admin-bind",
+                    "off",
                 ],
                 &log(&id),
                 &env,

@@ -29,6 +29,28 @@ pub fn weir() -> &'static str {
 /// records/s), and a leader whose renewal is late by two thirds of a lease steps down.
 pub const TEST_LEASE_MS: &str = "8000";
 
+/// GET `path` on an admin port (`--admin-bind`) over plain HTTP/1.1: the status code and
+/// the body, or None if nothing answers (what a kubelet's httpGet probe sees).
+pub fn probe(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -83,6 +105,8 @@ impl Drop for Proc {
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub jm_port: u16,
+    /// The job manager's `--admin-bind` port (probes).
+    pub admin_port: u16,
     pub jm: Option<Proc>,
     pub tms: Vec<Proc>,
     tm_count: usize,
@@ -101,6 +125,7 @@ impl TestCluster {
         let mut c = TestCluster {
             dir,
             jm_port: free_port(),
+            admin_port: free_port(),
             jm: None,
             tms: vec![],
             tm_count: 0,
@@ -147,6 +172,8 @@ impl TestCluster {
                 // A restarted job manager waits out its predecessor's lease: short in tests.
                 "--lease-ms",
                 TEST_LEASE_MS,
+                "--admin-bind",
+                &format!("127.0.0.1:{}", self.admin_port),
             ],
             &log,
             &env,

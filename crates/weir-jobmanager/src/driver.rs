@@ -80,6 +80,9 @@ pub struct JobManager {
     pub alignment: Arc<Mutex<AlignmentTable>>,
     store: JobStore,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
+    /// Set once the jobs found in the state dir have been resumed (or nothing was to be
+    /// resumed): the job manager's readiness waits for it.
+    resumed: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -182,7 +185,19 @@ impl JobManager {
             alignment: Arc::new(Mutex::new(AlignmentTable::default())),
             store,
             jobs: Mutex::new(HashMap::new()),
+            resumed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Marks the jobs of the state dir resumed (see [`Self::resume_jobs`]).
+    pub fn mark_resumed(&self) {
+        self.resumed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the jobs of the state dir have been resumed.
+    pub fn is_resumed(&self) -> bool {
+        self.resumed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Watches heartbeats: a task manager silent for longer than the timeout is lost.
@@ -234,6 +249,7 @@ impl JobManager {
                 }
             }
         }
+        self.mark_resumed();
     }
 
     pub async fn submit(&self, job_json: &str, restore_from: &str) -> Result<JobId> {

@@ -128,17 +128,23 @@ impl JobManagerConfig {
 }
 
 /// Runs a job manager until `shutdown` fires. The client API and the cluster API are both
-/// served on `listener`, which the caller has bound (tests bind 127.0.0.1:0). With a lease,
-/// it drives jobs only while it leads its state dir; as a standby it answers every call with
-/// the leader's address.
+/// served on `listener`, which the caller has bound (tests bind 127.0.0.1:0); the probes on
+/// `admin` (`--admin-bind`), if given. With a lease, it drives jobs only while it leads its
+/// state dir; as a standby it answers every call with the leader's address.
 pub async fn run(
     cfg: JobManagerConfig,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, state_dir = %cfg.state_dir, id = %cfg.id, "job manager starting");
     let front = Arc::new(service::Front::new(&cfg.state_dir));
+    if let Some(admin) = admin {
+        let f = front.clone();
+        let ready: weir_admin::Readiness = Arc::new(move || f.readiness());
+        tokio::spawn(weir_admin::serve(admin, ready, shutdown.clone()));
+    }
     let election = match cfg.lease {
         None => {
             // No election: one term from the start, in place before the first call is served.
@@ -148,6 +154,8 @@ pub async fn run(
             front.set(service::FrontState::Leading(jm.clone()));
             if cfg.resume {
                 jm.resume_jobs().await;
+            } else {
+                jm.mark_resumed();
             }
             None
         }
@@ -197,6 +205,8 @@ async fn follow_terms(
                         front.set(service::FrontState::Leading(jm.clone()));
                         if cfg.resume {
                             jm.resume_jobs().await;
+                        } else {
+                            jm.mark_resumed();
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "cannot start driving jobs"),

@@ -44,6 +44,31 @@ impl Front {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
+    /// The readiness probe's answer: ready when this job manager leads with a valid term
+    /// (its last lease renewal, a write to the state dir, succeeded within the renew
+    /// deadline, so the state dir is writable) and has resumed the jobs it found there.
+    pub fn readiness(&self) -> Result<(), String> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match &*state {
+            FrontState::Leading(jm) if !jm.term.is_valid() => Err(format!(
+                "standby: this job manager lost the leadership of {} (epoch {})",
+                self.state_dir, jm.term.epoch
+            )),
+            FrontState::Leading(jm) if !jm.is_resumed() => Err(format!(
+                "resuming: leader of {} (epoch {}), resuming the jobs found there",
+                self.state_dir, jm.term.epoch
+            )),
+            FrontState::Leading(_) => Ok(()),
+            FrontState::Standby(Some(c)) => Err(format!(
+                "standby for {}: the leader is {} at {} (epoch {})",
+                self.state_dir, c.holder, c.address, c.epoch
+            )),
+            FrontState::Standby(None) => {
+                Err(format!("standby for {}: no leader yet", self.state_dir))
+            }
+        }
+    }
+
     /// The leading job manager, or UNAVAILABLE naming the leader (clients and task managers
     /// given several addresses try the next one on UNAVAILABLE).
     pub fn jm(&self) -> Result<Arc<JobManager>, Status> {

@@ -102,6 +102,7 @@ async fn session(
     state.registered_under(registered.leader_epoch);
     info!(jobmanager = %address, leader_epoch = registered.leader_epoch, "registered with the job manager");
     *shared.lock().await = Some(client.clone());
+    state.set_connected(Some(address.to_string()));
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::HeartbeatRequest>(4);
     let id = state.cfg.id.clone();
     let beat_state = state.clone();
@@ -165,6 +166,7 @@ async fn session(
     }
     .await;
     beats.abort();
+    state.set_connected(None);
     if let Err(e) = &result {
         warn!(error = %e, "lost the job manager");
     }

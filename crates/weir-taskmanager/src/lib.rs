@@ -82,10 +82,12 @@ impl TaskManagerConfig {
     }
 }
 
-/// Runs a task manager until `shutdown` fires.
+/// Runs a task manager until `shutdown` fires; its probes on `admin` (`--admin-bind`), if
+/// given.
 pub async fn run(
     cfg: TaskManagerConfig,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let local: SocketAddr = listener.local_addr()?;
@@ -100,6 +102,11 @@ pub async fn run(
         tasks_rt.handle(),
     ));
     tracing::info!(id = %cfg.id, %address, slots = cfg.slots, jobmanager = %cfg.jobmanager, "task manager starting");
+    if let Some(admin) = admin {
+        let s = state.clone();
+        let ready: weir_admin::Readiness = Arc::new(move || s.readiness());
+        tokio::spawn(weir_admin::serve(admin, ready, shutdown.clone()));
+    }
     let server = service::serve(state.clone(), listener, shutdown.clone());
     let link = jm_link::run(state.clone(), shutdown.clone());
     let (server_result, _) = tokio::join!(server, link);

@@ -76,6 +76,8 @@ pub struct TaskManagerState {
     /// The leader epoch of the job manager this one last registered with: calls of a lower
     /// epoch come from a deposed job manager and are refused ([`Self::check_epoch`]).
     leader_epoch: std::sync::atomic::AtomicU64,
+    /// The job manager whose heartbeat stream is open now, if any: the readiness probe.
+    connected: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -88,6 +90,22 @@ impl TaskManagerState {
     pub fn registered_under(&self, epoch: u64) {
         self.leader_epoch
             .store(epoch, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Records the job manager whose heartbeat stream is open (None: none is).
+    pub fn set_connected(&self, jobmanager: Option<String>) {
+        *lock(&self.connected) = jobmanager;
+    }
+
+    /// The readiness probe's answer: ready while registered with a job manager.
+    pub fn readiness(&self) -> Result<(), String> {
+        match &*lock(&self.connected) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "unregistered: not registered with a job manager (trying {})",
+                self.cfg.jobmanager
+            )),
+        }
     }
 
     /// Refuses a call from a job manager whose leader epoch is lower than the one this task
@@ -121,6 +139,7 @@ impl TaskManagerState {
             alignments: Alignments::default(),
             tasks_rt,
             leader_epoch: std::sync::atomic::AtomicU64::new(0),
+            connected: Mutex::new(None),
         }
     }
 

@@ -21,11 +21,17 @@ pub async fn run(
     let jm_addr = format!("http://{}", jm_listener.local_addr()?);
     let mut cfg = weir_jobmanager::JobManagerConfig::new(state_dir);
     cfg.resume = false;
-    let jm = tokio::spawn(weir_jobmanager::run(cfg, jm_listener, shutdown.clone()));
+    let jm = tokio::spawn(weir_jobmanager::run(
+        cfg,
+        jm_listener,
+        None,
+        shutdown.clone(),
+    ));
     let tm_listener = TcpListener::bind("127.0.0.1:0").await?;
     let tm = tokio::spawn(weir_taskmanager::run(
         weir_taskmanager::TaskManagerConfig::new(jm_addr.clone(), slots),
         tm_listener,
+        None,
         shutdown.clone(),
     ));
     let client = Client::connect(&jm_addr).await?;

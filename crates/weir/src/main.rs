@@ -82,6 +82,10 @@ enum Command {
         /// This job manager's id in leader claims (default: unique per process).
         #[arg(long)]
         id: Option<String>,
+        /// Plain-HTTP address of the probes: /healthz (alive) and /readyz (leading, state dir
+        /// writable, jobs resumed; a standby answers 503 "standby"). `off` turns it off.
+        #[arg(long, env = "WEIR_ADMIN_BIND", default_value = "127.0.0.1:8081")]
+        admin_bind: String,
     },
     /// Start a task manager that offers slots to a job manager.
     Taskmanager {
@@ -98,6 +102,10 @@ enum Command {
         /// Stable id (default: generated).
         #[arg(long)]
         id: Option<String>,
+        /// Plain-HTTP address of the probes: /healthz (alive) and /readyz (registered with a
+        /// job manager). Off unless given, so that several task managers share a machine.
+        #[arg(long, env = "WEIR_ADMIN_BIND", default_value = "off")]
+        admin_bind: String,
     },
     /// Submit a job (a JSON job graph or a SQL script) to a job manager.
     Submit {
@@ -165,6 +173,19 @@ enum Command {
         #[command(flatten)]
         jm: JmAddr,
     },
+}
+
+/// Binds `--admin-bind` (`off`: none) and says where, so a test or script that asked for
+/// port 0 learns the port.
+async fn bind_admin(addr: &str) -> anyhow::Result<Option<TcpListener>> {
+    let admin = weir_admin::bind(addr).await?;
+    if let Some(l) = &admin {
+        println!(
+            "admin port (/healthz, /readyz) on http://{}",
+            l.local_addr()?
+        );
+    }
+    Ok(admin)
 }
 
 fn init_logging(default: &str) {
@@ -287,6 +308,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             lease_ms,
             advertise,
             id,
+            admin_bind,
         } => {
             init_logging("info");
             if lease_ms < 30 {
@@ -294,6 +316,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                     "--lease-ms {lease_ms}: the leader lease must be at least 30 ms (15000 is the default)"
                 );
             }
+            let admin = bind_admin(&admin_bind).await?;
             let listener = TcpListener::bind(&bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
@@ -309,7 +332,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.id = id;
             }
             let shutdown = shutdown_on_signal();
-            weir_jobmanager::run(cfg, listener, shutdown).await?;
+            weir_jobmanager::run(cfg, listener, admin, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Taskmanager {
@@ -318,11 +341,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             bind,
             advertise,
             id,
+            admin_bind,
         } => {
             init_logging("info");
             if slots == 0 {
                 bail!("--slots must be at least 1");
             }
+            let admin = bind_admin(&admin_bind).await?;
             let listener = TcpListener::bind(&bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
@@ -335,7 +360,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(id) = id {
                 cfg.id = id;
             }
-            weir_taskmanager::run(cfg, listener, shutdown_on_signal()).await?;
+            weir_taskmanager::run(cfg, listener, admin, shutdown_on_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit {
