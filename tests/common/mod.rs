@@ -32,9 +32,14 @@ pub const TEST_LEASE_MS: &str = "8000";
 /// GET `path` on an admin port (`--admin-bind`) over plain HTTP/1.1: the status code and
 /// the body, or None if nothing answers (what a kubelet's httpGet probe sees).
 pub fn probe(port: u16, path: &str) -> Option<(u16, String)> {
+    probe_at([127, 0, 0, 1], port, path)
+}
+
+/// [`probe`] on another loopback address (a "pod IP" of 127.0.0.x).
+pub fn probe_at(ip: [u8; 4], port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        &std::net::SocketAddr::from((ip, port)),
         Duration::from_secs(2),
     )
     .ok()?;
