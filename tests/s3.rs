@@ -15,6 +15,11 @@ const SECRET_KEY: &str = "weir-test-secret";
 
 /// An S3 endpoint serving `root` (each sub-folder is a bucket), and a count of the multipart
 /// part uploads it received (`PUT …?partNumber=…&uploadId=…`).
+///
+/// s3s-fs 0.14 answers `If-None-Match: *` by looking for the file and then writing it, so two
+/// creates of one key at the same instant can both succeed (two job managers started at once
+/// both claimed epoch 1). S3 itself decides such a PUT atomically; so that this server does
+/// too, its conditional PUTs are served one at a time.
 async fn start_s3(root: &Path) -> (String, Arc<AtomicUsize>) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -28,12 +33,14 @@ async fn start_s3(root: &Path) -> (String, Arc<AtomicUsize>) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let counter = parts.clone();
+    let conditional = Arc::new(tokio::sync::Mutex::new(()));
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
             };
             let (service, counter) = (service.clone(), counter.clone());
+            let conditional = conditional.clone();
             let counting =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let is_part = req.method() == hyper::Method::PUT
@@ -45,7 +52,17 @@ async fn start_s3(root: &Path) -> (String, Arc<AtomicUsize>) {
                         counter.fetch_add(1, Ordering::SeqCst);
                     }
                     let service = service.clone();
-                    async move { hyper::service::Service::call(&service, req).await }
+                    let create = req.method() == hyper::Method::PUT
+                        && req.headers().contains_key(hyper::header::IF_NONE_MATCH);
+                    let conditional = conditional.clone();
+                    async move {
+                        let _one_at_a_time = if create {
+                            Some(conditional.lock_owned().await)
+                        } else {
+                            None
+                        };
+                        hyper::service::Service::call(&service, req).await
+                    }
                 });
             tokio::spawn(async move {
                 let _ = ConnBuilder::new(TokioExecutor::new())

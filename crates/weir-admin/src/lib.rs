@@ -54,11 +54,21 @@ pub async fn bind(addr: &str) -> Result<Option<TcpListener>, AdminError> {
         .map_err(|e| err(e.to_string()))
 }
 
-/// Serves the probes on `listener` until `shutdown` fires.
+/// Connections served at once: probes come every few seconds from one kubelet; more than
+/// this are closed at once rather than let an open port use up the process's descriptors,
+/// which it shares with gRPC.
+const MAX_CONNECTIONS: usize = 32;
+
+/// How long a client may take to send its request's headers.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves the probes on `listener` until `shutdown` fires. One request per connection (a
+/// kubelet opens one per probe), its headers within [`HEADER_TIMEOUT`].
 pub async fn serve(listener: TcpListener, ready: Readiness, shutdown: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "admin port (probes /healthz, /readyz) listening");
     }
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -72,14 +82,22 @@ pub async fn serve(listener: TcpListener, ready: Readiness, shutdown: Cancellati
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("admin port: {MAX_CONNECTIONS} connections open; one refused");
+            continue;
+        };
         let ready = ready.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let answer = respond(req.method(), req.uri().path(), &*ready);
                 async move { Ok::<_, std::convert::Infallible>(answer) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(false)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::select! {
                 _ = shutdown.cancelled() => {}
@@ -199,6 +217,43 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("--admin-bind") && e.contains(&addr), "{e}");
+    }
+
+    /// Idle connections neither pile up (over the cap they are closed at once) nor stay (each
+    /// is closed once its headers are late), and a probe still gets through afterwards.
+    #[tokio::test]
+    async fn idle_connections_are_capped_and_closed() {
+        use tokio::io::AsyncReadExt;
+        let listener = bind("127.0.0.1:0").await.unwrap().unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, Arc::new(|| Ok(())), stop.clone()));
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(2), over.read(&mut buf)).await;
+        assert!(
+            matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+            "over the cap: closed at once"
+        );
+        for mut c in idle {
+            let n = tokio::time::timeout(HEADER_TIMEOUT * 2, c.read(&mut buf)).await;
+            assert!(n.is_ok(), "an idle connection outlived the header timeout");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        stop.cancel();
     }
 
     #[tokio::test]

@@ -28,7 +28,12 @@ pub enum ClientError {
 
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
-        if s.code() == tonic::Code::Unavailable {
+        // A connection broken under a call (the job manager killed while it answered) comes
+        // back as UNKNOWN "transport error", not UNAVAILABLE: it is as unreachable.
+        let broken = std::error::Error::source(&s)
+            .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some())
+            || (s.code() == tonic::Code::Unknown && s.message() == "transport error");
+        if s.code() == tonic::Code::Unavailable || broken {
             ClientError::Unreachable {
                 addr: String::new(),
                 reason: s.message().to_string(),

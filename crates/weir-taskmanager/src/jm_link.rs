@@ -41,7 +41,7 @@ pub async fn run(state: Arc<TaskManagerState>, shutdown: CancellationToken) {
             Err(e) => {
                 next += 1;
                 if !logged_unreachable && next % addresses.len().max(1) == 0 {
-                    warn!(jobmanager = %state.cfg.jobmanager, error = %e, "no job manager accepts this task manager; retrying");
+                    warn!(jobmanager = %state.cfg.jobmanager, error = %e, "no job manager of --jobmanager accepts this task manager; retrying");
                     logged_unreachable = true;
                 }
             }
@@ -102,7 +102,6 @@ async fn session(
     state.registered_under(registered.leader_epoch);
     info!(jobmanager = %address, leader_epoch = registered.leader_epoch, "registered with the job manager");
     *shared.lock().await = Some(client.clone());
-    state.set_connected(Some(address.to_string()));
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::HeartbeatRequest>(4);
     let id = state.cfg.id.clone();
     let beat_state = state.clone();
@@ -138,6 +137,7 @@ async fn session(
             .await
             .map_err(|_| format!("the heartbeat stream did not open within {CALL_TIMEOUT:?}"))??
             .into_inner();
+        state.set_connected(Some(address.to_string()));
         let timeout = state.cfg.jm_timeout;
         loop {
             tokio::select! {

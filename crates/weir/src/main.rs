@@ -84,7 +84,7 @@ enum Command {
         id: Option<String>,
         /// Plain-HTTP address of the probes: /healthz (alive) and /readyz (leading, state dir
         /// writable, jobs resumed; a standby answers 503 "standby"). `off` turns it off.
-        #[arg(long, env = "WEIR_ADMIN_BIND", default_value = "127.0.0.1:8081")]
+        #[arg(long, default_value = "127.0.0.1:8081")]
         admin_bind: String,
     },
     /// Start a task manager that offers slots to a job manager.
@@ -104,7 +104,7 @@ enum Command {
         id: Option<String>,
         /// Plain-HTTP address of the probes: /healthz (alive) and /readyz (registered with a
         /// job manager). Off unless given, so that several task managers share a machine.
-        #[arg(long, env = "WEIR_ADMIN_BIND", default_value = "off")]
+        #[arg(long, default_value = "off")]
         admin_bind: String,
     },
     /// Submit a job (a JSON job graph or a SQL script) to a job manager.

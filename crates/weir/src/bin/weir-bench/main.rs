@@ -146,6 +146,8 @@ fn run_cluster(job_json: &str, dir: &Path, parallelism: u32) -> Outcome {
             &format!("127.0.0.1:{port}"),
             "--state-dir",
             state.to_str().expect("utf8"),
+            "--admin-bind",
+            "off",
         ],
         true,
     );
