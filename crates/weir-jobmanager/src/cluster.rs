@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 use tonic::transport::{Channel, Endpoint};
 use weir_proto as pb;
 use weir_proto::task_manager_service_client::TaskManagerServiceClient;
+use weir_types::sync::lock;
 use weir_types::JobId;
 
 /// A vertex's counters, summed over its subtasks.
@@ -40,10 +41,6 @@ pub struct Cluster {
     sessions: Mutex<u64>,
     /// Fires when slots may have become available.
     pub changed: Notify,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Cluster {

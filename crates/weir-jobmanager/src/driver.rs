@@ -26,6 +26,7 @@ use weir_checkpoint::{
 };
 use weir_proto as pb;
 use weir_storage::Storage;
+use weir_types::sync::lock;
 use weir_types::{now_ms, CheckpointId, ExecutionPlan, JobId, JobSpec, TaskKey};
 
 pub type SavepointReply = oneshot::Sender<Result<(String, CheckpointId), String>>;
@@ -83,10 +84,6 @@ pub struct JobManager {
     /// Set once the jobs found in the state dir have been resumed (or nothing was to be
     /// resumed): the job manager's readiness waits for it.
     resumed: std::sync::atomic::AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a job's checkpoint folder holds.

@@ -24,9 +24,10 @@
 use crate::watermark::{END, MIN};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use weir_types::sync::lock;
 
 /// One job attempt's alignment group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,10 +60,6 @@ struct Member {
     vertex: u32,
     subtask: u32,
     watermark: Arc<AtomicI64>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A published watermark that counts for the group's minimum ([`END`]: idle or finished).

@@ -22,6 +22,7 @@ use weir_runtime::task::{
 };
 use weir_runtime::{Barrier, Message};
 use weir_storage::Storage;
+use weir_types::sync::lock;
 use weir_types::{Channel, ExecutionPlan, JobId, JobSpec, Partitioning, TaskKey};
 
 /// Identifies one physical channel of one job attempt.
@@ -78,10 +79,6 @@ pub struct TaskManagerState {
     leader_epoch: std::sync::atomic::AtomicU64,
     /// The job manager whose heartbeat stream is open now, if any: the readiness probe.
     connected: Mutex<Option<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl TaskManagerState {

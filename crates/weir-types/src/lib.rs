@@ -1,6 +1,8 @@
 //! Weir's core vocabulary, shared by every other crate: ids, the job specification and its JSON
 //! form, the execution plan derived from it (tasks, edges, channels), and key groups.
 //!
+//! Also [`sync::lock`], the poison-tolerant mutex lock the other crates share.
+//!
 //! Architecture invariant: this crate does no I/O and knows nothing of Arrow, gRPC or storage.
 
 pub mod error;
@@ -10,6 +12,7 @@ pub mod keygroup;
 pub mod nexmark;
 pub mod patterns;
 pub mod plan;
+pub mod sync;
 
 pub use error::{Result, TypesError};
 pub use ids::{CheckpointId, JobId, TaskKey};
