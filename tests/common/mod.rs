@@ -13,6 +13,7 @@ use weir_client::Client;
 pub mod kafka;
 pub mod kafka_raw;
 pub mod pg;
+pub mod s3;
 pub mod sqlrun;
 
 /// The `weir` binary the tests start: the one cargo built, or `WEIR_TEST_BIN` (to loop a test

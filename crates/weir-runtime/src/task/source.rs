@@ -20,8 +20,6 @@ const ALIGNMENT_RECHECK: std::time::Duration = std::time::Duration::from_millis(
 const LEASE_AHEAD: u64 = 8192;
 
 impl Task {
-    /// A source task's watermark after a batch (partition, largest event time), or a check
-    /// for ended and idle partitions.
     /// Pushes a source batch of partition `p` through the chain as if the watermark advanced
     /// after every row, as Flink's does (with `pipeline.auto-watermark-interval` 0; its
     /// periodic default makes lateness depend on timing): where a row is at or behind the
@@ -66,6 +64,8 @@ impl Task {
         Ok(max)
     }
 
+    /// A source task's watermark after a batch (partition, largest event time), or a check
+    /// for ended and idle partitions.
     async fn source_watermark(&mut self, batch: Option<(usize, i64)>) -> Result<()> {
         let advanced = {
             let (Some((gen, _)), Some(src)) = (&mut self.watermarks, &self.source) else {
@@ -279,7 +279,6 @@ impl Task {
     }
 }
 
-/// The largest value of a timestamp or integer column in a batch (event time, ms).
 /// The largest time of column `col` per partition, for rows whose partitions are `parts`.
 fn max_time_by_partition(
     batch: &RecordBatch,
