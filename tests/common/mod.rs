@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use weir_client::Client;
 
 pub mod kafka;
+pub mod kafka_jobs;
 pub mod kafka_raw;
 pub mod pg;
 pub mod s3;
