@@ -76,10 +76,57 @@ fn pod_command(
     (args, env)
 }
 
+/// The job-manager Service as kube-proxy makes it: a virtual address whose connections go to
+/// one of the pods the endpoints controller lists, and it lists the Ready ones (here: those
+/// whose `/readyz` on the admin port answered 200 at the last look, every 500 ms, as the
+/// chart's probe period). With no Ready pod a connection is closed at once.
+async fn start_service(vip: [u8; 4], port: u16, pods: Vec<[u8; 4]>) {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(vip), port))
+        .await
+        .expect("bind the Service address");
+    let ready: std::sync::Arc<std::sync::Mutex<Vec<[u8; 4]>>> = Default::default();
+    let endpoints = ready.clone();
+    tokio::spawn(async move {
+        loop {
+            let pods = pods.clone();
+            let now = tokio::task::spawn_blocking(move || {
+                pods.into_iter()
+                    .filter(|ip| probe_at(*ip, 8081, "/readyz").map(|p| p.0) == Some(200))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            *endpoints.lock().unwrap_or_else(|p| p.into_inner()) = now;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    tokio::spawn(async move {
+        let mut turn = 0usize;
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            let pods = ready.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let Some(pod) = pods.get(turn % pods.len().max(1)).copied() else {
+                continue; // no endpoint: the connection is dropped
+            };
+            turn += 1;
+            tokio::spawn(async move {
+                if let Ok(mut outbound) =
+                    tokio::net::TcpStream::connect((std::net::Ipv4Addr::from(pod), port)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
 /// The cluster of `deploy/kubernetes/weir-ha.yaml` (the chart with two job-manager replicas),
 /// started with exactly the container args and environment rendered there: each pod a process
 /// on a loopback address of its own (127.0.0.x for its pod IP and for the `0.0.0.0` it binds),
-/// the job-manager Service replaced by the list of job-manager pods, and the state on S3.
+/// the job-manager Service a proxy to the Ready job manager (`start_service`), the state on
+/// S3. Task managers and the client know only the Service's address, as in the cluster.
 /// `examples/keyed-count.json` runs to FINISHED while the leader is killed once, exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rendered_kubernetes_manifests_run_a_job_across_a_leader_kill() {
@@ -115,17 +162,15 @@ async fn the_rendered_kubernetes_manifests_run_a_job_across_a_leader_kill() {
         .collect();
     let dotted = |ip: &[u8; 4]| format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]);
     let service = "http://weir-jobmanager:6123";
-    let jm_list = jm_ips
-        .iter()
-        .map(|ip| format!("http://{}:6123", dotted(ip)))
-        .collect::<Vec<_>>()
-        .join(",");
+    let service_ip = [127, 0, 0, 11];
+    start_service(service_ip, 6123, jm_ips.clone()).await;
+    let service_url = format!("http://{}:6123", dotted(&service_ip));
     let start = |name: &str, container: &serde_yaml::Value, ip: &[u8; 4]| {
         let ip = dotted(ip);
         let (args, env) = pod_command(container, &ip, &endpoint);
         let args: Vec<String> = args
             .iter()
-            .map(|a| a.replace("0.0.0.0", &ip).replace(service, &jm_list))
+            .map(|a| a.replace("0.0.0.0", &ip).replace(service, &service_url))
             .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -177,7 +222,7 @@ async fn the_rendered_kubernetes_manifests_run_a_job_across_a_leader_kill() {
     .expect("example");
     let local_path = "weir-data/output/keyed-count";
     assert!(example.contains(local_path));
-    let client = weir_client::Client::connect(&jm_list)
+    let client = weir_client::Client::connect(&service_url)
         .await
         .expect("client");
     let id = client
