@@ -289,3 +289,79 @@ fn constant_ms(v: &datafusion::common::ScalarValue) -> Option<i64> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile;
+    use weir_types::{JobSpec, JoinSpec, OperatorKind};
+
+    const TABLES: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT,
+  date_time TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'events' = '1000');
+CREATE TABLE auction (id BIGINT, seller BIGINT, date_time TIMESTAMP(3),
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'events' = '1000');
+CREATE TABLE out (auction BIGINT, price BIGINT, seller BIGINT)
+  WITH ('connector' = 'blackhole');\n";
+
+    fn join(query: &str) -> JoinSpec {
+        let job: JobSpec = compile(&format!("{TABLES}{query}"), "t").expect("compiles");
+        let joins: Vec<JoinSpec> = job
+            .operators
+            .iter()
+            .filter_map(|o| match &o.kind {
+                OperatorKind::Join(j) => Some(j.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(joins.len(), 1, "{joins:?}");
+        joins[0].clone()
+    }
+
+    #[test]
+    fn equality_conditions_become_the_keys() {
+        let j = join(
+            "INSERT INTO out SELECT b.auction, b.price, a.seller
+             FROM bid b JOIN auction a ON b.auction = a.id;",
+        );
+        assert_eq!(j.left_keys, vec!["auction"]);
+        assert_eq!(j.right_keys, vec!["id"]);
+        // No time bounds: a regular join keeps both sides' rows for ever, as Flink's does
+        // without a state TTL.
+        assert!(
+            j.left_expire.is_empty() && j.right_expire.is_empty(),
+            "{j:?}"
+        );
+    }
+
+    /// An interval join: a bid can match auctions up to 5 s on either side of it, so a bid is
+    /// kept until the watermark passes its time + 5 s, and an auction until its time + 5 s.
+    /// BETWEEN includes its ends, and a row is late only once the watermark reached its time,
+    /// so each side is kept one millisecond longer: through the watermark `time + 5 s`.
+    #[test]
+    fn time_bounds_say_when_each_sides_rows_expire() {
+        let j = join(
+            "INSERT INTO out SELECT b.auction, b.price, a.seller
+             FROM bid b JOIN auction a ON b.auction = a.id
+             AND b.date_time BETWEEN a.date_time - INTERVAL '5' SECOND
+                                 AND a.date_time + INTERVAL '5' SECOND;",
+        );
+        assert_eq!(j.left_keys, vec!["auction"]);
+        assert_eq!(j.left_expire.len(), 1, "{j:?}");
+        assert_eq!(j.right_expire.len(), 1, "{j:?}");
+        // The bid's bound: its own time + 5 s, inclusive.
+        assert_eq!(j.left_expire[0].expr, "date_time", "{j:?}");
+        assert_eq!(j.left_expire[0].offset_ms, 5_001, "{j:?}");
+        // The auction's: the bound written over its columns, inclusive.
+        assert_eq!(
+            j.right_expire[0].expr, "(date_time + INTERVAL '5.000000000 SECS')",
+            "{j:?}"
+        );
+        assert_eq!(j.right_expire[0].offset_ms, 1, "{j:?}");
+        assert!(
+            j.filter.is_some(),
+            "the bounds stay a filter on the pairs: {j:?}"
+        );
+    }
+}

@@ -164,3 +164,55 @@ impl Translator<'_> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile;
+    use weir_types::{AggFn, JobSpec, OperatorKind, OverSpec};
+
+    const BID: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT,
+  date_time TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'events' = '1000');
+CREATE TABLE out (a BIGINT, b BIGINT) WITH ('connector' = 'blackhole');\n";
+
+    fn over(select: &str) -> OverSpec {
+        let job: JobSpec =
+            compile(&format!("{BID}INSERT INTO out {select} FROM bid;"), "t").expect("compiles");
+        let overs: Vec<OverSpec> = job
+            .operators
+            .iter()
+            .filter_map(|o| match &o.kind {
+                OperatorKind::OverAggregate(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(overs.len(), 1, "{overs:?}");
+        overs[0].clone()
+    }
+
+    #[test]
+    fn a_rows_frame_keeps_its_preceding_count_partition_and_order() {
+        let s = over(
+            "SELECT auction, MAX(price) OVER (PARTITION BY auction ORDER BY date_time
+             ROWS BETWEEN 3 PRECEDING AND CURRENT ROW)",
+        );
+        assert_eq!(s.keys, vec!["auction"]);
+        assert_eq!(s.time, "date_time");
+        assert_eq!(s.preceding, Some(3));
+        assert_eq!(s.aggregates.len(), 1);
+        assert_eq!(s.aggregates[0].func, AggFn::Max);
+        assert_eq!(s.aggregates[0].column.as_deref(), Some("price"));
+    }
+
+    /// UNBOUNDED PRECEDING: every earlier row of the partition, no count.
+    #[test]
+    fn unbounded_preceding_has_no_count() {
+        let s = over(
+            "SELECT auction, COUNT(*) OVER (PARTITION BY auction ORDER BY date_time
+             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+        );
+        assert_eq!(s.preceding, None);
+        assert_eq!(s.aggregates[0].func, AggFn::Count);
+    }
+}

@@ -399,3 +399,89 @@ fn group_column(g: &Expr) -> Option<&Column> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile;
+    use weir_types::{AggFn, JobSpec, OperatorKind, WindowSpec};
+
+    const BID: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT,
+  date_time TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR date_time AS date_time - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'events' = '1000');
+CREATE TABLE out (k BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3), n BIGINT)
+  WITH ('connector' = 'blackhole');\n";
+
+    /// The window aggregates of the script `BID` + `query`, in plan order.
+    fn windows(query: &str) -> Vec<WindowSpec> {
+        let job: JobSpec = compile(&format!("{BID}{query}"), "t").expect("compiles");
+        job.operators
+            .iter()
+            .filter_map(|o| match &o.kind {
+                OperatorKind::WindowAggregate(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tumble_is_a_window_of_its_size_on_the_descriptor_column() {
+        let w = windows(
+            "INSERT INTO out SELECT auction, window_start, window_end, COUNT(*)
+             FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+             GROUP BY auction, window_start, window_end;",
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].size_ms, w[0].slide()), (10_000, 10_000));
+        assert_eq!(w[0].time, "date_time");
+        assert_eq!(w[0].gap_ms, 0);
+        assert!(!w[0].assigned);
+        assert!(w[0].keys.iter().any(|k| k == "auction"), "{:?}", w[0].keys);
+        assert_eq!(w[0].aggregates.len(), 1);
+        assert_eq!(w[0].aggregates[0].func, AggFn::Count);
+    }
+
+    /// Flink's `HOP(data, timecol, slide, size)`: the slide comes first.
+    #[test]
+    fn hop_takes_the_slide_before_the_size() {
+        let w = windows(
+            "INSERT INTO out SELECT auction, window_start, window_end, COUNT(*)
+             FROM TABLE(HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND,
+                            INTERVAL '10' SECOND))
+             GROUP BY auction, window_start, window_end;",
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].size_ms, w[0].slide()), (10_000, 2_000));
+    }
+
+    #[test]
+    fn session_windows_have_a_gap_and_partition_by_their_keys() {
+        let w = windows(
+            "INSERT INTO out SELECT bidder, window_start, window_end, COUNT(*)
+             FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(date_time),
+                                INTERVAL '5' SECOND))
+             GROUP BY bidder, window_start, window_end;",
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].gap_ms, 5_000);
+        assert!(w[0].keys.iter().any(|k| k == "bidder"), "{:?}", w[0].keys);
+    }
+
+    /// A window result grouped again by its window (Nexmark q5's shape): the second window
+    /// takes the rows' windows as they are instead of assigning new ones.
+    #[test]
+    fn a_window_result_grouped_by_its_window_is_not_windowed_again() {
+        let w = windows(
+            "CREATE VIEW per_auction AS
+               SELECT auction, window_start, window_end, COUNT(*) AS n
+               FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+               GROUP BY auction, window_start, window_end;
+             INSERT INTO out SELECT MAX(auction), window_start, window_end, MAX(n)
+             FROM per_auction GROUP BY window_start, window_end;",
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(!w[0].assigned);
+        assert!(w[1].assigned, "{:?}", w[1]);
+        assert_eq!(w[1].size_ms, 10_000);
+    }
+}
