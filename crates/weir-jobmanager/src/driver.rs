@@ -31,14 +31,25 @@ use weir_types::{now_ms, CheckpointId, ExecutionPlan, JobId, JobSpec, TaskKey};
 
 pub type SavepointReply = oneshot::Sender<Result<(String, CheckpointId), String>>;
 
+/// What a task reported of itself (the wire's `TaskState`, converted by the service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskReport {
+    Running,
+    /// A source read its whole input.
+    SourceExhausted,
+    Finished,
+    Failed {
+        message: String,
+        /// The task would fail the same way again: the job fails without a restart.
+        deterministic: bool,
+    },
+}
+
 pub enum JobEvent {
     TaskState {
         attempt: u64,
         task: TaskKey,
-        state: String,
-        failure: String,
-        /// A FAILED task would fail the same way again: the job fails without a restart.
-        deterministic: bool,
+        report: TaskReport,
     },
     Ack {
         attempt: u64,

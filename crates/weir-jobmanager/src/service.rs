@@ -2,7 +2,7 @@
 //! Only type conversion happens here.
 
 use crate::alignment::Report;
-use crate::driver::{JobEvent, JobManager, JobView};
+use crate::driver::{JobEvent, JobManager, JobView, TaskReport};
 use futures::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -416,15 +416,28 @@ impl pb::cluster_service_server::ClusterService for ClusterApi {
         req: Request<pb::TaskStateReport>,
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
+        let report = match r.state() {
+            pb::TaskState::Running => TaskReport::Running,
+            pb::TaskState::SourceExhausted => TaskReport::SourceExhausted,
+            pb::TaskState::Finished => TaskReport::Finished,
+            pb::TaskState::Failed => TaskReport::Failed {
+                message: r.failure.clone(),
+                deterministic: r.deterministic,
+            },
+            pb::TaskState::Unspecified => {
+                return Err(Status::invalid_argument(format!(
+                    "a task state report without a state (value {})",
+                    r.state
+                )))
+            }
+        };
         let (job, attempt, task) = task_key(r.task)?;
         self.front.jm()?.route(
             &job,
             JobEvent::TaskState {
                 attempt,
                 task,
-                state: r.state,
-                failure: r.failure,
-                deterministic: r.deterministic,
+                report,
             },
         );
         Ok(Response::new(pb::Empty {}))

@@ -241,14 +241,15 @@ async fn forward_events(
                 .map(|_| ())
             }
             kind => {
+                use pb::TaskState as S;
                 let (state, failure, deterministic) = match kind {
-                    TaskEventKind::Running => ("RUNNING", String::new(), false),
-                    TaskEventKind::SourceExhausted => ("EXHAUSTED", String::new(), false),
-                    TaskEventKind::Finished => ("FINISHED", String::new(), false),
+                    TaskEventKind::Running => (S::Running, String::new(), false),
+                    TaskEventKind::SourceExhausted => (S::SourceExhausted, String::new(), false),
+                    TaskEventKind::Finished => (S::Finished, String::new(), false),
                     TaskEventKind::Failed {
                         message,
                         deterministic,
-                    } => ("FAILED", message, deterministic),
+                    } => (S::Failed, message, deterministic),
                     _ => continue,
                 };
                 bounded(c.report_task_state(pb::TaskStateReport {

@@ -460,28 +460,29 @@ impl Driver {
             JobEvent::TaskState {
                 attempt,
                 task,
-                state,
-                failure,
-                deterministic,
+                report,
             } if Some(attempt) == current => {
                 let a = self.attempt.as_mut()?;
-                match state.as_str() {
-                    "FAILED" if deterministic => {
+                match report {
+                    TaskReport::Failed {
+                        message,
+                        deterministic: true,
+                    } => {
                         return Some(Outcome::FailedForGood(format!(
-                            "task {task} failed: {failure}"
+                            "task {task} failed: {message}"
                         )))
                     }
-                    "FAILED" => {
-                        return Some(Outcome::Failed(format!("task {task} failed: {failure}")))
+                    TaskReport::Failed { message, .. } => {
+                        return Some(Outcome::Failed(format!("task {task} failed: {message}")))
                     }
-                    "EXHAUSTED" => {
+                    TaskReport::SourceExhausted => {
                         a.exhausted.insert(task);
                         if self.all_sources_exhausted() && self.spec.checkpoint.interval_ms > 0 {
                             info!("all sources reached their end; taking the final checkpoint");
                             self.trigger_final().await;
                         }
                     }
-                    "FINISHED" => {
+                    TaskReport::Finished => {
                         a.finished.insert(task);
                         let outcomes = a.coordinator.task_finished(task);
                         for o in outcomes {
@@ -492,7 +493,7 @@ impl Driver {
                             return Some(Outcome::Finished);
                         }
                     }
-                    _ => {}
+                    TaskReport::Running => {}
                 }
             }
             JobEvent::Ack {
