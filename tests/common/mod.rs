@@ -232,7 +232,10 @@ impl TestCluster {
         loop {
             match Client::connect(&self.jm_url()).await {
                 Ok(c) => return c,
-                Err(e) if Instant::now() > deadline => panic!("job manager did not come up: {e}"),
+                Err(e) if Instant::now() > deadline => {
+                    self.dump_logs();
+                    panic!("job manager did not come up: {e}")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
