@@ -172,7 +172,7 @@ impl Ha {
         let status = loop {
             let c = self.client(&self.urls(), 60).await;
             if let Ok(s) = c.status(id).await {
-                if weir_client::is_terminal(&s.state) {
+                if s.state.is_terminal() {
                     break s;
                 }
             }

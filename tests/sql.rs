@@ -652,7 +652,7 @@ INSERT INTO {name}_out SELECT id, date_time FROM {name};
     let (mut widest, mut person_s, mut person_paused, mut auction_paused) = (0.0f64, 0.0f64, 0, 0);
     let status = loop {
         let s = client.status(&id).await.expect("status");
-        if weir_client::is_terminal(&s.state) {
+        if s.state.is_terminal() {
             break s;
         }
         let ((p_s, p_paused), (a_s, a_paused)) =

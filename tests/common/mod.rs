@@ -315,7 +315,7 @@ pub async fn wait_until(
                 return s;
             }
             assert!(
-                !weir_client::is_terminal(&s.state) || pred(&s),
+                !s.state.is_terminal() || pred(&s),
                 "job ended ({}) while waiting for {what}: {}",
                 s.state,
                 s.failure

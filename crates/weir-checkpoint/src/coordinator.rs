@@ -13,30 +13,14 @@
 use crate::metadata::{OperatorSnapshot, SubtaskHandle};
 use crate::{CheckpointId, TaskKey};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckpointStatus {
-    InProgress,
-    Completed,
-    Failed,
-}
-
-impl CheckpointStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            CheckpointStatus::InProgress => "IN_PROGRESS",
-            CheckpointStatus::Completed => "COMPLETED",
-            CheckpointStatus::Failed => "FAILED",
-        }
-    }
-}
+use weir_types::CheckpointState;
 
 /// What the status API shows of a checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointStats {
     pub id: CheckpointId,
     pub savepoint: bool,
-    pub status: CheckpointStatus,
+    pub status: CheckpointState,
     pub location: String,
     pub triggered_at_ms: i64,
     pub duration_ms: u64,
@@ -152,7 +136,7 @@ impl CheckpointCoordinator {
         self.record(CheckpointStats {
             id,
             savepoint,
-            status: CheckpointStatus::InProgress,
+            status: CheckpointState::InProgress,
             location: location.clone(),
             triggered_at_ms: now_ms,
             duration_ms: 0,
@@ -219,7 +203,7 @@ impl CheckpointCoordinator {
         };
         let duration = (now_ms - p.triggered_at_ms).max(0) as u64;
         self.update(id, |s| {
-            s.status = CheckpointStatus::Completed;
+            s.status = CheckpointState::Completed;
             s.duration_ms = duration;
             s.state_bytes = p.bytes;
         });
@@ -251,7 +235,7 @@ impl CheckpointCoordinator {
         let p = self.pending.remove(&id)?;
         let duration = (now_ms - p.triggered_at_ms).max(0) as u64;
         self.update(id, |s| {
-            s.status = CheckpointStatus::Failed;
+            s.status = CheckpointState::Failed;
             s.failure = reason.to_string();
             s.duration_ms = duration;
         });
@@ -365,7 +349,7 @@ mod tests {
         assert_eq!(c.latest_completed().unwrap().0, 4);
         assert!(c
             .history()
-            .all(|s| s.status == CheckpointStatus::Completed && s.state_bytes == 10));
+            .all(|s| s.status == CheckpointState::Completed && s.state_bytes == 10));
     }
 
     #[test]
@@ -401,7 +385,7 @@ mod tests {
         let failed = c.history().find(|s| s.id == a).unwrap();
         assert_eq!(
             (failed.status, failed.failure.as_str()),
-            (CheckpointStatus::Failed, "timeout")
+            (CheckpointState::Failed, "timeout")
         );
     }
 

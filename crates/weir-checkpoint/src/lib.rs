@@ -20,9 +20,7 @@ pub mod metadata;
 pub mod twophase;
 
 pub use aligner::{AlignEvent, BarrierAligner};
-pub use coordinator::{
-    AckOutcome, CheckpointCoordinator, CheckpointStats, CheckpointStatus, TriggerError,
-};
+pub use coordinator::{AckOutcome, CheckpointCoordinator, CheckpointStats, TriggerError};
 pub use metadata::{CheckpointMetadata, OperatorSnapshot, SubtaskHandle};
 pub use twophase::TxnLog;
 pub use weir_types::{CheckpointId, TaskKey};

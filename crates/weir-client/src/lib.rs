@@ -2,9 +2,12 @@
 //! gRPC ([`Client`]). The `weir` CLI is built on this.
 
 pub mod builder;
+pub mod status;
 
 pub use builder::{JobBuilder, OperatorBuilder};
-pub use weir_proto::{JobStatus, JobSummary, TaskManagerInfo};
+pub use status::{CheckpointInfo, JobStatus, JobSummary, VertexStatus};
+pub use weir_proto::TaskManagerInfo;
+pub use weir_types::{CheckpointState, JobState};
 
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -24,6 +27,9 @@ pub enum ClientError {
     /// Several job managers were given and none leads (or none answers).
     #[error("no leading job manager: {0}")]
     NoLeader(String),
+    /// The job manager's answer makes no sense to this client (a state it does not know).
+    #[error("unexpected answer from the job manager: {0}")]
+    BadAnswer(String),
 }
 
 impl From<tonic::Status> for ClientError {
@@ -52,11 +58,6 @@ pub const FAILOVER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// How long [`Client::connect`] waits for a job manager to say whether it leads.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Terminal job states.
-pub fn is_terminal(state: &str) -> bool {
-    matches!(state, "FINISHED" | "CANCELED" | "FAILED")
-}
 
 #[derive(Clone)]
 pub struct Client {
@@ -172,13 +173,15 @@ impl Client {
     }
 
     pub async fn list(&self) -> Result<Vec<JobSummary>> {
-        Ok(self
-            .inner
+        self.inner
             .clone()
             .list_jobs(pb::ListJobsRequest {})
             .await?
             .into_inner()
-            .jobs)
+            .jobs
+            .into_iter()
+            .map(JobSummary::try_from)
+            .collect()
     }
 
     pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
@@ -189,7 +192,8 @@ impl Client {
                 job_id: job_id.to_string(),
             })
             .await?
-            .into_inner())
+            .into_inner()
+            .try_into()?)
     }
 
     pub async fn cancel(&self, job_id: &str) -> Result<()> {
@@ -242,7 +246,7 @@ impl Client {
         let mut unanswered: Option<std::time::Instant> = None;
         loop {
             match client.status(job_id).await {
-                Ok(s) if is_terminal(&s.state) => return Ok(s),
+                Ok(s) if s.state.is_terminal() => return Ok(s),
                 Ok(_) => unanswered = None,
                 Err(e @ (ClientError::Unreachable { .. } | ClientError::NoLeader(_))) => {
                     let since = *unanswered.get_or_insert_with(std::time::Instant::now);

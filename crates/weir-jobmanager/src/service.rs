@@ -156,7 +156,7 @@ fn status_of(jm: &JobManager, v: JobView) -> pb::JobStatus {
     pb::JobStatus {
         job_id: r.job_id,
         name: r.name,
-        state: r.state.as_str().into(),
+        state: job_state(r.state).into(),
         restarts: r.restarts,
         attempt: r.attempt,
         failure: r.failure,
@@ -165,7 +165,7 @@ fn status_of(jm: &JobManager, v: JobView) -> pb::JobStatus {
             .into_iter()
             .map(|c| pb::CheckpointInfo {
                 checkpoint_id: c.id,
-                state: c.status.as_str().into(),
+                state: checkpoint_state(c.status).into(),
                 savepoint: c.savepoint,
                 location: c.location,
                 state_bytes: c.state_bytes,
@@ -177,6 +177,27 @@ fn status_of(jm: &JobManager, v: JobView) -> pb::JobStatus {
         vertices,
         job_json: r.job_json,
         submitted_at_ms: r.submitted_at_ms,
+    }
+}
+
+fn job_state(s: weir_types::JobState) -> pb::JobState {
+    use weir_types::JobState as S;
+    match s {
+        S::Created => pb::JobState::Created,
+        S::Running => pb::JobState::Running,
+        S::Restarting => pb::JobState::Restarting,
+        S::Finished => pb::JobState::Finished,
+        S::Canceled => pb::JobState::Canceled,
+        S::Failed => pb::JobState::Failed,
+    }
+}
+
+fn checkpoint_state(s: weir_types::CheckpointState) -> pb::CheckpointState {
+    use weir_types::CheckpointState as S;
+    match s {
+        S::InProgress => pb::CheckpointState::InProgress,
+        S::Completed => pb::CheckpointState::Completed,
+        S::Failed => pb::CheckpointState::Failed,
     }
 }
 
@@ -207,7 +228,7 @@ impl pb::job_manager_service_server::JobManagerService for ClientApi {
             .map(|v| pb::JobSummary {
                 job_id: v.record.job_id,
                 name: v.record.name,
-                state: v.record.state.as_str().into(),
+                state: job_state(v.record.state).into(),
                 restarts: v.record.restarts,
                 submitted_at_ms: v.record.submitted_at_ms,
             })

@@ -9,6 +9,7 @@ use crate::{JmError, Result};
 use serde::{Deserialize, Serialize};
 use weir_checkpoint::lineage::{AttemptFence, AttemptRestore};
 use weir_storage::Storage;
+pub use weir_types::JobState;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -25,36 +26,6 @@ pub struct JobRecord {
     /// This job's checkpoint folder.
     pub checkpoint_dir: String,
     pub savepoint_dir: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobState {
-    Created,
-    Running,
-    Restarting,
-    Finished,
-    Canceled,
-    Failed,
-}
-
-impl JobState {
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            JobState::Finished | JobState::Canceled | JobState::Failed
-        )
-    }
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            JobState::Created => "CREATED",
-            JobState::Running => "RUNNING",
-            JobState::Restarting => "RESTARTING",
-            JobState::Finished => "FINISHED",
-            JobState::Canceled => "CANCELED",
-            JobState::Failed => "FAILED",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ pub mod keygroup;
 pub mod nexmark;
 pub mod patterns;
 pub mod plan;
+pub mod state;
 pub mod sync;
 
 pub use error::{Result, TypesError};
@@ -26,6 +27,7 @@ pub use job::{
 };
 pub use nexmark::{NexmarkSpec, NexmarkTable};
 pub use plan::{Channel, EdgeInfo, ExecutionPlan, TaskVertex};
+pub use state::{CheckpointState, JobState};
 
 /// The gRPC endpoints of a `--jobmanager` value: one address or a comma list (a leader and
 /// its standbys), trimmed, empty entries dropped, `http://` added where no scheme is given.

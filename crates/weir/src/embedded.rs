@@ -62,7 +62,7 @@ pub async fn run(
             break client.status(&id).await?;
         }
         let s = client.status(&id).await?;
-        if weir_client::is_terminal(&s.state) {
+        if s.state.is_terminal() {
             break s;
         }
         if progress > 0 && last_print.elapsed() >= Duration::from_secs(progress) {
