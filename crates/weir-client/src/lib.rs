@@ -185,15 +185,14 @@ impl Client {
     }
 
     pub async fn status(&self, job_id: &str) -> Result<JobStatus> {
-        Ok(self
-            .inner
+        self.inner
             .clone()
             .get_job_status(pb::GetJobStatusRequest {
                 job_id: job_id.to_string(),
             })
             .await?
             .into_inner()
-            .try_into()?)
+            .try_into()
     }
 
     pub async fn cancel(&self, job_id: &str) -> Result<()> {
