@@ -438,7 +438,7 @@ FROM bid GROUP BY auction % 7;",
     );
     let job = weir_sql::compile(&sql, "pg-group-by").expect("compile");
     let (_cluster, _status) = run_job(cluster, &job.to_json(), |c, _, _| async { c }).await;
-    let seq = weir_runtime::operators::nexmark::Sequence::new(&Default::default());
+    let seq = weir_connectors::nexmark::Sequence::new(&Default::default());
     let mut want: std::collections::BTreeMap<i64, (i64, i64, i64)> = Default::default();
     for n in 0..events {
         if seq.kind(n) == weir_types::NexmarkTable::Bid {
@@ -500,7 +500,7 @@ async fn nexmark_q4_averages_closing_prices() {
         s
     };
     // Reference: each auction's highest bid within [date_time, expires], averaged per category.
-    let seq = weir_runtime::operators::nexmark::Sequence::new(&Default::default());
+    let seq = weir_connectors::nexmark::Sequence::new(&Default::default());
     let mut auctions = std::collections::HashMap::new();
     let mut finals: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
     for n in 0..events {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use weir_runtime::operators::nexmark::Sequence;
+use weir_connectors::nexmark::Sequence;
 use weir_types::{NexmarkSpec, NexmarkTable};
 
 const EVENTS: u64 = 60_000;
@@ -73,7 +73,7 @@ fn parse_ts(s: &str) -> i64 {
 }
 
 /// Every bid of the first `events` events, from the model.
-fn bids(events: u64) -> Vec<weir_runtime::operators::nexmark::Bid> {
+fn bids(events: u64) -> Vec<weir_connectors::nexmark::Bid> {
     let seq = Sequence::new(&NexmarkSpec::default());
     (0..events)
         .filter(|n| seq.kind(*n) == NexmarkTable::Bid)
@@ -81,7 +81,7 @@ fn bids(events: u64) -> Vec<weir_runtime::operators::nexmark::Bid> {
         .collect()
 }
 
-fn people(events: u64) -> Vec<weir_runtime::operators::nexmark::Person> {
+fn people(events: u64) -> Vec<weir_connectors::nexmark::Person> {
     let seq = Sequence::new(&NexmarkSpec::default());
     (0..events)
         .filter(|n| seq.kind(*n) == NexmarkTable::Person)
@@ -89,7 +89,7 @@ fn people(events: u64) -> Vec<weir_runtime::operators::nexmark::Person> {
         .collect()
 }
 
-fn auctions(events: u64) -> Vec<weir_runtime::operators::nexmark::Auction> {
+fn auctions(events: u64) -> Vec<weir_connectors::nexmark::Auction> {
     let seq = Sequence::new(&NexmarkSpec::default());
     (0..events)
         .filter(|n| seq.kind(*n) == NexmarkTable::Auction)
@@ -169,7 +169,7 @@ fn reference(q: &str, events: u64) -> Vec<String> {
         // Each auction's highest bid made while it was open, per seller in order of closing
         // (ties by price), with the average of it and the seller's 10 closings before it.
         "q6" => {
-            let by_id: BTreeMap<i64, weir_runtime::operators::nexmark::Auction> =
+            let by_id: BTreeMap<i64, weir_connectors::nexmark::Auction> =
                 auctions(events).into_iter().map(|a| (a.id, a)).collect();
             let mut finals: BTreeMap<i64, i64> = BTreeMap::new();
             for b in bids(events) {

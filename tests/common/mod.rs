@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use weir_client::Client;
 
+pub mod inproc;
 pub mod kafka;
 pub mod kafka_jobs;
 pub mod kafka_raw;

@@ -8,12 +8,15 @@
 //! * [`leader`]: which job manager leads, through a lease in the shared object store;
 //! * [`lineage`]: the fencing of attempts and checkpoint completions between job managers,
 //!   and the checkpoint a new attempt restores from;
-//! * [`twophase`]: which sink transactions to commit when, and which to abort on recovery.
+//! * [`twophase`]: which sink transactions to commit when, and which to abort on recovery;
+//! * [`epochs`]: the same for a sink with one open transaction at a time (Kafka): the queue
+//!   of epochs awaiting their checkpoints, as actions to send, flush and commit.
 //!
 //! Architecture invariant: no async, no storage, no gRPC here.
 
 pub mod aligner;
 pub mod coordinator;
+pub mod epochs;
 pub mod leader;
 pub mod lineage;
 pub mod metadata;
@@ -21,6 +24,7 @@ pub mod twophase;
 
 pub use aligner::{AlignEvent, BarrierAligner};
 pub use coordinator::{AckOutcome, CheckpointCoordinator, CheckpointStats, TriggerError};
+pub use epochs::{EpochQueue, TxnAction};
 pub use metadata::{CheckpointMetadata, OperatorSnapshot, SubtaskHandle};
 pub use twophase::TxnLog;
 pub use weir_types::{CheckpointId, TaskKey};

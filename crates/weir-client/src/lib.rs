@@ -5,8 +5,7 @@ pub mod builder;
 pub mod status;
 
 pub use builder::{JobBuilder, OperatorBuilder};
-pub use status::{CheckpointInfo, JobStatus, JobSummary, VertexStatus};
-pub use weir_proto::TaskManagerInfo;
+pub use status::{CheckpointInfo, JobStatus, JobSummary, TaskManagerInfo, VertexStatus};
 pub use weir_types::{CheckpointState, JobState};
 
 use std::time::Duration;
@@ -232,7 +231,10 @@ impl Client {
             .cluster_info(pb::ClusterInfoRequest {})
             .await?
             .into_inner()
-            .task_managers)
+            .task_managers
+            .into_iter()
+            .map(TaskManagerInfo::from)
+            .collect())
     }
 
     /// Polls until the job reaches a terminal state (or the timeout passes).

@@ -55,6 +55,27 @@ pub struct VertexStatus {
     pub alignment_paused_ms: u64,
 }
 
+/// A task manager of the cluster, as `weir cluster` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskManagerInfo {
+    pub id: String,
+    /// The address the job manager and other task managers reach it at.
+    pub address: String,
+    pub slots: u32,
+    pub free_slots: u32,
+}
+
+impl From<pb::TaskManagerInfo> for TaskManagerInfo {
+    fn from(t: pb::TaskManagerInfo) -> Self {
+        Self {
+            id: t.id,
+            address: t.address,
+            slots: t.slots,
+            free_slots: t.free_slots,
+        }
+    }
+}
+
 fn job_state(state: i32) -> Result<JobState, ClientError> {
     Ok(match pb::JobState::try_from(state) {
         Ok(pb::JobState::Created) => JobState::Created,

@@ -1,7 +1,7 @@
 //! Watermark alignment across task managers: every heartbeat carries the watermarks of the
 //! task manager's aligned sources, and its answer carries, per alignment group it reported,
 //! the smallest watermark of that group's active sources on the *other* task managers (the
-//! task manager reads its own sources live: `weir_runtime::alignment`).
+//! task manager reads its own sources live: `weir_runtime::alignment` in the task manager).
 //!
 //! A plain state machine: each heartbeat replaces the sender's reports, so a source that
 //! ended, was cancelled or moved with a restart (a new attempt is a new group key) is gone

@@ -263,8 +263,7 @@ impl JobManager {
     pub async fn submit(&self, job_json: &str, restore_from: &str) -> Result<JobId> {
         let spec =
             JobSpec::from_json(job_json).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
-        weir_runtime::planner::validate(&spec)
-            .map_err(|e| JmError::InvalidRequest(e.to_string()))?;
+        weir_planner::validate(&spec).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
         check_source_paths(&spec).await?;
         let needed = spec.slots_needed();
         let total = self.cluster.total_slots();

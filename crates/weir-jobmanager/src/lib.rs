@@ -11,6 +11,7 @@
 //! * [`driver`]: one task per job that owns its lifecycle (scheduling, running, checkpointing,
 //!   failing over, finishing), built around `weir_checkpoint::CheckpointCoordinator`;
 //! * [`service`]: the thin tonic layers (client API and cluster API);
+//! * [`config`] and [`error`]: the job manager's settings and errors;
 //! * [`run`]: start-up from already-bound listeners.
 //!
 //! Architecture invariant: the job manager never runs operators or touches records; it only
@@ -18,7 +19,9 @@
 
 pub mod alignment;
 pub mod cluster;
+pub mod config;
 pub mod driver;
+pub mod error;
 pub mod leader;
 pub mod service;
 pub mod store;
@@ -28,104 +31,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, thiserror::Error)]
-pub enum JmError {
-    /// The request is wrong: bad job, unknown id, impossible resources.
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error("job {0} not found")]
-    NotFound(String),
-    /// The cluster cannot do it now (not enough slots, checkpoint storage unwritable).
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("storage: {0}")]
-    Storage(#[from] weir_storage::StorageError),
-    #[error("transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<JmError> for tonic::Status {
-    fn from(e: JmError) -> Self {
-        match e {
-            JmError::InvalidRequest(m) => tonic::Status::invalid_argument(m),
-            JmError::NotFound(m) => tonic::Status::not_found(format!("job {m} not found")),
-            JmError::Unavailable(m) => tonic::Status::failed_precondition(m),
-            other => tonic::Status::internal(other.to_string()),
-        }
-    }
-}
-
-pub type Result<T, E = JmError> = std::result::Result<T, E>;
-
-/// See [`JobManagerConfig::heartbeat_timeout`].
-pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(50);
-
-#[derive(Debug, Clone)]
-pub struct JobManagerConfig {
-    /// Folder URL for job records (and the default checkpoint folder below it).
-    pub state_dir: String,
-    /// Checkpoint folder for jobs that name none.
-    pub default_checkpoint_dir: String,
-    /// A task manager silent this long is considered lost (Flink's `heartbeat.timeout`, 50 s).
-    /// A killed task manager is lost at once, through its broken heartbeat stream; this is
-    /// for one that is cut off or frozen. Shorter finds those sooner but may take a loaded
-    /// machine's slow heartbeat for a death (docs/operations.md).
-    pub heartbeat_timeout: Duration,
-    /// How long a (re)starting job waits for enough slots before the attempt counts as failed.
-    pub slot_wait: Duration,
-    /// Resume the unfinished jobs found in `state_dir` on start (off for embedded runs).
-    pub resume: bool,
-    /// How long a restart waits for the failed attempt's tasks to stop, including the blocking
-    /// work they started (a sink's commit), before it gives the attempt up as failed to start
-    /// (Flink's `task.cancellation.timeout`, 180 s).
-    pub cancel_timeout: Duration,
-    /// The leader lease (`--lease-ms`, 15 s as Flink's Kubernetes HA): job managers sharing
-    /// a state dir elect one leader through it. None: no election (an embedded job manager,
-    /// which drives only the job it was started with and resumes nothing).
-    pub lease: Option<Duration>,
-    /// This process's id in leader claims.
-    pub id: String,
-    /// The state dir as an already opened storage (tests inject a failing one); None opens
-    /// `state_dir`. Job records and leader records go through it.
-    pub state_store: Option<weir_storage::Storage>,
-    /// The address clients and task managers reach this job manager at, as standbys tell
-    /// them (default: `http://` and the listener's address).
-    pub advertise: Option<String>,
-}
-
-impl JobManagerConfig {
-    /// The state dir's storage: the injected one, or `state_dir` opened.
-    pub fn state_storage(&self) -> Result<weir_storage::Storage> {
-        match &self.state_store {
-            Some(s) => Ok(s.clone()),
-            None => Ok(weir_storage::Storage::open(&self.state_dir)?),
-        }
-    }
-
-    pub fn new(state_dir: &str) -> Self {
-        let base = state_dir.trim_end_matches('/');
-        Self {
-            state_dir: base.to_string(),
-            default_checkpoint_dir: format!("{base}/checkpoints"),
-            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
-            slot_wait: Duration::from_secs(60),
-            resume: true,
-            cancel_timeout: Duration::from_secs(180),
-            lease: None,
-            id: format!(
-                "jm-{}-{}",
-                std::process::id(),
-                weir_types::JobId::generate().0.trim_start_matches("j-")
-            ),
-            advertise: None,
-            state_store: None,
-        }
-    }
-}
+pub use config::{JobManagerConfig, DEFAULT_HEARTBEAT_TIMEOUT};
+pub use error::{JmError, Result};
 
 /// Runs a job manager until `shutdown` fires. The client API and the cluster API are both
 /// served on `listener`, which the caller has bound (tests bind 127.0.0.1:0); the probes on

@@ -49,9 +49,14 @@ impl RuntimeError {
     }
 }
 
-impl From<datafusion::error::DataFusionError> for RuntimeError {
-    fn from(e: datafusion::error::DataFusionError) -> Self {
-        RuntimeError::Expr(e.to_string())
+impl From<weir_planner::PlanError> for RuntimeError {
+    fn from(e: weir_planner::PlanError) -> Self {
+        match e {
+            weir_planner::PlanError::Invalid(m) => RuntimeError::Plan(m),
+            weir_planner::PlanError::Expr(m) => RuntimeError::Expr(m),
+            weir_planner::PlanError::Arrow(e) => RuntimeError::Arrow(e),
+            weir_planner::PlanError::Internal(m) => RuntimeError::Internal(m),
+        }
     }
 }
 

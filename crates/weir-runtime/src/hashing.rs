@@ -9,20 +9,7 @@ use arrow::datatypes::{
 };
 use weir_types::keygroup::{combine, hash_bytes, hash_i64};
 
-/// Whether a column type can be a key.
-pub fn is_key_type(t: &DataType) -> bool {
-    // `is_integer` is exactly the eight integer types `hash_columns` handles.
-    t.is_integer()
-        || matches!(
-            t,
-            DataType::Utf8
-                | DataType::LargeUtf8
-                | DataType::Boolean
-                | DataType::Timestamp(_, _)
-                | DataType::Date32
-                | DataType::Date64
-        )
-}
+pub use weir_planner::is_key_type;
 
 macro_rules! ints {
     ($col:expr, $t:ty, $out:expr, $first:expr) => {{

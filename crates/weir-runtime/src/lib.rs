@@ -1,8 +1,11 @@
-//! The data plane: operators on Arrow record batches, the channels between subtasks, and the
-//! subtask loop that handles barriers, snapshots and two-phase commits.
+//! The data plane's core: what an operator is, the channels between subtasks, and the subtask
+//! loop that handles barriers, snapshots and two-phase commits. The operators themselves are
+//! in `weir-operators` (relational) and `weir-connectors` (sources and sinks); schemas and
+//! expressions in `weir-planner`.
 //!
-//! * [`planner`] turns a job's operators into Arrow schemas and checks columns and expressions;
-//! * [`operators`] holds one file per operator (sources, transforms, sinks);
+//! * [`operator`] defines the [`operator::Operator`] and [`operator::Source`] traits and what
+//!   an operator knows of where it runs;
+//! * [`registry`] maps an operator type to the code that builds it; the binary fills it;
 //! * [`task`] runs one subtask: it reads its input channels, aligns barriers (per the job's
 //!   guarantee, using `weir_checkpoint::BarrierAligner`), runs its operator chain, writes its
 //!   outputs through [`output`] partitioners, and uploads snapshots asynchronously;
@@ -18,14 +21,12 @@
 pub mod alignment;
 pub mod error;
 pub mod exchange;
-pub mod expr;
-pub mod failpoint;
 pub mod hashing;
 pub mod inflight;
 pub mod message;
-pub mod operators;
+pub mod operator;
 pub mod output;
-pub mod planner;
+pub mod registry;
 pub mod task;
 pub mod watermark;
 

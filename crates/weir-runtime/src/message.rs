@@ -14,10 +14,10 @@ pub struct Barrier {
     pub target_dir: Arc<str>,
 }
 
-#[cfg(test)]
 impl Barrier {
-    /// Barrier `id` of a checkpoint (operators' snapshot tests ignore the rest).
-    pub(crate) fn for_test(id: u64) -> Self {
+    /// Barrier `id` of a checkpoint, for the operators' snapshot tests (which ignore the
+    /// rest).
+    pub fn for_test(id: u64) -> Self {
         Self {
             id,
             timestamp_ms: 0,

@@ -1,7 +1,6 @@
 //! The script's tables and views, and what DataFusion's planner asks of them.
 
 use crate::error::{Result, SqlError};
-use crate::windows::WindowDef;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::TableReference;
@@ -13,6 +12,21 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::tokenizer::Location;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// A window table of a `TUMBLE`, `HOP` or `SESSION` call (`crate::windows` reads them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowDef {
+    /// The table or view the windows are over.
+    pub input: String,
+    /// Its event-time column.
+    pub time: String,
+    pub size_ms: u64,
+    pub slide_ms: u64,
+    /// SESSION windows: the gap (0 for TUMBLE and HOP) and the PARTITION BY columns.
+    pub gap_ms: u64,
+    pub partition: Vec<String>,
+    pub schema: Arc<Schema>,
+}
 
 /// A `CREATE TABLE`: columns, connector options, primary key and watermark.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 //! usual, and `translate` turns that aggregate into a `window_aggregate` operator reading the
 //! input relation.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, WindowDef};
 use crate::error::{Result, SqlError};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::common::TableReference;
@@ -22,20 +22,6 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Location;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct WindowDef {
-    /// The table or view the windows are over.
-    pub input: String,
-    /// Its event-time column.
-    pub time: String,
-    pub size_ms: u64,
-    pub slide_ms: u64,
-    /// SESSION windows: the gap (0 for TUMBLE and HOP) and the PARTITION BY columns.
-    pub gap_ms: u64,
-    pub partition: Vec<String>,
-    pub schema: Arc<Schema>,
-}
 
 /// `INTERVAL '10' SECOND`, `INTERVAL '1' MINUTE`, `INTERVAL '500' MILLISECOND`,
 /// `INTERVAL '10 seconds'` in milliseconds.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use weir_runtime::registry::Registry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TmError {
@@ -62,11 +63,15 @@ pub struct TaskManagerConfig {
     pub jm_timeout: Duration,
     /// Capacity, in batches, of each channel between subtasks (the backpressure buffer).
     pub channel_capacity: usize,
+    /// The operators and connectors this task manager can build (`weir-operators` and
+    /// `weir-connectors` register theirs; the binary assembles it).
+    pub registry: Arc<Registry>,
 }
 
 impl TaskManagerConfig {
-    pub fn new(jobmanager: impl Into<String>, slots: u32) -> Self {
+    pub fn new(jobmanager: impl Into<String>, slots: u32, registry: Arc<Registry>) -> Self {
         Self {
+            registry,
             jobmanager: jobmanager.into(),
             slots,
             id: format!(

@@ -16,7 +16,6 @@ use weir_runtime::alignment::{AlignedSource, Alignments};
 use weir_runtime::exchange::encode_batch;
 use weir_runtime::inflight::InFlight;
 use weir_runtime::output::{EdgeOutput, Outputs};
-use weir_runtime::planner;
 use weir_runtime::task::{
     join_alignment, run_task, RestoreSource, TaskControl, TaskEvent, TaskMetrics, TaskSetup,
 };
@@ -266,7 +265,7 @@ impl TaskManagerState {
         let bad = |m: String| TmError::Deploy(m);
         let spec = Arc::new(JobSpec::from_json(&d.job_json).map_err(|e| bad(e.to_string()))?);
         let plan = Arc::new(ExecutionPlan::new(&spec).map_err(|e| bad(e.to_string()))?);
-        let schemas = Arc::new(planner::schemas(&spec).map_err(|e| bad(e.to_string()))?);
+        let schemas = Arc::new(weir_planner::schemas(&spec).map_err(|e| bad(e.to_string()))?);
         let restore = match (&d.restore_dir, &d.restore_metadata) {
             (Some(dir), Some(meta)) => Some(RestoreSource {
                 storage: Storage::open(dir).map_err(|e| bad(e.to_string()))?,
@@ -424,6 +423,7 @@ impl TaskManagerState {
                 metrics: metrics.clone(),
                 inflight: job.inflight.clone(),
                 alignment: aligned.remove(key),
+                registry: self.cfg.registry.clone(),
             };
             // The task counts as running until its future is gone (ended, or dropped when
             // aborted); its blocking calls count on their own.

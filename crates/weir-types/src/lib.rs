@@ -6,6 +6,7 @@
 //! Architecture invariant: this crate does no I/O and knows nothing of Arrow, gRPC or storage.
 
 pub mod error;
+pub mod failpoint;
 pub mod ids;
 pub mod job;
 pub mod keygroup;

@@ -191,6 +191,15 @@ impl ExecutionPlan {
     }
 }
 
+impl JobSpec {
+    /// Total slots needed: one per subtask of every task vertex (chained operators share one).
+    pub fn slots_needed(&self) -> u32 {
+        ExecutionPlan::new(self)
+            .map(|p| p.vertices.iter().map(|v| v.parallelism).sum())
+            .unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

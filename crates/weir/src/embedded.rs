@@ -16,7 +16,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let spec = weir_types::JobSpec::from_json(job_json)?;
     let slots = slots.unwrap_or_else(|| spec.slots_needed()).max(1);
-    let shutdown = crate::shutdown_on_signal();
+    let shutdown = crate::process::shutdown_on_signal();
     let jm_listener = TcpListener::bind("127.0.0.1:0").await?;
     let jm_addr = format!("http://{}", jm_listener.local_addr()?);
     let mut cfg = weir_jobmanager::JobManagerConfig::new(state_dir);
@@ -29,7 +29,11 @@ pub async fn run(
     ));
     let tm_listener = TcpListener::bind("127.0.0.1:0").await?;
     let tm = tokio::spawn(weir_taskmanager::run(
-        weir_taskmanager::TaskManagerConfig::new(jm_addr.clone(), slots),
+        weir_taskmanager::TaskManagerConfig::new(
+            jm_addr.clone(),
+            slots,
+            crate::process::registry(),
+        ),
         tm_listener,
         None,
         shutdown.clone(),

@@ -1,6 +1,7 @@
 //! `weir`: run a job embedded, start job and task managers, and manage jobs on a cluster.
 
 mod embedded;
+mod process;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -8,7 +9,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use weir_client::Client;
 
 /// With the `mimalloc` feature: mimalloc instead of glibc's malloc. The join and window
@@ -215,8 +215,7 @@ fn read_job(path: &PathBuf) -> anyhow::Result<String> {
         weir_types::JobSpec::from_json(&text)
             .with_context(|| format!("job file {}", path.display()))?
     };
-    weir_runtime::planner::validate(&spec)
-        .with_context(|| format!("job file {}", path.display()))?;
+    weir_planner::validate(&spec).with_context(|| format!("job file {}", path.display()))?;
     Ok(spec.to_json())
 }
 
@@ -331,7 +330,7 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(id) = id {
                 cfg.id = id;
             }
-            let shutdown = shutdown_on_signal();
+            let shutdown = process::shutdown_on_signal();
             weir_jobmanager::run(cfg, listener, admin, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -355,12 +354,13 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
                 "task manager listening on http://{}",
                 listener.local_addr()?
             );
-            let mut cfg = weir_taskmanager::TaskManagerConfig::new(jm.jobmanager, slots);
+            let mut cfg =
+                weir_taskmanager::TaskManagerConfig::new(jm.jobmanager, slots, process::registry());
             cfg.advertise = advertise;
             if let Some(id) = id {
                 cfg.id = id;
             }
-            weir_taskmanager::run(cfg, listener, admin, shutdown_on_signal()).await?;
+            weir_taskmanager::run(cfg, listener, admin, process::shutdown_on_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit {
@@ -459,22 +459,6 @@ async fn main_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// A token cancelled on Ctrl-C or SIGTERM.
-pub(crate) fn shutdown_on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-        t.cancel();
-    });
-    token
 }
 
 fn main() -> ExitCode {

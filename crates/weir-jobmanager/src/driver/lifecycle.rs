@@ -732,7 +732,7 @@ async fn notify_until_acknowledged(
         };
         let lost = is_final
             && attempt == 1
-            && weir_runtime::failpoint::drops(weir_runtime::failpoint::JM_FINAL_NOTIFY);
+            && weir_types::failpoint::drops(weir_types::failpoint::JM_FINAL_NOTIFY);
         let result = if lost {
             Err("lost (failpoint)".to_string())
         } else {

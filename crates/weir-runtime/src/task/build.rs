@@ -5,7 +5,7 @@
 use super::{RestoreSource, Task, TaskControl, TaskSetup, TimeSlice};
 use crate::error::{Result, RuntimeError};
 use crate::message::Message;
-use crate::operators::{build_operator, build_source, OperatorContext, Restored};
+use crate::operator::{OperatorContext, Restored};
 use crate::watermark::WatermarkGen;
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 use tracing::debug;
@@ -116,7 +116,7 @@ impl Task {
                 restored = load_leases(dir, &op.id, restored).await?;
             }
             if pos == 0 && op.kind.is_source() {
-                let src = build_source(&ctx, op, restored).await?;
+                let src = s.registry.build_source(&ctx, op, restored).await?;
                 if let Some(w) = &op.watermark {
                     let col = s.schemas[op_index].index_of(&w.column).map_err(|_| {
                         RuntimeError::Plan(format!(
@@ -135,7 +135,7 @@ impl Task {
                 }
                 source = Some(src);
             } else {
-                chain.push(build_operator(&ctx, op, restored).await?);
+                chain.push(s.registry.build_operator(&ctx, op, restored).await?);
             }
             op_ids.push(op.id.clone());
         }

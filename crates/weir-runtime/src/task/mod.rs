@@ -29,7 +29,7 @@ use crate::alignment::{AlignedSource, Alignments, GroupKey};
 use crate::error::Result;
 use crate::inflight::InFlight;
 use crate::message::{Barrier, Message};
-use crate::operators::{Operator, Source};
+use crate::operator::{Operator, Source};
 use crate::output::Outputs;
 use crate::watermark::WatermarkGen;
 use arrow::datatypes::SchemaRef;
@@ -117,6 +117,8 @@ pub struct TaskSetup {
     pub inflight: InFlight,
     /// A source's membership in its watermark alignment group ([`join_alignment`]).
     pub alignment: Option<AlignedSource>,
+    /// Builds the chain's operators.
+    pub registry: Arc<crate::registry::Registry>,
 }
 
 /// Joins `task` to its watermark alignment group if it is a source in one. Whoever deploys
@@ -187,7 +189,7 @@ impl TimeSlice {
     /// Yields once the task has run for a slice since it last did. Called after each batch;
     /// the `task_batch` spin point (tests only) hogs the thread there first.
     async fn yield_if_spent(&mut self) {
-        crate::failpoint::hit(crate::failpoint::TASK_BATCH);
+        weir_types::failpoint::hit(weir_types::failpoint::TASK_BATCH);
         if self.0.elapsed() >= TIME_SLICE {
             tokio::task::yield_now().await;
             self.0 = std::time::Instant::now();

@@ -3,7 +3,7 @@
 
 use super::{Task, TaskControl, TaskEventKind};
 use crate::error::{Result, RuntimeError};
-use crate::operators::SourcePoll;
+use crate::operator::SourcePoll;
 use crate::watermark::END;
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;

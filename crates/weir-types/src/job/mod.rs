@@ -134,13 +134,6 @@ impl JobSpec {
     pub fn operator_index(&self, id: &str) -> Option<usize> {
         self.operators.iter().position(|o| o.id == id)
     }
-
-    /// Total slots needed: one per subtask of every task vertex (chained operators share one).
-    pub fn slots_needed(&self) -> u32 {
-        crate::plan::ExecutionPlan::new(self)
-            .map(|p| p.vertices.iter().map(|v| v.parallelism).sum())
-            .unwrap_or(0)
-    }
 }
 
 #[cfg(test)]
