@@ -252,7 +252,7 @@ impl FileSink {
             }
             #[cfg(not(feature = "parquet"))]
             FileFormat::Parquet => {
-                return Err(weir_planner::not_built("the parquet format", "parquet"))
+                return Err(weir_planner::not_built("the parquet format", "parquet").into())
             }
             FileFormat::Jsonl => {
                 let batch = flink_timestamps(batch)?;

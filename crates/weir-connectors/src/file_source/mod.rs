@@ -187,7 +187,7 @@ impl FileSource {
             }
             #[cfg(not(feature = "parquet"))]
             {
-                return Err(weir_planner::not_built("the parquet format", "parquet"));
+                return Err(weir_planner::not_built("the parquet format", "parquet").into());
             }
         } else {
             let at_file_start = from == 0;
