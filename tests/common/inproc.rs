@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weir_client::Client;
 use weir_runtime::registry::Registry;
+use weir_storage::Opener;
 
 struct Member {
     shutdown: CancellationToken,
@@ -23,15 +24,23 @@ pub struct InProcCluster {
     jm: Member,
     tms: Vec<Option<Member>>,
     registry: Arc<Registry>,
+    storage: Opener,
 }
 
 impl InProcCluster {
     /// A job manager on a state dir of its own and `tms` task managers of `slots` slots.
     pub async fn start(tms: usize, slots: u32) -> Self {
+        Self::start_with(tms, slots, Opener::real()).await
+    }
+
+    /// As [`InProcCluster::start`], every member opening storage through `storage` (a
+    /// failing one: `Opener::failing`).
+    pub async fn start_with(tms: usize, slots: u32, storage: Opener) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
         let mut cfg = weir_jobmanager::JobManagerConfig::new(state.to_str().expect("utf-8"));
         cfg.heartbeat_timeout = Duration::from_secs(10);
+        cfg.storage = storage.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let jm_url = format!("http://{}", listener.local_addr().expect("address"));
         let shutdown = CancellationToken::new();
@@ -50,6 +59,7 @@ impl InProcCluster {
             jm: Member { shutdown, handle },
             tms: Vec::new(),
             registry: Arc::new(registry),
+            storage,
         };
         for _ in 0..tms {
             cluster.add_tm(slots).await;
@@ -63,6 +73,7 @@ impl InProcCluster {
         let mut cfg =
             weir_taskmanager::TaskManagerConfig::new(&self.jm_url, slots, self.registry.clone());
         cfg.id = format!("inproc-tm-{}", self.tms.len());
+        cfg.storage = self.storage.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let shutdown = CancellationToken::new();
         let s = shutdown.clone();

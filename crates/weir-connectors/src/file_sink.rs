@@ -161,7 +161,7 @@ impl FileSink {
         spec: &FileSinkSpec,
         restored: Option<Restored>,
     ) -> Result<Self> {
-        let storage = Storage::open(&spec.path)?;
+        let storage = ctx.storage.open(&spec.path)?;
         let transactional = ctx.guarantee == DeliveryGuarantee::ExactlyOnce && ctx.checkpointing;
         let mut sink = Self {
             storage,
@@ -463,6 +463,7 @@ mod tests {
             input_schemas: vec![],
             output_schema: schema,
             inflight: Default::default(),
+            storage: Default::default(),
         }
     }
 

@@ -221,6 +221,7 @@ mod tests {
             input_schemas: vec![],
             output_schema: generator_schema(),
             inflight: Default::default(),
+            storage: Default::default(),
         }
     }
 

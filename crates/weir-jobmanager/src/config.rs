@@ -37,6 +37,9 @@ pub struct JobManagerConfig {
     /// The address clients and task managers reach this job manager at, as standbys tell
     /// them (default: `http://` and the listener's address).
     pub advertise: Option<String>,
+    /// How it opens folder URLs: the state dir (unless `state_store` is given), checkpoint
+    /// folders, source paths checked at submit. Tests inject failing stores here.
+    pub storage: weir_storage::Opener,
 }
 
 impl JobManagerConfig {
@@ -44,7 +47,7 @@ impl JobManagerConfig {
     pub fn state_storage(&self) -> Result<weir_storage::Storage> {
         match &self.state_store {
             Some(s) => Ok(s.clone()),
-            None => Ok(weir_storage::Storage::open(&self.state_dir)?),
+            None => Ok(self.storage.open(&self.state_dir)?),
         }
     }
 
@@ -65,6 +68,7 @@ impl JobManagerConfig {
             ),
             advertise: None,
             state_store: None,
+            storage: weir_storage::Opener::real(),
         }
     }
 }

@@ -25,7 +25,7 @@ use weir_checkpoint::{
     AckOutcome, CheckpointCoordinator, CheckpointMetadata, CheckpointStats, SubtaskHandle,
 };
 use weir_proto as pb;
-use weir_storage::Storage;
+use weir_storage::Opener;
 use weir_types::sync::lock;
 use weir_types::{now_ms, CheckpointId, ExecutionPlan, JobId, JobSpec, TaskKey};
 
@@ -121,8 +121,8 @@ impl CheckpointListing {
 /// `_metadata`. A metadata file that exists but cannot be read is an error, not something to
 /// skip (restoring an older checkpoint than one whose output sinks committed would duplicate
 /// it).
-pub async fn list_checkpoints(dir: &str) -> Result<CheckpointListing> {
-    let storage = Storage::open(dir)?;
+pub async fn list_checkpoints(opener: &Opener, dir: &str) -> Result<CheckpointListing> {
+    let storage = opener.open(dir)?;
     let mut ids: Vec<CheckpointId> = storage
         .list_dirs("")
         .await?
@@ -171,8 +171,8 @@ pub async fn list_checkpoints(dir: &str) -> Result<CheckpointListing> {
 }
 
 /// Reads the metadata of a savepoint or checkpoint folder given by a user.
-pub async fn read_metadata(dir: &str) -> Result<String> {
-    let storage = Storage::open(dir)?;
+pub async fn read_metadata(opener: &Opener, dir: &str) -> Result<String> {
+    let storage = opener.open(dir)?;
     let bytes = storage.get(METADATA_FILE).await.map_err(|e| {
         JmError::InvalidRequest(format!(
             "cannot restore from {dir}: no readable {METADATA_FILE} ({e})"
@@ -264,7 +264,7 @@ impl JobManager {
         let spec =
             JobSpec::from_json(job_json).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
         weir_planner::validate(&spec).map_err(|e| JmError::InvalidRequest(e.to_string()))?;
-        check_source_paths(&spec).await?;
+        check_source_paths(&self.cfg.storage, &spec).await?;
         let needed = spec.slots_needed();
         let total = self.cluster.total_slots();
         if needed > total {
@@ -286,13 +286,16 @@ impl JobManager {
         } else {
             spec.checkpoint.savepoint_dir.clone()
         };
-        let ckpt = Storage::open(&checkpoint_dir)
+        let ckpt = self
+            .cfg
+            .storage
+            .open(&checkpoint_dir)
             .map_err(|e| JmError::Unavailable(format!("checkpoint storage: {e}")))?;
         ckpt.check_writable().await.map_err(|e| {
             JmError::Unavailable(format!("checkpoint storage is not writable: {e}"))
         })?;
         if !restore_from.is_empty() {
-            read_metadata(restore_from).await?;
+            read_metadata(&self.cfg.storage, restore_from).await?;
         }
         let record = JobRecord {
             job_id: id.0.clone(),
@@ -505,10 +508,12 @@ mod lifecycle;
 /// enumerator lists it on the job manager), so a typo fails the submit, naming the path,
 /// instead of a deployed job. Storage that cannot be reached now is left to the task
 /// managers, which retry.
-async fn check_source_paths(spec: &JobSpec) -> Result<()> {
+async fn check_source_paths(opener: &Opener, spec: &JobSpec) -> Result<()> {
     for op in &spec.operators {
         if let weir_types::OperatorKind::FileSource(f) = &op.kind {
-            match weir_storage::SourcePath::open(&f.path, f.monitor_interval_ms.is_some()).await {
+            match weir_storage::SourcePath::open(opener, &f.path, f.monitor_interval_ms.is_some())
+                .await
+            {
                 Ok(_) => {}
                 Err(e @ weir_storage::StorageError::MissingSource { .. }) => {
                     return Err(JmError::InvalidRequest(format!(

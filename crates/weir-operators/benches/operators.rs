@@ -45,6 +45,7 @@ fn ctx(spec: &JobSpec, op: usize) -> OperatorContext {
         input_schemas: vec![],
         output_schema: s[op].clone(),
         inflight: Default::default(),
+        storage: Default::default(),
     }
 }
 

@@ -33,6 +33,8 @@ pub struct OperatorContext {
     /// Counts blocking work the operator starts, so a cancelled attempt is known to have
     /// stopped only once that work has returned (`crate::inflight`).
     pub inflight: crate::inflight::InFlight,
+    /// How it opens folder URLs (a file source's or sink's path): the task manager's.
+    pub storage: weir_storage::Opener,
 }
 
 impl OperatorContext {
@@ -59,6 +61,7 @@ impl OperatorContext {
             input_schemas: inputs,
             output_schema: output,
             inflight: Default::default(),
+            storage: Default::default(),
         }
     }
 }

@@ -63,13 +63,12 @@ pub struct FailingStore {
 impl FailingStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> (Self, FaultSwitch) {
         let switch = FaultSwitch::default();
-        (
-            Self {
-                inner,
-                switch: switch.clone(),
-            },
-            switch,
-        )
+        (Self::with_switch(inner, switch.clone()), switch)
+    }
+
+    /// Wraps `inner`, failing as `switch` says (one switch can govern many stores).
+    pub fn with_switch(inner: Arc<dyn ObjectStore>, switch: FaultSwitch) -> Self {
+        Self { inner, switch }
     }
 }
 

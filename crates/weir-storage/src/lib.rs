@@ -129,6 +129,40 @@ fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path, String)> {
     Ok((Arc::new(store), Path::default(), url))
 }
 
+/// How a process opens folder URLs. Every part of Weir that opens storage (the job manager's
+/// state and checkpoint folders, a task's snapshot uploads and restores, the file sink and
+/// source) takes the opener of its job or task manager's config, so a test can give a whole
+/// cluster stores that fail on demand ([`Opener::failing`]).
+#[derive(Debug, Clone, Default)]
+pub struct Opener {
+    /// Failures to inject into every store opened (tests).
+    faults: Option<failing::FaultSwitch>,
+}
+
+impl Opener {
+    /// Opens the real store a URL names.
+    pub fn real() -> Self {
+        Self::default()
+    }
+
+    /// Opens every URL through a [`failing::FailingStore`] governed by `switch`.
+    pub fn failing(switch: failing::FaultSwitch) -> Self {
+        Self {
+            faults: Some(switch),
+        }
+    }
+
+    /// Opens a folder URL. Local folders are created if missing.
+    pub fn open(&self, url: &str) -> Result<Storage> {
+        let (store, root, url) = open_store(url.trim())?;
+        let store: Arc<dyn ObjectStore> = match &self.faults {
+            Some(switch) => Arc::new(failing::FailingStore::with_switch(store, switch.clone())),
+            None => store,
+        };
+        Ok(Storage { store, root, url })
+    }
+}
+
 impl Storage {
     /// Opens a folder URL. Local folders are created if missing.
     pub fn open(url: &str) -> Result<Self> {
@@ -501,7 +535,7 @@ impl SourcePath {
     /// Resolves `path`. A path that names nothing is an error, as in Flink, not an empty
     /// input; with `allow_empty`, an S3 prefix with no objects below it is an empty folder
     /// (a monitored source waits for files to appear there).
-    pub async fn open(path: &str, allow_empty: bool) -> Result<Self> {
+    pub async fn open(opener: &Opener, path: &str, allow_empty: bool) -> Result<Self> {
         let trimmed = path.trim();
         let missing = || StorageError::MissingSource {
             path: trimmed.to_string(),
@@ -518,18 +552,18 @@ impl SourcePath {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                     _ => std::path::PathBuf::from("."),
                 };
-                let storage = Storage::open(&parent.to_string_lossy())?;
+                let storage = opener.open(&parent.to_string_lossy())?;
                 return Ok(Self {
                     storage,
                     file: Some(name),
                 });
             }
             return Ok(Self {
-                storage: Storage::open(trimmed)?,
+                storage: opener.open(trimmed)?,
                 file: None,
             });
         }
-        let storage = Storage::open(trimmed)?;
+        let storage = opener.open(trimmed)?;
         let folder = Self {
             storage,
             file: None,
@@ -543,7 +577,7 @@ impl SourcePath {
                 .split_once("://")
                 .is_some_and(|(_, rest)| !rest.is_empty());
             if bucket_and_more && !name.is_empty() {
-                let parent_storage = Storage::open(parent)?;
+                let parent_storage = opener.open(parent)?;
                 if parent_storage.exists(name).await? {
                     return Ok(Self {
                         storage: parent_storage,
@@ -624,6 +658,29 @@ impl PartWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failing_opener_fails_every_store_it_opens_until_disarmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().to_str().unwrap();
+        let switch = failing::FaultSwitch::default();
+        let opener = Opener::failing(switch.clone());
+        let (a, b) = (opener.open(url).unwrap(), opener.open(url).unwrap());
+        a.put("chk-1/x", Bytes::from_static(b"1")).await.unwrap();
+        switch.fail_reads("chk-");
+        switch.fail_writes("chk-");
+        assert!(b.get("chk-1/x").await.is_err());
+        assert!(b.put("chk-2/y", Bytes::from_static(b"2")).await.is_err());
+        b.put("other", Bytes::from_static(b"3")).await.unwrap();
+        assert!(Opener::real()
+            .open(url)
+            .unwrap()
+            .get("chk-1/x")
+            .await
+            .is_ok());
+        switch.disarm();
+        assert_eq!(a.get("chk-1/x").await.unwrap(), Bytes::from_static(b"1"));
+    }
 
     #[tokio::test]
     async fn local_folder_round_trip() {
@@ -723,7 +780,9 @@ mod tests {
         std::fs::write(dir.path().join("_hidden"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/a.csv"), b"22\n").unwrap();
-        let folder = SourcePath::open(root, false).await.unwrap();
+        let folder = SourcePath::open(&Opener::real(), root, false)
+            .await
+            .unwrap();
         assert!(folder.file.is_none());
         let names: Vec<_> = folder
             .list()
@@ -733,12 +792,12 @@ mod tests {
             .map(|f| f.rel)
             .collect();
         assert_eq!(names, vec!["b.csv", "sub/a.csv"]);
-        let one = SourcePath::open(&format!("{root}/sub/a.csv"), false)
+        let one = SourcePath::open(&Opener::real(), &format!("{root}/sub/a.csv"), false)
             .await
             .unwrap();
         assert_eq!(one.file.as_deref(), Some("a.csv"));
         assert_eq!(one.list().await.unwrap()[0].size, 3);
-        let err = SourcePath::open(&format!("{root}/nope"), true)
+        let err = SourcePath::open(&Opener::real(), &format!("{root}/nope"), true)
             .await
             .unwrap_err()
             .to_string();

@@ -66,12 +66,15 @@ pub struct TaskManagerConfig {
     /// The operators and connectors this task manager can build (`weir-operators` and
     /// `weir-connectors` register theirs; the binary assembles it).
     pub registry: Arc<Registry>,
+    /// How it opens folder URLs (restores, leases, snapshots, file sources and sinks).
+    pub storage: weir_storage::Opener,
 }
 
 impl TaskManagerConfig {
     pub fn new(jobmanager: impl Into<String>, slots: u32, registry: Arc<Registry>) -> Self {
         Self {
             registry,
+            storage: weir_storage::Opener::real(),
             jobmanager: jobmanager.into(),
             slots,
             id: format!(

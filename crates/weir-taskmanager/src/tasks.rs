@@ -20,7 +20,6 @@ use weir_runtime::task::{
     join_alignment, run_task, RestoreSource, TaskControl, TaskEvent, TaskMetrics, TaskSetup,
 };
 use weir_runtime::{Barrier, Message};
-use weir_storage::Storage;
 use weir_types::sync::lock;
 use weir_types::{Channel, ExecutionPlan, JobId, JobSpec, Partitioning, TaskKey};
 
@@ -268,7 +267,7 @@ impl TaskManagerState {
         let schemas = Arc::new(weir_planner::schemas(&spec).map_err(|e| bad(e.to_string()))?);
         let restore = match (&d.restore_dir, &d.restore_metadata) {
             (Some(dir), Some(meta)) => Some(RestoreSource {
-                storage: Storage::open(dir).map_err(|e| bad(e.to_string()))?,
+                storage: self.cfg.storage.open(dir).map_err(|e| bad(e.to_string()))?,
                 metadata: Arc::new(
                     CheckpointMetadata::from_json(meta.as_bytes())
                         .map_err(|e| bad(e.to_string()))?,
@@ -278,11 +277,13 @@ impl TaskManagerState {
         };
         let lease_dir = if spec.guarantee == weir_types::DeliveryGuarantee::AtMostOnce {
             Some(
-                Storage::open(&format!(
-                    "{}/leases",
-                    d.checkpoint_dir.trim_end_matches('/')
-                ))
-                .map_err(|e| bad(e.to_string()))?,
+                self.cfg
+                    .storage
+                    .open(&format!(
+                        "{}/leases",
+                        d.checkpoint_dir.trim_end_matches('/')
+                    ))
+                    .map_err(|e| bad(e.to_string()))?,
             )
         } else {
             None
@@ -424,6 +425,7 @@ impl TaskManagerState {
                 inflight: job.inflight.clone(),
                 alignment: aligned.remove(key),
                 registry: self.cfg.registry.clone(),
+                storage: self.cfg.storage.clone(),
             };
             // The task counts as running until its future is gone (ended, or dropped when
             // aborted); its blocking calls count on their own.

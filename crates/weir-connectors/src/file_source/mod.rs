@@ -84,7 +84,7 @@ impl FileSource {
         restored: Option<Restored>,
     ) -> Result<Self> {
         let monitor = spec.monitor_interval_ms.map(Duration::from_millis);
-        let path = SourcePath::open(&spec.path, monitor.is_some())
+        let path = SourcePath::open(&ctx.storage, &spec.path, monitor.is_some())
             .await
             .map_err(source_path_error)?;
         let line_format = spec.format != FileFormat::Parquet;

@@ -268,6 +268,7 @@ mod tests {
             input_schemas: vec![],
             output_schema: table_schema(NexmarkTable::Bid),
             inflight: Default::default(),
+            storage: Default::default(),
         }
     }
 

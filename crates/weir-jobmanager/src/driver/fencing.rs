@@ -72,11 +72,15 @@ impl Driver {
             .map_err(|e| StartError::Retry(format!("cannot read the attempt records: {e}")))?;
         let completed: Vec<(CheckpointId, u64)> =
             listing.completed.iter().map(|c| (c.0, c.2)).collect();
-        let external = |loc: String| async move {
-            let meta = read_metadata(&loc)
-                .await
-                .map_err(|e| StartError::Fatal(e.to_string()))?;
-            Ok::<_, StartError>(Some((loc, meta)))
+        let opener = self.cfg.storage.clone();
+        let external = |loc: String| {
+            let opener = opener.clone();
+            async move {
+                let meta = read_metadata(&opener, &loc)
+                    .await
+                    .map_err(|e| StartError::Fatal(e.to_string()))?;
+                Ok::<_, StartError>(Some((loc, meta)))
+            }
         };
         let (restore, checkpoint) = match lineage::restore_point(&restores, &completed) {
             RestorePoint::Checkpoint(id) => {

@@ -172,12 +172,19 @@ impl Driver {
         // Fence the attempt before listing the checkpoints (weir_checkpoint::lineage): a
         // checkpoint another job manager completes after this cannot be committed.
         let attempt = self.fence_next_attempt().await?;
-        let listing = list_checkpoints(&self.record.checkpoint_dir)
+        // A store that cannot be read now (an outage) is worth another attempt; a checkpoint
+        // that cannot be parsed is not.
+        let listing = list_checkpoints(&self.cfg.storage, &self.record.checkpoint_dir)
             .await
-            .map_err(|e| StartError::Fatal(format!("cannot restore: {e}")))?;
+            .map_err(|e| match e {
+                JmError::Storage(e) => {
+                    StartError::Retry(format!("cannot list the checkpoints to restore: {e}"))
+                }
+                e => StartError::Fatal(format!("cannot restore: {e}")),
+            })?;
         self.next_checkpoint_id = self.next_checkpoint_id.max(listing.max_id + 1);
         for url in &listing.abandoned {
-            if let Ok(s) = Storage::open(url) {
+            if let Ok(s) = self.cfg.storage.open(url) {
                 let _ = s.delete_prefix("").await;
             }
         }
@@ -289,7 +296,7 @@ impl Driver {
                 discard.push(url);
             }
         }
-        delete_folders(discard);
+        delete_folders(&self.cfg.storage, discard);
         let sources = tasks
             .iter()
             .copied()
@@ -574,7 +581,7 @@ impl Driver {
         };
         // Written once, never overwritten: of two job managers completing one id (one of them
         // deposed), one fails here.
-        let written = match Storage::open(&location) {
+        let written = match self.cfg.storage.open(&location) {
             Ok(s) => match s.put_if_absent(METADATA_FILE, metadata.to_json()).await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(format!(
@@ -623,7 +630,7 @@ impl Driver {
         if let Some((reply, _stop)) = a.savepoints.remove(&id) {
             let _ = reply.send(Ok((location, id)));
         }
-        delete_folders(discard);
+        delete_folders(&self.cfg.storage, discard);
         self.publish();
     }
 
@@ -758,13 +765,14 @@ async fn notify_until_acknowledged(
 }
 
 /// Deletes old checkpoint folders in the background (a failure only leaves garbage behind).
-fn delete_folders(folders: Vec<String>) {
+fn delete_folders(opener: &weir_storage::Opener, folders: Vec<String>) {
     if folders.is_empty() {
         return;
     }
+    let opener = opener.clone();
     tokio::spawn(async move {
         for loc in folders {
-            if let Ok(s) = Storage::open(&loc) {
+            if let Ok(s) = opener.open(&loc) {
                 if let Err(e) = s.delete_prefix("").await {
                     warn!(location = %loc, error = %e, "cannot delete old checkpoint");
                 }

@@ -110,6 +110,7 @@ impl Task {
                 input_schemas,
                 output_schema: s.schemas[op_index].clone(),
                 inflight: s.inflight.clone(),
+                storage: s.storage.clone(),
             };
             let mut restored = load_restored(&s.restore, &op.id).await?;
             if let (Some(dir), true) = (&s.lease_dir, op.kind.is_source()) {
@@ -158,6 +159,7 @@ impl Task {
             metrics: s.metrics,
             checkpointing: s.spec.checkpoint.interval_ms > 0,
             lease_dir: s.lease_dir,
+            storage: s.storage,
             watermarks,
             alignment,
             channel_input,

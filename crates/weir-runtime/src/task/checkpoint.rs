@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::message::Barrier;
 use tracing::warn;
 use weir_checkpoint::SubtaskHandle;
-use weir_storage::Storage;
+use weir_storage::Opener;
 use weir_types::{CheckpointId, TaskKey};
 
 impl Task {
@@ -55,15 +55,16 @@ impl Task {
             }
         }
         self.outputs.barrier(barrier).await?;
-        let (events, job_id, attempt, key) = (
+        let (events, job_id, attempt, key, storage) = (
             self.events.clone(),
             self.job_id.clone(),
             self.attempt,
             self.key,
+            self.storage.clone(),
         );
         let barrier = barrier.clone();
         tokio::spawn(async move {
-            let kind = match upload(&barrier, key, attempt, states).await {
+            let kind = match upload(&storage, &barrier, key, attempt, states).await {
                 Ok(handles) => TaskEventKind::Acknowledged {
                     checkpoint: barrier.id,
                     handles,
@@ -88,6 +89,7 @@ impl Task {
 }
 
 async fn upload(
+    storage: &Opener,
     barrier: &Barrier,
     key: TaskKey,
     attempt: u64,
@@ -96,7 +98,7 @@ async fn upload(
     if states.is_empty() {
         return Ok(vec![]);
     }
-    let storage = Storage::open(&barrier.target_dir)?;
+    let storage = storage.open(&barrier.target_dir)?;
     let mut handles = Vec::with_capacity(states.len());
     for (op_id, bytes) in states {
         let path = format!("{op_id}-{}-a{attempt}.state", key.subtask);

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver, UnboundedSender};
 use tracing::{info_span, warn, Instrument};
 use weir_checkpoint::{CheckpointMetadata, SubtaskHandle};
-use weir_storage::Storage;
+use weir_storage::{Opener, Storage};
 use weir_types::{CheckpointId, DeliveryGuarantee, ExecutionPlan, JobId, JobSpec, TaskKey};
 
 #[derive(Debug, Clone)]
@@ -119,6 +119,8 @@ pub struct TaskSetup {
     pub alignment: Option<AlignedSource>,
     /// Builds the chain's operators.
     pub registry: Arc<crate::registry::Registry>,
+    /// How the task and its operators open folder URLs (the task manager's).
+    pub storage: Opener,
 }
 
 /// Joins `task` to its watermark alignment group if it is a source in one. Whoever deploys
@@ -162,6 +164,8 @@ struct Task {
     metrics: Arc<TaskMetrics>,
     checkpointing: bool,
     lease_dir: Option<Storage>,
+    /// Opens the checkpoint folders snapshots go to.
+    storage: Opener,
     /// Sources with a watermark spec: the generator and the event-time column's index.
     watermarks: Option<(WatermarkGen, usize)>,
     /// Sources in a watermark alignment group.
